@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+
+def open_fds() -> set[int]:
+    return {int(fd) for fd in os.listdir("/proc/self/fd")}
+
+
+@pytest.fixture
+def no_fd_leaks() -> Iterator[None]:
+    """Fail the test if it leaves more fds open than it found."""
+    before = open_fds()
+    yield
+    leaked = open_fds() - before
+    # listdir's own fd is gone by now; anything else is ours.
+    leaked = {fd for fd in leaked if os.path.exists(f"/proc/self/fd/{fd}")}
+    assert not leaked, f"fds leaked: {sorted(leaked)}"

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import trioserial
+import trioserial.testing
+
+DOCUMENTED = {
+    "AsyncSerial",
+    "NotASerialPortError",
+    "Parity",
+    "PortBusyError",
+    "PortNotFoundError",
+    "PortPermissionError",
+    "SerialPortError",
+    "SerialSettings",
+    "SerialStatistics",
+    "StopBits",
+    "UnsupportedOperationError",
+    "UnsupportedURLError",
+    "open_serial_port",
+}
+
+
+def test_all_is_the_documented_surface() -> None:
+    assert set(trioserial.__all__) == DOCUMENTED
+    for name in trioserial.__all__:
+        assert getattr(trioserial, name).__module__.startswith("trioserial")
+
+
+def test_testing_surface() -> None:
+    assert set(trioserial.testing.__all__) == {
+        "PtyDevice",
+        "clog",
+        "open_clogged_pty_pair",
+        "open_pty_pair",
+    }
+
+
+def test_errors_are_oserrors_for_pyserial_and_jumpstarter_code() -> None:
+    import serial
+
+    for name in ("PortNotFoundError", "PortBusyError", "PortPermissionError"):
+        cls = getattr(trioserial, name)
+        assert issubclass(cls, serial.SerialException)
+        assert issubclass(cls, OSError)

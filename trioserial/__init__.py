@@ -1,0 +1,33 @@
+"""Serial ports for Trio: pyserial's reach, Trio's I/O, honest cancellation semantics."""
+
+from ._errors import NotASerialPortError as NotASerialPortError
+from ._errors import PortBusyError as PortBusyError
+from ._errors import PortNotFoundError as PortNotFoundError
+from ._errors import PortPermissionError as PortPermissionError
+from ._errors import SerialPortError as SerialPortError
+from ._errors import UnsupportedOperationError as UnsupportedOperationError
+from ._errors import UnsupportedURLError as UnsupportedURLError
+from ._settings import Parity as Parity
+from ._settings import SerialSettings as SerialSettings
+from ._settings import SerialStatistics as SerialStatistics
+from ._settings import StopBits as StopBits
+from ._stream import AsyncSerial as AsyncSerial
+from ._stream import open_serial_port as open_serial_port
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncSerial",
+    "NotASerialPortError",
+    "Parity",
+    "PortBusyError",
+    "PortNotFoundError",
+    "PortPermissionError",
+    "SerialPortError",
+    "SerialSettings",
+    "SerialStatistics",
+    "StopBits",
+    "UnsupportedOperationError",
+    "UnsupportedURLError",
+    "open_serial_port",
+]

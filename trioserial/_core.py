@@ -1,0 +1,88 @@
+"""The sync port core interface (layer 1).
+
+A *core* owns one transport (a tty fd, a socket, ...) and offers
+non-blocking attempts: :meth:`PortCore.read_nowait` and
+:meth:`PortCore.write_nowait` either make progress at once or raise
+:exc:`BlockingIOError`, and :meth:`PortCore.fileno` is what a front end
+waits on. Cores never import trio or anyio, never sleep and never block, so
+both front ends (:mod:`trioserial` on Trio, :mod:`trioserial.anyio`) drive
+the same code and the whole layer is tested without an event loop.
+"""
+
+from __future__ import annotations
+
+import abc
+import errno
+from typing import Final
+
+from ._errors import UnsupportedOperationError
+from ._settings import SerialSettings
+
+__all__ = ["DEFAULT_RECEIVE_SIZE", "PortCore"]
+
+#: What ``receive_some()`` asks for when the caller does not say.
+DEFAULT_RECEIVE_SIZE: Final = 65536
+
+
+class PortCore(abc.ABC):
+    """One open transport, driven by non-blocking attempts.
+
+    Subclasses set :attr:`name` (the port as the user named it),
+    :attr:`transport` (``"tty"``, ``"socket"``, ...) and :attr:`settings`.
+    Once :meth:`close` has run, :meth:`fileno` returns ``-1`` and every
+    attempt fails with ``EBADF``, so a stale handle can never touch an fd
+    number the OS has since handed to someone else.
+    """
+
+    name: str
+    transport: str
+    settings: SerialSettings
+
+    @abc.abstractmethod
+    def fileno(self) -> int:
+        """The fd to wait on, or ``-1`` once closed."""
+
+    @property
+    def closed(self) -> bool:
+        return self.fileno() == -1
+
+    @abc.abstractmethod
+    def read_nowait(self, max_bytes: int) -> bytes:
+        """Read 1 to *max_bytes* bytes now.
+
+        Returns ``b""`` only at end of stream (the device hung up). Raises
+        :exc:`BlockingIOError` when there is nothing to read yet, and
+        :exc:`OSError` otherwise (see :meth:`is_closed_error`).
+        """
+
+    @abc.abstractmethod
+    def write_nowait(self, data: memoryview) -> int:
+        """Write a prefix of *data* now and return its length (at least 1).
+
+        Raises :exc:`BlockingIOError` when nothing can be written yet.
+        """
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the transport. Idempotent; never blocks for long.
+
+        The front end calls its library's ``notify_closing(fd)`` first, so
+        tasks waiting on the fd wake with a "closed" error.
+        """
+
+    def is_closed_error(self, exc: OSError) -> bool:
+        """Whether *exc* means "closed by us" (as opposed to "broken")."""
+        return self.closed or exc.errno == errno.EBADF
+
+    def apply_settings(self, settings: SerialSettings) -> None:
+        """Apply *settings* (already validated) to the line, keeping buffered data."""
+        raise self.unsupported("changing settings")
+
+    def unsupported(self, what: str) -> UnsupportedOperationError:
+        return UnsupportedOperationError(
+            f"{self.name!r} ({self.transport}) does not support {what}", port=self.name
+        )
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"fd={self.fileno()}"
+        return f"<{type(self).__name__} {self.name!r} {state}>"

@@ -1,0 +1,107 @@
+"""Exceptions raised by trioserial (layer 0).
+
+Every error about a port is a :class:`SerialPortError`, which is a
+:class:`serial.SerialException` and so an :class:`OSError`: code written for
+pyserial (or for Jumpstarter, which expects a hangup to arrive as an
+``OSError``) keeps working. The message always names the port.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+
+import serial
+
+__all__ = [
+    "NotASerialPortError",
+    "PortBusyError",
+    "PortNotFoundError",
+    "PortPermissionError",
+    "SerialPortError",
+    "UnsupportedOperationError",
+    "UnsupportedURLError",
+]
+
+
+class SerialPortError(serial.SerialException):
+    """A serial port could not be opened, configured or controlled.
+
+    Attributes:
+      port: the port (device path or URL) the error is about.
+      errno: the OS error number behind it, or ``None``.
+    """
+
+    def __init__(self, message: str, *, port: str, errno: int | None = None) -> None:
+        if errno is None:
+            super().__init__(message)
+        else:
+            super().__init__(errno, message)
+        self.port = port
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[object, ...]:  # keep pickling (and copy) working
+        return (_rebuild, (type(self), self.message, self.port, self.errno))
+
+
+def _rebuild(
+    cls: type[SerialPortError], message: str, port: str, errno: int | None
+) -> SerialPortError:
+    return cls(message, port=port, errno=errno)
+
+
+class PortNotFoundError(SerialPortError):
+    """The port does not exist (no such device path, or the device is absent)."""
+
+
+class PortBusyError(SerialPortError):
+    """Another process (or another handle in this one) holds the port exclusively."""
+
+
+class PortPermissionError(SerialPortError):
+    """The OS refused access to the port (check the ``dialout`` group)."""
+
+
+class NotASerialPortError(SerialPortError):
+    """The path exists but is not a terminal device."""
+
+
+class UnsupportedOperationError(SerialPortError):
+    """The port or transport cannot do this (for example modem lines on a pty).
+
+    A pty answers every modem-line ioctl with ``ENOTTY``; a ``socket://``
+    port has no modem lines at all. Code that must run on both real UARTs
+    and ptys catches this one type.
+    """
+
+
+class UnsupportedURLError(ValueError):
+    """The URL's scheme is unknown, or its options are malformed."""
+
+
+def open_error(port: str, exc: OSError) -> SerialPortError:
+    """Map an ``OSError`` from ``open()`` of *port* to the documented error type."""
+    code = exc.errno
+    reason = exc.strerror or str(exc)
+    message = f"cannot open {port!r}: {reason}"
+    if code in (_errno.ENOENT, _errno.ENXIO, _errno.ENODEV):
+        return PortNotFoundError(message, port=port, errno=code)
+    if code in (_errno.EACCES, _errno.EPERM):
+        return PortPermissionError(
+            message + " (is the user in the group that owns the device, such as 'dialout'?)",
+            port=port,
+            errno=code,
+        )
+    if code in (_errno.EBUSY, _errno.EWOULDBLOCK):
+        return PortBusyError(
+            f"cannot open {port!r}: port is busy (used exclusively by another process)",
+            port=port,
+            errno=code,
+        )
+    if code in (_errno.EISDIR, _errno.ENOTTY, _errno.ENOTDIR):
+        return NotASerialPortError(
+            f"cannot open {port!r}: not a serial port ({reason})", port=port, errno=code
+        )
+    return SerialPortError(message, port=port, errno=code)

@@ -1,0 +1,182 @@
+"""termios plumbing for tty ports (layer 1; Linux first, other POSIX where it can).
+
+Only non-blocking calls live here: ``tcgetattr``, ``tcsetattr(TCSANOW)`` and
+ioctls. ``tcsetattr`` is always ``TCSANOW``: ``TCSADRAIN``/``TCSAFLUSH`` would
+wait for output (on the event loop) or throw away input.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import platform
+import struct
+import sys
+import termios
+from typing import Any, Final
+
+from ._settings import Parity, SerialSettings, StopBits
+
+_IFLAG, _OFLAG, _CFLAG, _LFLAG, _ISPEED, _OSPEED, _CC = range(7)
+
+#: Linux "mark/space parity" flag; not exported by Python's termios module.
+CMSPAR: Final = getattr(termios, "CMSPAR", 0o10000000000 if sys.platform.startswith("linux") else 0)
+CRTSCTS: Final = getattr(termios, "CRTSCTS", 0)
+
+_CSIZE: Final = {5: termios.CS5, 6: termios.CS6, 7: termios.CS7, 8: termios.CS8}
+
+#: rate -> Bxxx constant, for every standard rate this platform's termios knows.
+STANDARD_RATES: Final[dict[int, int]] = {
+    int(name[1:]): getattr(termios, name)
+    for name in dir(termios)
+    if name.startswith("B") and name[1:].isdigit() and int(name[1:]) > 0
+}
+
+# Linux termios2 (custom baud rates). The ioctl numbers and struct layout are
+# those of asm-generic (x86, arm, aarch64, riscv, s390, loongarch). powerpc,
+# mips, sparc and alpha differ; there we refuse non-standard rates rather than
+# guess, and say so.
+_BOTHER: Final = 0o010000
+_CBAUD: Final = 0o010017
+_TERMIOS2: Final = struct.Struct("=4I B 19B 2I")  # iflag oflag cflag lflag, line, cc[19], speeds
+_GENERIC_MACHINES: Final = ("x86_64", "i386", "i686", "aarch64", "arm", "riscv", "s390", "loong")
+TCGETS2: Final = 0x802C542A
+TCSETS2: Final = 0x402C542B
+
+
+def termios2_supported() -> bool:
+    """True where we know this platform's ``termios2`` ioctl numbers."""
+    machine = platform.machine().lower()
+    return sys.platform.startswith("linux") and machine.startswith(_GENERIC_MACHINES)
+
+
+def _raw(attrs: list[Any]) -> None:
+    """Raw, binary, no echo, no signals: what a serial port needs (as pyserial sets it)."""
+    iflag = int(attrs[_IFLAG])
+    oflag = int(attrs[_OFLAG])
+    cflag = int(attrs[_CFLAG])
+    lflag = int(attrs[_LFLAG])
+    cflag |= termios.CLOCAL | termios.CREAD
+    for name in (
+        "ICANON",
+        "ECHO",
+        "ECHOE",
+        "ECHOK",
+        "ECHONL",
+        "ISIG",
+        "IEXTEN",
+        "ECHOCTL",
+        "ECHOKE",
+    ):
+        lflag &= ~getattr(termios, name, 0)
+    for name in ("OPOST", "ONLCR", "OCRNL"):
+        oflag &= ~getattr(termios, name, 0)
+    for name in ("INLCR", "IGNCR", "ICRNL", "IGNBRK", "IUCLC", "PARMRK", "ISTRIP", "IXANY"):
+        iflag &= ~getattr(termios, name, 0)
+    attrs[_IFLAG], attrs[_OFLAG], attrs[_CFLAG], attrs[_LFLAG] = iflag, oflag, cflag, lflag
+
+
+def build_attrs(current: list[Any], settings: SerialSettings) -> tuple[list[Any], bool]:
+    """The termios attribute list for *settings*, starting from *current*.
+
+    Returns the list and whether the baud rate needs ``termios2`` (a
+    non-standard rate, set separately by :func:`set_custom_baudrate`).
+    VMIN=1/VTIME=0 is always set: with pyserial's VMIN=0 an idle ``read``
+    returns ``b""``, which looks exactly like a hangup.
+    """
+    attrs = list(current)
+    attrs[_CC] = list(attrs[_CC])
+    _raw(attrs)
+    iflag = int(attrs[_IFLAG])
+    cflag = int(attrs[_CFLAG])
+
+    cflag = (cflag & ~termios.CSIZE) | _CSIZE[settings.bytesize]
+
+    if settings.stopbits is StopBits.ONE:
+        cflag &= ~termios.CSTOPB
+    else:  # 1.5 is sent as 2 on POSIX, as pyserial does
+        cflag |= termios.CSTOPB
+
+    iflag &= ~(termios.INPCK | termios.ISTRIP)
+    cflag &= ~(termios.PARENB | termios.PARODD | CMSPAR)
+    parity = settings.parity
+    if parity is Parity.EVEN:
+        cflag |= termios.PARENB
+    elif parity is Parity.ODD:
+        cflag |= termios.PARENB | termios.PARODD
+    elif parity in (Parity.MARK, Parity.SPACE):
+        if not CMSPAR:
+            raise ValueError(f"parity {parity.name.lower()} is not supported on {sys.platform}")
+        cflag |= termios.PARENB | CMSPAR | (termios.PARODD if parity is Parity.MARK else 0)
+
+    if settings.xonxoff:
+        iflag |= termios.IXON | termios.IXOFF
+    else:
+        iflag &= ~(termios.IXON | termios.IXOFF)
+
+    if CRTSCTS:
+        cflag = cflag | CRTSCTS if settings.rtscts else cflag & ~CRTSCTS
+    elif settings.rtscts:
+        raise ValueError(f"rtscts flow control is not supported on {sys.platform}")
+
+    custom = settings.baudrate not in STANDARD_RATES
+    if not custom:
+        speed = STANDARD_RATES[settings.baudrate]
+        attrs[_ISPEED] = attrs[_OSPEED] = speed
+        cflag = (cflag & ~_CBAUD) | speed if sys.platform.startswith("linux") else cflag
+    elif not termios2_supported():
+        raise ValueError(
+            f"baudrate {settings.baudrate} is not a standard rate, and custom rates are "
+            f"not supported on {sys.platform}/{platform.machine()}"
+        )
+
+    cc = attrs[_CC]
+    assert isinstance(cc, list)
+    cc[termios.VMIN] = 1
+    cc[termios.VTIME] = 0
+    attrs[_IFLAG], attrs[_CFLAG] = iflag, cflag
+    return attrs, custom
+
+
+def apply(fd: int, settings: SerialSettings) -> None:
+    """Apply *settings* to the tty *fd* now (``TCSANOW``).
+
+    No drain, no flush, and the modem lines are left as they are.
+    """
+    attrs, custom = build_attrs(termios.tcgetattr(fd), settings)
+    termios.tcsetattr(fd, termios.TCSANOW, attrs)
+    if custom:
+        set_custom_baudrate(fd, settings.baudrate)
+
+
+def ensure_vmin(fd: int) -> None:
+    """Re-assert VMIN=1, VTIME=0 if something reset them behind our back."""
+    attrs = termios.tcgetattr(fd)
+    cc = attrs[_CC]
+    if cc[termios.VMIN] != 1 or cc[termios.VTIME] != 0:
+        cc = list(cc)
+        cc[termios.VMIN], cc[termios.VTIME] = 1, 0
+        attrs[_CC] = cc
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+
+
+def set_custom_baudrate(fd: int, rate: int) -> None:
+    """Set any rate with Linux ``termios2`` (``BOTHER``), both directions."""
+    buf = bytearray(_TERMIOS2.size)
+    fcntl.ioctl(fd, TCGETS2, buf)
+    fields = list(_TERMIOS2.unpack(buf))
+    fields[2] = (fields[2] & ~_CBAUD) | _BOTHER
+    fields[-2] = fields[-1] = rate
+    fcntl.ioctl(fd, TCSETS2, _TERMIOS2.pack(*fields))
+
+
+def get_baudrate(fd: int) -> int:
+    """The output rate in force, read back with ``termios2`` where possible."""
+    if termios2_supported():
+        buf = bytearray(_TERMIOS2.size)
+        fcntl.ioctl(fd, TCGETS2, buf)
+        return int(_TERMIOS2.unpack(buf)[-1])
+    speed = termios.tcgetattr(fd)[_OSPEED]
+    for rate, const in STANDARD_RATES.items():
+        if const == speed:
+            return rate
+    return 0
