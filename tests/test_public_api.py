@@ -5,6 +5,7 @@ import trioserial.testing
 
 DOCUMENTED = {
     "AsyncSerial",
+    "ModemLines",
     "NotASerialPortError",
     "Parity",
     "PortBusyError",

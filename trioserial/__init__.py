@@ -7,6 +7,7 @@ from ._errors import PortPermissionError as PortPermissionError
 from ._errors import SerialPortError as SerialPortError
 from ._errors import UnsupportedOperationError as UnsupportedOperationError
 from ._errors import UnsupportedURLError as UnsupportedURLError
+from ._settings import ModemLines as ModemLines
 from ._settings import Parity as Parity
 from ._settings import SerialSettings as SerialSettings
 from ._settings import SerialStatistics as SerialStatistics
@@ -18,6 +19,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AsyncSerial",
+    "ModemLines",
     "NotASerialPortError",
     "Parity",
     "PortBusyError",

@@ -16,7 +16,7 @@ import errno
 from typing import Final
 
 from ._errors import UnsupportedOperationError
-from ._settings import SerialSettings
+from ._settings import ModemLines, SerialSettings
 
 __all__ = ["DEFAULT_RECEIVE_SIZE", "PortCore"]
 
@@ -77,6 +77,44 @@ class PortCore(abc.ABC):
     def apply_settings(self, settings: SerialSettings) -> None:
         """Apply *settings* (already validated) to the line, keeping buffered data."""
         raise self.unsupported("changing settings")
+
+    # ------------------------------------------------------------ control
+    # Non-blocking primitives of the control surface. The defaults say the
+    # transport cannot do it; cores that can override them. Anything that
+    # waits (drain, timed break, modem-line changes) is built by each front
+    # end on top of these with its own library's sleeps and waits.
+
+    def modem_lines(self) -> ModemLines:
+        """Read all modem lines now (``TIOCMGET`` on a tty)."""
+        raise self.unsupported("modem lines")
+
+    def set_dtr(self, value: bool) -> None:
+        """Drive DTR."""
+        raise self.unsupported("modem lines")
+
+    def set_rts(self, value: bool) -> None:
+        """Drive RTS."""
+        raise self.unsupported("modem lines")
+
+    def set_break(self, value: bool) -> None:
+        """Start (True) or end (False) a break condition."""
+        raise self.unsupported("break")
+
+    def in_waiting(self) -> int:
+        """Bytes received and not read yet."""
+        raise self.unsupported("in_waiting")
+
+    def out_waiting(self) -> int:
+        """Bytes written and not yet transmitted."""
+        raise self.unsupported("out_waiting")
+
+    def reset_input_buffer(self) -> None:
+        """Discard input received and not read yet."""
+        raise self.unsupported("discarding input")
+
+    def reset_output_buffer(self) -> None:
+        """Discard output written and not yet transmitted."""
+        raise self.unsupported("discarding output")
 
     def unsupported(self, what: str) -> UnsupportedOperationError:
         return UnsupportedOperationError(

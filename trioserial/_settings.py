@@ -7,7 +7,7 @@ from typing import Any, Final
 
 import attrs
 
-__all__ = ["MAX_BAUDRATE", "Parity", "SerialSettings", "SerialStatistics", "StopBits"]
+__all__ = ["MAX_BAUDRATE", "ModemLines", "Parity", "SerialSettings", "SerialStatistics", "StopBits"]
 
 #: The largest rate the Linux termios2 interface can carry (``speed_t`` is 32 bits;
 #: drivers reject what their hardware cannot do, and that error names the rate).
@@ -144,3 +144,24 @@ class SerialStatistics:
     bytes_received: int
     tasks_waiting_receive: int
     tasks_waiting_send: int
+
+
+@attrs.frozen(kw_only=True)
+class ModemLines:
+    """A snapshot of the modem control lines.
+
+    Attributes:
+      cts: Clear To Send (input).
+      dsr: Data Set Ready (input).
+      ri: Ring Indicator (input).
+      cd: Carrier Detect (input).
+      dtr: Data Terminal Ready (output, as we drive it).
+      rts: Request To Send (output, as we drive it).
+    """
+
+    cts: bool = False
+    dsr: bool = False
+    ri: bool = False
+    cd: bool = False
+    dtr: bool = False
+    rts: bool = False
