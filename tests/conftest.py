@@ -18,4 +18,4 @@ def no_fd_leaks() -> Iterator[None]:
     leaked = open_fds() - before
     # listdir's own fd is gone by now; anything else is ours.
     leaked = {fd for fd in leaked if os.path.exists(f"/proc/self/fd/{fd}")}
-    assert not leaked, f"fds leaked: {sorted(leaked)}"
+    assert not leaked, f"fds leaked: { {fd: os.readlink(f'/proc/self/fd/{fd}') for fd in leaked} }"

@@ -11,6 +11,7 @@ import errno
 import fcntl
 import os
 import select
+import sys
 import termios
 from typing import Final
 
@@ -23,6 +24,12 @@ __all__ = ["TtyPort"]
 
 _OPEN_FLAGS: Final = os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC
 _HANGUP: Final = select.POLLHUP | select.POLLERR | select.POLLNVAL
+
+
+def _output_pending(fd: int) -> int:
+    """Bytes written and not yet sent (``TIOCOUTQ``)."""
+    buf = fcntl.ioctl(fd, termios.TIOCOUTQ, b"\0\0\0\0")
+    return int.from_bytes(buf, sys.byteorder, signed=True)
 
 
 def is_hung_up(fd: int) -> bool:
@@ -108,10 +115,14 @@ class TtyPort(PortCore):
         try:
             # Output the device will never take (flow control stuck, cable
             # gone) would make close() wait for the kernel's closing_wait, up
-            # to 30 s. Closing is abortive: discard it. (wait_drained() first
-            # if the bytes matter.)
-            termios.tcflush(fd, termios.TCOFLUSH)
-        except termios.error:
+            # to 30 s, on the event loop. Discard it: this close is abortive
+            # for bytes still queued (AsyncSerial.aclose() waits for them
+            # first). Nothing queued means nothing to discard, and then no
+            # flush: on a pty TCOFLUSH throws away bytes the other side has
+            # not read yet.
+            if _output_pending(fd):
+                termios.tcflush(fd, termios.TCOFLUSH)
+        except (termios.error, OSError):
             pass
         finally:
             os.close(fd)

@@ -383,5 +383,9 @@ async def open_serial_port(
         exclusive=exclusive,
     )
     url = check_url(port)
-    core = await trio.to_thread.run_sync(open_core, url, settings)
-    return AsyncSerial(core)
+    # The core comes back through a box, not as the thread's return value:
+    # trio's worker thread keeps its last result alive until its next job, and
+    # a port the caller drops must be closable by the garbage collector.
+    box: list[PortCore] = []
+    await trio.to_thread.run_sync(lambda: box.append(open_core(url, settings)))
+    return AsyncSerial(box.pop())

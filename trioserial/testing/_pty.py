@@ -10,7 +10,7 @@ import trio
 
 from .._core import PortCore
 from .._port import is_hung_up
-from .._settings import SerialSettings
+from .._settings import SerialSettings, SerialStatistics
 from .._stream import AsyncSerial, open_serial_port
 
 __all__ = ["PtyDevice", "clog", "open_clogged_pty_pair", "open_pty_pair"]
@@ -105,6 +105,10 @@ class PtyDevice(trio.abc.Stream):
         """Close the device end (the port sees a hangup)."""
         await self._io.aclose()
 
+    def statistics(self) -> SerialStatistics:
+        """Counters, as :meth:`trioserial.AsyncSerial.statistics`."""
+        return self._io.statistics()
+
     def fileno(self) -> int:
         """The master fd, or ``-1`` once closed."""
         return self._io.fileno()
@@ -132,24 +136,28 @@ async def open_pty_pair(**settings: Any) -> tuple[AsyncSerial, PtyDevice]:
     return port, PtyDevice(master, path)
 
 
-async def clog(stream: AsyncSerial | PtyDevice) -> None:
+async def clog(stream: AsyncSerial | PtyDevice, *, quiet_period: float = 0.05) -> None:
     """Fill *stream*'s outgoing pty buffer until sending would block.
 
     A pty moves data between its two buffers in a kernel worker, so one
-    ``EAGAIN`` is not the end: keep writing until no room appears for 20 ms.
+    ``EAGAIN`` is not the end: keep writing until no room has appeared for
+    two *quiet_period* windows in a row (the worker can be late on a busy
+    machine).
     """
     fd = stream.fileno()
     chunk = b"\xaa" * 4096
-    while True:
+    quiet = 0
+    while quiet < 2:
         try:
             while True:
                 os.write(fd, chunk)
+                quiet = 0
         except BlockingIOError:
             pass
-        with trio.move_on_after(0.02) as scope:
+        with trio.move_on_after(quiet_period) as scope:
             await trio.lowlevel.wait_writable(fd)
         if scope.cancelled_caught:
-            return
+            quiet += 1
 
 
 async def open_clogged_pty_pair(**settings: Any) -> tuple[AsyncSerial, PtyDevice]:
@@ -158,4 +166,5 @@ async def open_clogged_pty_pair(**settings: Any) -> tuple[AsyncSerial, PtyDevice
     port, device = await open_pty_pair(**settings)
     await clog(port)
     await clog(device)
+    await clog(port)  # in case filling the other direction freed room here
     return port, device
