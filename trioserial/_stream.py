@@ -615,7 +615,7 @@ class AsyncSerial(trio.abc.Stream):
 
     @property
     def dtr(self) -> bool:
-        """Data Terminal Ready, an output line: read back from the driver, or set it.
+        """Data Terminal Ready (an output line). Read back from the driver, or set it.
 
         Setting it is one ``TIOCMBIS``/``TIOCMBIC`` that touches no other line
         (boards wired like an ESP32 or an Arduino reset on a DTR edge).
@@ -633,7 +633,7 @@ class AsyncSerial(trio.abc.Stream):
 
     @property
     def rts(self) -> bool:
-        """Request To Send, an output line: read back from the driver, or set it.
+        """Request To Send (an output line). Read back from the driver, or set it.
 
         With ``rtscts=True`` the kernel drives RTS itself for flow control.
         Raises as :meth:`modem_lines`.
