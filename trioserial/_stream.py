@@ -102,8 +102,9 @@ class AsyncSerial(trio.abc.Stream):
         self._break_conflict = ConflictDetector(
             "another task is sending a break on this serial port", trio.BusyResourceError
         )
-        # Set by close(): wakes control methods that sleep (drain, break, polls).
-        self._closing = trio.Event()
+        # Set by close(): wakes control methods that sleep (drain, break,
+        # polls). Made on first use, so ports that never sleep stay small.
+        self._closing: trio.Event | None = None
 
     # ---------------------------------------------------------------- errors
 
@@ -301,7 +302,8 @@ class AsyncSerial(trio.abc.Stream):
         # a wait on a closed (and maybe reused) fd number.
         trio.lowlevel.notify_closing(fd)
         self._core.close()
-        self._closing.set()
+        if self._closing is not None:
+            self._closing.set()
 
     async def aclose(self) -> None:
         """Close the port (see :meth:`close`), then checkpoint.
@@ -316,6 +318,10 @@ class AsyncSerial(trio.abc.Stream):
 
     async def _sleep_while_open(self, seconds: float) -> None:
         """Sleep, but wake with ClosedResourceError as soon as the port is closed."""
+        if self._closing is None:
+            self._closing = trio.Event()
+        if self._core.closed:  # closed before the event existed: close() could not set it
+            self._closing.set()
         with trio.move_on_after(seconds):
             await self._closing.wait()
         if self._core.closed:
@@ -469,7 +475,7 @@ class AsyncSerial(trio.abc.Stream):
         *lines* are names of input lines: ``"cts"``, ``"dsr"``, ``"ri"``,
         ``"cd"``; none means all four. A change is a level that differs from
         the level when the call started, or, where the driver counts
-        transitions (``TIOCGICOUNT``: 8250-type UARTs, FTDI, CP210x, ...),
+        transitions (``TIOCGICOUNT``: 8250-type UARTs and many USB adapters),
         any transition at all, so a ring pulse shorter than *poll_interval*
         is still seen (the returned snapshot then shows the level after it).
         Without counters, a pulse that starts and ends between two polls is
