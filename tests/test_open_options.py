@@ -29,6 +29,8 @@ from trioserial import (
     _termios,
     open_serial_port,
 )
+from trioserial._core import PortCore
+from trioserial._open import OPENERS, open_core
 from trioserial._options import OpenOptions
 from trioserial._port import TtyPort
 from trioserial.testing import FakeModem
@@ -266,3 +268,69 @@ async def test_rs485_settings_is_public_and_frozen() -> None:
     settings = trioserial.RS485Settings()
     with pytest.raises(AttributeError):
         settings.enabled = False  # type: ignore[misc]
+
+
+# ------------------------------------------------- other transports' cores
+
+
+class RecordingCore(PortCore):
+    """A transport with DTR/RTS but no tty: what ``apply_open_options`` falls back to."""
+
+    transport = "recording"
+
+    def __init__(self, url: str, settings: SerialSettings) -> None:
+        self.name = url
+        self.settings = settings
+        self.lines: list[tuple[str, bool]] = []
+        self._fd = 10**6  # a number no real fd has; nothing waits on it here
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def read_nowait(self, max_bytes: int) -> bytes:
+        raise BlockingIOError
+
+    def write_nowait(self, data: memoryview) -> int:
+        raise BlockingIOError
+
+    def close(self) -> None:
+        self._fd = -1
+
+    def set_dtr(self, value: bool) -> None:
+        self.lines.append(("dtr", value))
+
+    def set_rts(self, value: bool) -> None:
+        self.lines.append(("rts", value))
+
+
+@pytest.fixture
+def recording_scheme(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(OPENERS, "recording", RecordingCore)
+
+
+async def test_other_transports_get_dtr_and_rts_through_the_core(recording_scheme: None) -> None:
+    core = open_core("recording://x", SerialSettings(), OpenOptions(dtr=False, rts=True))
+    assert isinstance(core, RecordingCore)
+    assert core.lines == [("dtr", False), ("rts", True)]
+    plain = open_core("recording://x", SerialSettings())
+    assert isinstance(plain, RecordingCore)
+    assert plain.lines == []
+
+
+@pytest.mark.parametrize(
+    "options",
+    [OpenOptions(hupcl=False), OpenOptions(low_latency=True), OpenOptions(rs485=RS485Settings())],
+)
+async def test_tty_only_options_on_other_transports_fail_and_close(
+    recording_scheme: None, options: OpenOptions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[RecordingCore] = []
+
+    def opener(url: str, settings: SerialSettings) -> RecordingCore:
+        made.append(RecordingCore(url, settings))
+        return made[-1]
+
+    monkeypatch.setitem(OPENERS, "recording", opener)
+    with pytest.raises(UnsupportedOperationError, match=r"'recording://x' \(recording\) does not"):
+        open_core("recording://x", SerialSettings(), options)
+    assert made[0].closed
