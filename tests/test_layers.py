@@ -20,6 +20,8 @@ LAYERS: dict[str, int] = {
     "_open": 1,
     "_stream": 2,
     "__init__": 2,
+    "_options": 0,
+    "_control": 1,
 }
 #: Layer-2 front ends that must never import each other.
 FRONT_ENDS = {"_stream", "anyio"}

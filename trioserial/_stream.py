@@ -6,20 +6,35 @@ syscall first, wait only on ``EAGAIN``. Never imports :mod:`anyio`.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import NoReturn, final
+from typing import Any, NoReturn, final
 
 import trio
 
+from ._control import (
+    ModemChangeWatch,
+    check_input_lines,
+    check_seconds,
+    close_drain_limit,
+    drain_delay,
+)
 from ._core import DEFAULT_RECEIVE_SIZE, PortCore
 from ._open import check_url, open_core
-from ._settings import Parity, SerialSettings, SerialStatistics, StopBits
+from ._options import OpenOptions, RS485Settings
+from ._settings import ModemLines, Parity, SerialSettings, SerialStatistics, StopBits
 from ._util import ConflictDetector
 
 #: What ``send_all`` accepts, as in :mod:`trio`.
 Buffer = bytes | bytearray | memoryview
 
 __all__ = ["AsyncSerial", "open_serial_port"]
+
+
+def _check_line_value(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
 
 
 def check_max_bytes(max_bytes: int | None) -> int:
@@ -87,6 +102,12 @@ class AsyncSerial(trio.abc.Stream):
         self._bytes_received = 0
         self._waiting_receive = 0
         self._waiting_send = 0
+        self._break_conflict = ConflictDetector(
+            "another task is sending a break on this serial port", trio.BusyResourceError
+        )
+        # Set by close(): wakes control methods that sleep (drain, break,
+        # polls). Made on first use, so ports that never sleep stay small.
+        self._closing: trio.Event | None = None
 
     # ---------------------------------------------------------------- errors
 
@@ -270,12 +291,13 @@ class AsyncSerial(trio.abc.Stream):
     # ----------------------------------------------------------------- close
 
     def close(self) -> None:
-        """Close the port now. Idempotent. Must run in the Trio thread.
+        """Close the port now, abortively. Idempotent. Must run in the Trio thread.
 
         Tasks blocked in this port's methods wake with
         :exc:`trio.ClosedResourceError`. Output still queued in the OS is
-        discarded (so closing can never hang for the kernel's closing wait):
-        await ``wait_drained()`` first when those bytes matter.
+        discarded, so closing can never hang for the kernel's closing wait
+        (up to 30 s on a UART whose flow control holds the line). Use
+        :meth:`aclose` to let queued output go out first.
         """
         fd = self._core.fileno()
         if fd == -1:
@@ -284,15 +306,237 @@ class AsyncSerial(trio.abc.Stream):
         # a wait on a closed (and maybe reused) fd number.
         trio.lowlevel.notify_closing(fd)
         self._core.close()
+        if self._closing is not None:
+            self._closing.set()
 
     async def aclose(self) -> None:
-        """Close the port (see :meth:`close`), then checkpoint.
+        """Close the port gracefully: let queued output go out, then close.
 
-        Idempotent; always a checkpoint. Cancellation: the port is closed
-        anyway (the close happens before the checkpoint).
+        What is graceful on a serial line: output already handed to the OS is
+        transmitted first (as :meth:`wait_drained`), the way closing a tty
+        does, but without blocking the event loop, and for a bounded time:
+        twice what the queue takes at the current rate, at least a second.
+        Output still queued then (flow control holding the line) is
+        discarded. There is nothing to tell the device (see the class docs).
+        If another task is blocked sending, or the transport cannot report
+        its output queue, the port closes at once (:meth:`close`).
+        Idempotent; always a checkpoint.
+
+        Cancellation: the port is closed anyway, abortively: output not yet
+        transmitted is discarded (so :func:`trio.aclose_forcefully` never
+        waits).
         """
-        self.close()
+        try:
+            limit = None
+            if self._core.fileno() != -1 and self._waiting_send == 0:
+                with contextlib.suppress(OSError):
+                    limit = close_drain_limit(self._core)
+            if limit is not None:
+                with (
+                    trio.move_on_after(limit),
+                    contextlib.suppress(
+                        OSError, trio.ClosedResourceError, trio.BrokenResourceError
+                    ),
+                ):
+                    await self.wait_drained()
+        finally:
+            self.close()
         await trio.lowlevel.checkpoint()
+
+    # --------------------------------------------------------- control, async
+
+    async def _sleep_while_open(self, seconds: float) -> None:
+        """Sleep, but wake with ClosedResourceError as soon as the port is closed."""
+        if self._closing is None:
+            self._closing = trio.Event()
+        if self._core.closed:  # closed before the event existed: close() could not set it
+            self._closing.set()
+        with trio.move_on_after(seconds):
+            await self._closing.wait()
+        if self._core.closed:
+            raise trio.ClosedResourceError("serial port was closed")
+
+    async def reconfigure(self, **changes: Any) -> None:
+        """Change line settings on the open port, keeping everything else.
+
+        Accepts any of ``baudrate``, ``bytesize``, ``parity``, ``stopbits``,
+        ``xonxoff``, ``rtscts``, ``dsrdtr`` and ``exclusive`` (see
+        :class:`~trioserial.SerialSettings`). The new settings are validated
+        before the device is touched, and only what changed is applied:
+
+        - **buffered data is kept**: no flush of input or output, and no drain
+          (bytes already queued go out at the new rate; await
+          :meth:`wait_drained` first if they must go at the old one);
+        - **DTR and RTS are not touched** (the rate never passes through
+          ``B0``, the one rate that drops them), so a board wired for
+          auto-reset keeps running;
+        - VMIN=1/VTIME=0 stay in force (what lets reads tell "no data yet"
+          from a hangup);
+        - a non-standard ``baudrate`` goes through Linux ``termios2``
+          (``BOTHER``), in the same single ioctl as the other flags;
+        - ``exclusive`` takes or drops the ``flock``/``TIOCEXCL`` lock.
+
+        Always a checkpoint. The change itself is one ``tcsetattr(TCSANOW)``
+        (or ``TCSETS2``), which does not wait for output and is run on the
+        event loop. (A USB adapter's driver sends it to the adapter with a
+        short control transfer inside that call.)
+
+        Cancellation: atomic. A cancellation is only delivered before the
+        change starts (then nothing changed) or after it completed (then all
+        of it is in force), never halfway.
+
+        Raises:
+          TypeError, ValueError: an unknown setting or a bad value (the
+            message names it and what is allowed); nothing was changed.
+          trio.ClosedResourceError: the port was closed.
+          trioserial.PortBusyError: ``exclusive=True`` but another handle
+            holds the lock; nothing was changed.
+          trioserial.SerialPortError: the driver rejected the settings (such
+            as a rate the hardware cannot make); the old settings stay in
+            force.
+        """
+        new = self._core.settings.replace(**changes)
+        core = self._live_core()
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if new != core.settings:
+            try:
+                core.apply_settings(new)
+            except OSError as exc:
+                self._control_error(exc)
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    async def wait_drained(self) -> None:
+        """Wait until the output queued so far has been transmitted.
+
+        The replacement for ``tcdrain``/pyserial's ``flush()``, which block
+        the calling thread. Strategy: read the driver's queue (``TIOCOUTQ``)
+        and sleep for as long as that many characters take at the current
+        rate (at least 1 ms, at most 100 ms, then look again), so a long
+        queue costs a handful of ioctls and a short one returns within about
+        a millisecond of draining. Once the queue is empty, a UART that
+        reports its transmitter state (``TIOCSERGETLSR``, 8250-type UARTs)
+        is polled until its FIFO and shift register are empty too: what
+        RS-485 direction switching needs. Polling instead of ``tcdrain`` in a
+        worker thread keeps it cancellable at once and costs no thread.
+
+        What it cannot see: bytes already inside a USB adapter's own FIFO are
+        invisible to the driver, and a pty has no queue (it returns at once).
+        With flow control holding the line (``rtscts``/``xonxoff``), it waits
+        as long as the peer does.
+
+        Always a checkpoint. Cancellation: nothing is discarded or changed;
+        the output keeps draining.
+
+        Raises:
+          trio.ClosedResourceError: the port was closed, before or during the wait.
+          trioserial.UnsupportedOperationError: the transport cannot report
+            its output queue.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            core = self._live_core()
+            try:
+                delay = drain_delay(core)
+            except OSError as exc:
+                self._control_error(exc)
+            if delay is None:
+                break
+            await self._sleep_while_open(delay)
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    async def send_break(self, duration: float = 0.25) -> None:
+        """Hold the line in a break for *duration* seconds.
+
+        Like ``tcsendbreak``, it first waits for queued output to be
+        transmitted (:meth:`wait_drained`), so bytes sent before the break go
+        out before it. Then: start the break, :func:`trio.sleep`, end it. No
+        thread and no blocking call (``tcsendbreak`` sleeps in the kernel;
+        pyserial's ``send_break`` runs it in the calling thread).
+
+        Always a checkpoint. Cancellation: **the break is always ended** (a
+        cancelled call never leaves the line held low); a cancellation while
+        draining sends no break at all. Closing the port from another task
+        ends the break too (closing a UART clears it) and wakes this call
+        with :exc:`trio.ClosedResourceError`. On a pty the break is accepted
+        and does nothing.
+
+        Args:
+          duration: seconds, a finite number > 0 (Linux's own default
+            ``tcsendbreak`` break is 0.25 s).
+
+        Raises:
+          TypeError, ValueError: *duration* is not a positive finite number.
+          trio.ClosedResourceError: the port was closed.
+          trio.BusyResourceError: another task is sending a break.
+          trioserial.UnsupportedOperationError: the port cannot send a break.
+        """
+        duration = check_seconds("duration", duration)
+        with self._break_conflict:
+            await self.wait_drained()
+            core = self._live_core()
+            try:
+                core.set_break(True)
+            except OSError as exc:
+                self._control_error(exc)
+            try:
+                await self._sleep_while_open(duration)
+            finally:
+                if not core.closed:
+                    try:
+                        core.set_break(False)
+                    except OSError as exc:
+                        self._control_error(exc)
+
+    async def wait_modem_change(self, *lines: str, poll_interval: float = 0.01) -> ModemLines:
+        """Wait until one of the input lines *lines* changes; return all lines then.
+
+        *lines* are names of input lines: ``"cts"``, ``"dsr"``, ``"ri"``,
+        ``"cd"``; none means all four. A change is a level that differs from
+        the level when the call started, or, where the driver counts
+        transitions (``TIOCGICOUNT``: 8250-type UARTs and many USB adapters),
+        any transition at all, so a ring pulse shorter than *poll_interval*
+        is still seen (the returned snapshot then shows the level after it).
+        Without counters, a pulse that starts and ends between two polls is
+        missed.
+
+        How: it polls ``TIOCMGET`` (and the counters) every *poll_interval*
+        seconds with :func:`trio.sleep`, one or two non-blocking ioctls per
+        poll. The alternative, ``TIOCMIWAIT``, blocks a thread inside the
+        kernel, and nothing we can do wakes it: closing the fd from another
+        thread neither interrupts the wait nor releases the port (the ioctl
+        holds the open file, and with it the ``flock``), so a cancelled wait
+        would leave a thread stuck until a line happens to move. Many USB
+        adapters do not implement it at all. Polling is cancellable at once,
+        costs no thread, and the counters give it ``TIOCMIWAIT``'s ability to
+        see short pulses.
+
+        Always a checkpoint. Cancellation: nothing is changed or consumed; a
+        later call starts from the levels at that time.
+
+        Args:
+          *lines: the input lines to watch.
+          poll_interval: seconds between polls, a finite number > 0.
+
+        Returns:
+          The :class:`~trioserial.ModemLines` read when the change was seen.
+
+        Raises:
+          TypeError, ValueError: a name is not an input line, or
+            *poll_interval* is not a positive finite number.
+          trio.ClosedResourceError: the port was closed, before or during the wait.
+          trioserial.UnsupportedOperationError: the port has no modem lines.
+        """
+        watched = check_input_lines(lines)
+        poll_interval = check_seconds("poll_interval", poll_interval)
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            watch = ModemChangeWatch(self._live_core(), watched)
+            while True:
+                await self._sleep_while_open(poll_interval)
+                if (changed := watch.poll()) is not None:
+                    return changed
+        except OSError as exc:
+            self._control_error(exc)
 
     # ------------------------------------------------------------- the port
 
@@ -320,6 +564,162 @@ class AsyncSerial(trio.abc.Stream):
         """The fd being driven, or ``-1`` once closed. Do not read or write it."""
         return self._core.fileno()
 
+    # -------------------------------------------------------------- control
+    # Sync: each is one non-blocking ioctl on the live fd. On a port without
+    # modem lines (a pty, socket://) they raise UnsupportedOperationError.
+
+    def _live_core(self) -> PortCore:
+        if self._core.closed:
+            self._raise_closed()
+        return self._core
+
+    def _control_error(self, exc: OSError) -> NoReturn:
+        if self._core.is_closed_error(exc):
+            raise trio.ClosedResourceError("serial port was closed") from None
+        raise exc
+
+    def modem_lines(self) -> ModemLines:
+        """Read all six modem lines at once (one ``TIOCMGET``).
+
+        Raises:
+          trio.ClosedResourceError: the port was closed.
+          trioserial.UnsupportedOperationError: the port has no modem lines
+            (a pty, a ``socket://`` port, some adapters).
+          trioserial.SerialPortError: the OS reported another error (such as
+            ``EIO`` after an unplug); the errno is kept.
+        """
+        try:
+            return self._live_core().modem_lines()
+        except OSError as exc:
+            self._control_error(exc)
+
+    @property
+    def cts(self) -> bool:
+        """Clear To Send, an input line. Raises as :meth:`modem_lines`."""
+        return self.modem_lines().cts
+
+    @property
+    def dsr(self) -> bool:
+        """Data Set Ready, an input line. Raises as :meth:`modem_lines`."""
+        return self.modem_lines().dsr
+
+    @property
+    def ri(self) -> bool:
+        """Ring Indicator, an input line. Raises as :meth:`modem_lines`."""
+        return self.modem_lines().ri
+
+    @property
+    def cd(self) -> bool:
+        """Carrier Detect, an input line. Raises as :meth:`modem_lines`."""
+        return self.modem_lines().cd
+
+    @property
+    def dtr(self) -> bool:
+        """Data Terminal Ready (an output line). Read back from the driver, or set it.
+
+        Setting it is one ``TIOCMBIS``/``TIOCMBIC`` that touches no other line
+        (boards wired like an ESP32 or an Arduino reset on a DTR edge).
+        Raises as :meth:`modem_lines`.
+        """
+        return self.modem_lines().dtr
+
+    @dtr.setter
+    def dtr(self, value: bool) -> None:
+        value = _check_line_value("dtr", value)
+        try:
+            self._live_core().set_dtr(value)
+        except OSError as exc:
+            self._control_error(exc)
+
+    @property
+    def rts(self) -> bool:
+        """Request To Send (an output line). Read back from the driver, or set it.
+
+        With ``rtscts=True`` the kernel drives RTS itself for flow control.
+        Raises as :meth:`modem_lines`.
+        """
+        return self.modem_lines().rts
+
+    @rts.setter
+    def rts(self, value: bool) -> None:
+        value = _check_line_value("rts", value)
+        try:
+            self._live_core().set_rts(value)
+        except OSError as exc:
+            self._control_error(exc)
+
+    @property
+    def break_condition(self) -> bool:
+        """Whether the line is held in a break (``TIOCSBRK``), or start/end one.
+
+        Reading it reports what this port last set (the kernel cannot be
+        asked). For a timed break use ``send_break()``. A pty accepts a break
+        and does nothing with it.
+
+        Raises:
+          trio.ClosedResourceError: the port was closed.
+          trioserial.UnsupportedOperationError: the port cannot send a break.
+        """
+        try:
+            return self._live_core().break_condition
+        except OSError as exc:
+            self._control_error(exc)
+
+    @break_condition.setter
+    def break_condition(self, value: bool) -> None:
+        value = _check_line_value("break_condition", value)
+        try:
+            self._live_core().set_break(value)
+        except OSError as exc:
+            self._control_error(exc)
+
+    @property
+    def in_waiting(self) -> int:
+        """Bytes received by the OS and not read yet (``TIOCINQ``)."""
+        try:
+            return self._live_core().in_waiting()
+        except OSError as exc:
+            self._control_error(exc)
+
+    @property
+    def out_waiting(self) -> int:
+        """Bytes written and not yet on the wire, as far as the driver knows (``TIOCOUTQ``).
+
+        Many USB adapters keep bytes in their own FIFO that the driver does
+        not count, and a pty always says 0.
+        """
+        try:
+            return self._live_core().out_waiting()
+        except OSError as exc:
+            self._control_error(exc)
+
+    def reset_input_buffer(self) -> None:
+        """Discard input the OS has received and nobody has read (``TCIFLUSH``).
+
+        A task blocked in :meth:`receive_some` keeps waiting for new bytes.
+
+        Raises:
+          trio.ClosedResourceError: the port was closed.
+        """
+        try:
+            self._live_core().reset_input_buffer()
+        except OSError as exc:
+            self._control_error(exc)
+
+    def reset_output_buffer(self) -> None:
+        """Discard output written and not yet transmitted (``TCOFLUSH``).
+
+        Bytes :meth:`send_all` already counted in ``statistics().bytes_sent``
+        may be among them: they never reach the wire.
+
+        Raises:
+          trio.ClosedResourceError: the port was closed.
+        """
+        try:
+            self._live_core().reset_output_buffer()
+        except OSError as exc:
+            self._control_error(exc)
+
     def statistics(self) -> SerialStatistics:
         """Counters: bytes sent and received, tasks waiting."""
         return SerialStatistics(
@@ -345,6 +745,11 @@ async def open_serial_port(
     rtscts: bool = False,
     dsrdtr: bool = False,
     exclusive: bool = True,
+    dtr: bool | None = None,
+    rts: bool | None = None,
+    hupcl: bool | None = None,
+    low_latency: bool | None = None,
+    rs485: RS485Settings | None = None,
 ) -> AsyncSerial:
     """Open a serial port and return it as an :class:`AsyncSerial`.
 
@@ -359,8 +764,28 @@ async def open_serial_port(
       port: a device path (``/dev/ttyUSB0``, ``/dev/serial/by-id/...``, a pty
         slave). URL schemes are listed in the "ports and URLs" docs; an
         unknown one raises :exc:`~trioserial.UnsupportedURLError`.
-      baudrate, bytesize, parity, stopbits, xonxoff, rtscts, dsrdtr, exclusive:
+      baudrate, bytesize, parity, stopbits, xonxoff, rtscts, dsrdtr:
         see :class:`SerialSettings`.
+      exclusive: lock the port with both ``flock`` and ``TIOCEXCL``, so a
+        second opener (another process, or a second open in this one) gets
+        :exc:`~trioserial.PortBusyError` naming the port. (``TIOCEXCL`` does
+        not stop root; ``flock`` does, for programs that also use it.)
+      dtr, rts: drive the line high (True) or low (False) right after
+        opening; ``None`` (the default) leaves it as the driver has it. Note
+        that Linux itself raises DTR and RTS when a port is opened: to keep a
+        board wired for auto-reset (Arduino, ESP32) running across opens,
+        also open with ``hupcl=False`` once, which stops the drop at close
+        that causes the reset at the next open.
+      hupcl: whether closing the port drops DTR and RTS (termios
+        ``HUPCL``). ``False`` keeps such a board from resetting on close;
+        ``None`` leaves the setting as it is.
+      low_latency: set (True) or clear (False) the Linux driver's
+        ``ASYNC_LOW_LATENCY`` flag (for FTDI adapters: a 1 ms latency timer
+        instead of 16 ms). Drivers without it (ptys, some adapters) raise
+        :exc:`~trioserial.UnsupportedOperationError`, and the port is not
+        opened: ``None`` (the default) does not touch it.
+      rs485: kernel RS-485 mode (:class:`RS485Settings`, ``TIOCSRS485``);
+        drivers without it raise :exc:`~trioserial.UnsupportedOperationError`.
 
     Raises:
       TypeError, ValueError: a setting or *port* is malformed (the message
@@ -370,6 +795,8 @@ async def open_serial_port(
       trioserial.PortPermissionError: the OS denied access.
       trioserial.PortBusyError: another process holds the port's lock.
       trioserial.NotASerialPortError: the path is not a terminal device.
+      trioserial.UnsupportedOperationError: the port cannot do what *dtr*,
+        *rts*, *low_latency* or *rs485* ask for.
       trioserial.SerialPortError: any other failure to open or configure.
     """
     settings = SerialSettings(
@@ -382,10 +809,11 @@ async def open_serial_port(
         dsrdtr=dsrdtr,
         exclusive=exclusive,
     )
+    options = OpenOptions(dtr=dtr, rts=rts, hupcl=hupcl, low_latency=low_latency, rs485=rs485)
     url = check_url(port)
     # The core comes back through a box, not as the thread's return value:
     # trio's worker thread keeps its last result alive until its next job, and
     # a port the caller drops must be closable by the garbage collector.
     box: list[PortCore] = []
-    await trio.to_thread.run_sync(lambda: box.append(open_core(url, settings)))
+    await trio.to_thread.run_sync(lambda: box.append(open_core(url, settings, options)))
     return AsyncSerial(box.pop())
