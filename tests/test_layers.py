@@ -18,6 +18,13 @@ LAYERS: dict[str, int] = {
     "_termios": 1,
     "_port": 1,
     "_open": 1,
+    "_url": 0,
+    "_telnet": 0,
+    "_loop": 1,
+    "_socket": 1,
+    "_rfc2217": 1,
+    "_resolve": 1,
+    "_spy": 1,
     "_stream": 2,
     "__init__": 2,
 }
