@@ -161,6 +161,12 @@ class SocketPort(PortCore):
         if sock is not None:
             sock.close()
 
+    def __del__(self) -> None:
+        # GC closes a forgotten port (quietly: no ResourceWarning from the socket).
+        sock = getattr(self, "_sock", None)
+        if sock is not None:
+            sock.close()
+
     def _socket(self) -> socket.socket:
         if self._sock is None:
             raise OSError(errno.EBADF, "socket port is closed")
