@@ -282,3 +282,83 @@ async def test_refused_connection() -> None:
 async def test_rtscts_with_xonxoff_cannot_be_asked_for() -> None:
     with pytest.raises(ValueError, match="rtscts and xonxoff"):
         await trioserial.open_serial_port("rfc2217://127.0.0.1:1", rtscts=True, xonxoff=True)
+
+
+# ------------------------------------------- escaping at a full socket buffer
+# Where the kernel cuts a send cannot be chosen on a real socket, so these
+# tests give the core a socket whose send() takes a scripted number of bytes:
+# the narrowest seam that shows a cut in the middle of an escaped 0xFF.
+
+
+class ScriptedSocket:
+    def __init__(self, *takes: int) -> None:
+        self.takes = list(takes)  # bytes accepted per send(); -1 = EAGAIN
+        self.wire = bytearray()
+
+    def send(self, data: bytes | bytearray | memoryview) -> int:
+        take = self.takes.pop(0) if self.takes else len(data)
+        if take < 0:
+            raise BlockingIOError(11, "full")
+        n = min(take, len(data))
+        self.wire += bytes(data[:n])
+        return n
+
+    def recv(self, n: int) -> bytes:
+        raise BlockingIOError(11, "nothing")
+
+    def setblocking(self, flag: bool) -> None:
+        pass
+
+    def fileno(self) -> int:
+        return 99
+
+    def close(self) -> None:
+        pass
+
+
+def scripted_core(sock: ScriptedSocket) -> RFC2217Port:
+    from trioserial._rfc2217 import Options
+    from trioserial._telnet import RFC2217Client
+
+    return RFC2217Port(
+        sock,  # type: ignore[arg-type]
+        "rfc2217://test:1",
+        trioserial.SerialSettings(),
+        RFC2217Client(),
+        Options("rfc2217://test:1"),
+    )
+
+
+def test_a_cut_inside_an_escaped_iac_is_completed_before_anything_else() -> None:
+    # "a\xffb" is escaped to "a\xff\xffb"; the kernel takes 2 bytes, then is full.
+    sock = ScriptedSocket(2, -1, -1)
+    core = scripted_core(sock)
+    data = memoryview(b"a\xffb")
+    assert core.write_nowait(data) == 1  # "a" only: the 0xFF is half sent
+    with pytest.raises(BlockingIOError):
+        core.write_nowait(data[1:])  # the second IAC still finds no room
+    assert core.write_nowait(data[1:]) == 1  # now it went out: the 0xFF is done
+    assert core.write_nowait(data[2:]) == 1
+    assert sock.wire == b"a\xff\xffb"
+    core._sock = None
+
+
+def test_a_cut_at_the_first_byte_reports_nothing_written() -> None:
+    sock = ScriptedSocket(1, -1)
+    core = scripted_core(sock)
+    with pytest.raises(BlockingIOError):
+        core.write_nowait(memoryview(b"\xff"))
+    assert core.write_nowait(memoryview(b"\xff")) == 1
+    assert sock.wire == b"\xff\xff"
+    core._sock = None
+
+
+def test_control_requests_queue_behind_a_half_sent_iac() -> None:
+    sock = ScriptedSocket(1, -1, -1)
+    core = scripted_core(sock)
+    with pytest.raises(BlockingIOError):
+        core.write_nowait(memoryview(b"\xff"))
+    core.set_dtr(False)  # socket full: queued, in order
+    assert core.write_nowait(memoryview(b"\xff")) == 1
+    assert sock.wire == b"\xff\xff" + bytes((255, 250, 44, 5, 9, 255, 240))
+    core._sock = None
