@@ -208,6 +208,13 @@ class SpyPort(PortCore):
             self.tracer.control("CLOSE", self.name)
             self.tracer.close()
 
+    def __del__(self) -> None:
+        # GC of a forgotten port: the inner core closes its own fd; close the
+        # trace file explicitly (no ResourceWarning).
+        tracer = getattr(self, "tracer", None)
+        if tracer is not None:
+            tracer.close()
+
 
 def _flow(settings: SerialSettings) -> str:
     flags = [name for name in ("xonxoff", "rtscts", "dsrdtr") if getattr(settings, name)]
