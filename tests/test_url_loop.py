@@ -139,3 +139,12 @@ async def test_loop_url_takes_no_path_or_options() -> None:
         await trioserial.open_serial_port("loop://x")
     with pytest.raises(trioserial.UnsupportedURLError, match="unknown option 'fast'"):
         await trioserial.open_serial_port("loop://?fast")
+
+
+@pytest.mark.usefixtures("no_fd_leaks")
+async def test_a_forgotten_port_is_closed_by_the_garbage_collector() -> None:
+    import gc
+
+    port = await trioserial.open_serial_port("loop://")
+    del port
+    gc.collect()

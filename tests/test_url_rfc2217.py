@@ -9,6 +9,7 @@ acknowledged the rest; DTR->DSR and RTS->CTS are shown with PortManager.
 from __future__ import annotations
 
 import os
+import socket
 import termios
 
 import pytest
@@ -362,3 +363,29 @@ def test_control_requests_queue_behind_a_half_sent_iac() -> None:
     assert core.write_nowait(memoryview(b"\xff")) == 1
     assert sock.wire == b"\xff\xff" + bytes((255, 250, 44, 5, 9, 255, 240))
     core._sock = None
+
+
+async def test_a_cancelled_send_sent_exactly_a_prefix(ser2net: PtyServer) -> None:
+    # Nobody reads the pty: the pty, ser2net and the TCP buffers fill up and
+    # send_all waits. Cancelled there, it has sent exactly bytes_sent bytes of
+    # the data (escaping included); resuming from there loses and repeats nothing.
+    data = b"\xff\x00\xffab" * 1_000_000
+    async with await trioserial.open_serial_port(ser2net.url + "?ign_set_control") as port:
+        # A fixed send buffer (no autotuning) keeps what the buffers hold well below len(data).
+        with socket.socket(fileno=os.dup(port.fileno())) as dup:
+            dup.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+        with trio.CancelScope() as scope:
+
+            async def cancel_when_blocked() -> None:
+                await trio.testing.wait_all_tasks_blocked(0.05)
+                scope.cancel()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(cancel_when_blocked)
+                await port.send_all(data)
+        sent = port.statistics().bytes_sent
+        assert 0 < sent < len(data)
+        rest = data[sent : sent + 1000]
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(port.send_all, rest)
+            assert await read_fd(ser2net.master, sent + len(rest)) == data[: sent + len(rest)]
