@@ -117,6 +117,7 @@ async def test_reset_by_the_server_is_a_broken_resource(
     closed = trio.Event()
 
     async def handler(stream: trio.SocketStream) -> None:
+        await stream.receive_some()  # the client is connected and talking
         # SO_LINGER 0: close() sends RST instead of FIN.
         stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         await stream.aclose()
@@ -124,6 +125,7 @@ async def test_reset_by_the_server_is_a_broken_resource(
 
     url = await tcp_server(handler)
     async with await trioserial.open_serial_port(url) as port:
+        await port.send_all(b"hello?")
         await closed.wait()
         with pytest.raises(trio.BrokenResourceError) as info:
             await port.receive_some()
