@@ -243,3 +243,17 @@ def test_end_of_stream_is_one_closed_event() -> None:
 def test_flow_control_both_ways_cannot_be_expressed() -> None:
     with pytest.raises(ValueError, match="rtscts and xonxoff"):
         negotiated().set_flow_control(SerialSettings(rtscts=True, xonxoff=True))
+
+
+def test_an_endless_subnegotiation_is_cut_not_buffered() -> None:
+    proto = negotiated()
+    proto.receive_data(bytes((IAC, SB, COM, 107)) + b"\x01" * 100_000 + bytes((IAC, SE)) + b"x")
+    assert events(proto) == [t.ModemState(1), t.Data(b"x")]
+    assert len(proto._sub or b"") == 0
+
+
+def test_unanswered_requests_are_bounded() -> None:
+    proto = negotiated()
+    for _ in range(1000):
+        proto.set_baudrate(9600)
+    assert proto.pending("baudrate") == t.MAX_PENDING

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import trio
 import trio.testing
@@ -148,3 +150,12 @@ async def test_a_forgotten_port_is_closed_by_the_garbage_collector() -> None:
     port = await trioserial.open_serial_port("loop://")
     del port
     gc.collect()
+
+
+async def test_pyserial_logging_option(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="trioserial.loop")
+    async with await trioserial.open_serial_port("loop://?logging=info") as port:
+        core(port).set_dtr(False)
+    assert any("DTR off -> DSR" in r.getMessage() for r in caplog.records)
+    with pytest.raises(trioserial.UnsupportedURLError, match="malformed logging level 'loud'"):
+        await trioserial.open_serial_port("loop://?logging=loud")

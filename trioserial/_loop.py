@@ -11,13 +11,14 @@ front ends wait on it like on any other fd.
 from __future__ import annotations
 
 import errno
+import logging
 import socket
 from typing import Final
 
 from ._core import PortCore
 from ._errors import UnsupportedURLError
 from ._settings import ModemLines, SerialSettings
-from ._url import parse_options, split_url
+from ._url import parse_log_level, parse_options, split_url
 
 __all__ = ["LoopPort", "open_loop"]
 
@@ -26,11 +27,15 @@ __all__ = ["LoopPort", "open_loop"]
 CHUNK: Final = 32768
 
 
-def check_loop_url(url: str) -> None:
+logger: Final = logging.getLogger("trioserial.loop")
+
+
+def check_loop_url(url: str) -> int | None:
+    """Check ``loop://[?logging=LEVEL]``; return the logging level asked for."""
     _, target, query = split_url(url)
     if target:
         raise UnsupportedURLError(f"unexpected {target!r} in {url!r}: expected loop://")
-    parse_options(url, query)
+    return parse_log_level(url, parse_options(url, query, values=("logging",)).get("logging"))
 
 
 class LoopPort(PortCore):
@@ -82,6 +87,7 @@ class LoopPort(PortCore):
         return n
 
     def apply_settings(self, settings: SerialSettings) -> None:
+        logger.info("%s: settings %s (kept; nothing to configure)", self.name, settings.framing)
         self.settings = settings
 
     def modem_lines(self) -> ModemLines:
@@ -92,14 +98,17 @@ class LoopPort(PortCore):
 
     def set_dtr(self, value: bool) -> None:
         self._socket()
+        logger.info("%s: DTR %s -> DSR", self.name, "on" if value else "off")
         self._dtr = bool(value)
 
     def set_rts(self, value: bool) -> None:
         self._socket()
+        logger.info("%s: RTS %s -> CTS", self.name, "on" if value else "off")
         self._rts = bool(value)
 
     def set_break(self, value: bool) -> None:
         self._socket()
+        logger.info("%s: break %s (accepted, no effect)", self.name, "on" if value else "off")
         self._break = bool(value)
 
     def in_waiting(self) -> int:
@@ -143,5 +152,7 @@ class LoopPort(PortCore):
 
 def open_loop(url: str, settings: SerialSettings) -> LoopPort:
     """Open ``loop://``. Quick, but opened off the loop like every port."""
-    check_loop_url(url)
+    level = check_loop_url(url)
+    if level is not None:
+        logger.setLevel(level)
     return LoopPort(url, settings)

@@ -35,10 +35,10 @@ from typing import Final
 
 from . import _telnet as telnet
 from ._core import PortCore
-from ._errors import SerialPortError, UnsupportedURLError
+from ._errors import SerialPortError
 from ._settings import ModemLines, SerialSettings
 from ._socket import connect_tcp, parse_timeout, unsent_bytes
-from ._url import parse_host_port, parse_options, split_url
+from ._url import parse_host_port, parse_log_level, parse_options, split_url
 
 __all__ = ["RFC2217Port", "open_rfc2217"]
 
@@ -56,13 +56,6 @@ MAX_PENDING: Final = 65536
 #: ``poll_modem``: a modem state younger than this is fresh enough.
 MODEM_POLL_INTERVAL: Final = 0.3
 
-_LEVELS: Final = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-}
-
 
 class Options:
     """The options of an ``rfc2217://`` URL."""
@@ -76,13 +69,7 @@ class Options:
         self.ign_set_control = "ign_set_control" in found
         self.poll_modem = "poll_modem" in found
         self.timeout = parse_timeout(url, found.get("timeout"), DEFAULT_TIMEOUT)
-        level = found.get("logging")
-        if level is not None and level not in _LEVELS:
-            raise UnsupportedURLError(
-                f"malformed logging level {level!r} in {url!r}; "
-                f"expected one of {', '.join(_LEVELS)}"
-            )
-        self.logging = _LEVELS[level] if level is not None else None
+        self.logging = parse_log_level(url, found.get("logging"))
 
 
 class RFC2217Port(PortCore):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import logging
 import socket
 import struct
 import termios
@@ -20,12 +21,13 @@ from typing import Final
 from ._core import PortCore
 from ._errors import PortNotFoundError, SerialPortError, UnsupportedURLError
 from ._settings import SerialSettings
-from ._url import parse_host_port, parse_options, split_url
+from ._url import parse_host_port, parse_log_level, parse_options, split_url
 
 __all__ = ["SocketPort", "connect_tcp", "open_socket"]
 
 #: Seconds to wait for the TCP connection, unless the URL says ``?timeout=``.
 DEFAULT_CONNECT_TIMEOUT: Final = 5.0
+logger: Final = logging.getLogger("trioserial.socket")
 _SIOCOUTQ: Final = termios.TIOCOUTQ  # the same ioctl number for sockets: unsent bytes
 _DRAIN_CHUNK: Final = 65536
 
@@ -44,11 +46,13 @@ def parse_timeout(url: str, value: str | None, default: float) -> float:
     return timeout
 
 
-def parse_socket_url(url: str) -> tuple[str, int, float]:
+def parse_socket_url(url: str) -> tuple[str, int, float, int | None]:
+    """``socket://HOST:PORT[?timeout=SECONDS][&logging=LEVEL]`` -> host, port, timeout, level."""
     _, target, query = split_url(url)
     host, port = parse_host_port(url, target)
-    options = parse_options(url, query, values=("timeout",))
-    return host, port, parse_timeout(url, options.get("timeout"), DEFAULT_CONNECT_TIMEOUT)
+    options = parse_options(url, query, values=("timeout", "logging"))
+    timeout = parse_timeout(url, options.get("timeout"), DEFAULT_CONNECT_TIMEOUT)
+    return host, port, timeout, parse_log_level(url, options.get("logging"))
 
 
 def connect_tcp(url: str, host: str, port: int, timeout: float) -> socket.socket:
@@ -134,6 +138,7 @@ class SocketPort(PortCore):
     def apply_settings(self, settings: SerialSettings) -> None:
         # Accepted and kept, not sent: raw TCP has no way to carry them.
         self._socket()
+        logger.info("%s: settings %s kept, not sent (raw TCP)", self.name, settings.framing)
         self.settings = settings
 
     def in_waiting(self) -> int:
@@ -174,6 +179,14 @@ class SocketPort(PortCore):
 
 
 def open_socket(url: str, settings: SerialSettings) -> SocketPort:
-    """Connect to ``socket://HOST:PORT[?timeout=SECONDS]``. Blocking: run off the event loop."""
-    host, port, timeout = parse_socket_url(url)
-    return SocketPort(connect_tcp(url, host, port, timeout), url, settings)
+    """Connect to ``socket://HOST:PORT[?timeout=SECONDS][&logging=LEVEL]``.
+
+    Blocking: run off the event loop. ``logging`` (pyserial's option) sets
+    the level of the ``trioserial.socket`` logger.
+    """
+    host, port, timeout, level = parse_socket_url(url)
+    if level is not None:
+        logger.setLevel(level)
+    sock = connect_tcp(url, host, port, timeout)
+    logger.info("%s: connected to %s", url, sock.getpeername())
+    return SocketPort(sock, url, settings)

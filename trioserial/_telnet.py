@@ -81,6 +81,11 @@ SETTING_NAMES: Final = {
     PURGE_DATA: "purge",
 }
 
+#: Requests of one kind remembered while waiting for answers.
+MAX_PENDING: Final = 64
+#: The longest sub-negotiation kept; longer ones (never RFC 2217) are cut.
+MAX_SUBNEGOTIATION: Final = 256
+
 _PARITY: Final = {Parity.NONE: 1, Parity.ODD: 2, Parity.EVEN: 3, Parity.MARK: 4, Parity.SPACE: 5}
 _STOPSIZE: Final = {StopBits.ONE: 1, StopBits.TWO: 2, StopBits.ONE_POINT_FIVE: 3}
 
@@ -270,7 +275,10 @@ class RFC2217Client:
         self.flow_suspended = False
         #: Whether the server closed the connection.
         self.closed = False
-        self._pending: dict[int, deque[bytes]] = {code: deque() for code in SETTING_NAMES}
+        # Bounded: a server that never answers must not make them grow forever.
+        self._pending: dict[int, deque[bytes]] = {
+            code: deque(maxlen=MAX_PENDING) for code in SETTING_NAMES
+        }
         self._events: deque[Event] = deque()
         self._outgoing = bytearray()
         self._mode = _Mode.NORMAL
@@ -329,7 +337,8 @@ class RFC2217Client:
                 j = buf.find(b"\xff", i)
                 stop = end if j == -1 else j
                 if self._sub is not None:
-                    self._sub += buf[i:stop]
+                    room = MAX_SUBNEGOTIATION - len(self._sub)
+                    self._sub += buf[i : min(stop, i + max(room, 0))]
                 else:
                     plain += buf[i:stop]
                 if j == -1:

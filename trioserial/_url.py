@@ -10,10 +10,14 @@ from __future__ import annotations
 import ipaddress
 import urllib.parse
 from collections.abc import Collection
+from typing import Final
 
 from ._errors import UnsupportedURLError
 
-__all__ = ["parse_host_port", "parse_options", "split_url"]
+__all__ = ["LOG_LEVELS", "parse_host_port", "parse_log_level", "parse_options", "split_url"]
+
+#: pyserial's ``?logging=`` levels.
+LOG_LEVELS: Final = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 
 
 def split_url(url: str) -> tuple[str, str, str]:
@@ -81,3 +85,14 @@ def parse_host_port(url: str, target: str) -> tuple[str, int]:
             f"malformed port {port_text!r} in {url!r}: expected a number from 1 to 65535"
         )
     return host, int(port_text)
+
+
+def parse_log_level(url: str, value: str | None) -> int | None:
+    """pyserial's ``logging=LEVEL`` option as a :mod:`logging` level (``None`` if absent)."""
+    if value is None:
+        return None
+    if value not in LOG_LEVELS:
+        raise UnsupportedURLError(
+            f"malformed logging level {value!r} in {url!r}; expected one of {', '.join(LOG_LEVELS)}"
+        )
+    return LOG_LEVELS[value]
