@@ -389,3 +389,17 @@ async def test_a_cancelled_send_sent_exactly_a_prefix(ser2net: PtyServer) -> Non
         async with trio.open_nursery() as nursery:
             nursery.start_soon(port.send_all, rest)
             assert await read_fd(ser2net.master, sent + len(rest)) == data[: sent + len(rest)]
+
+
+async def test_poll_modem_asks_the_server_again(portmanager_loop: PortManagerServer) -> None:
+    # PortManager reports the modem lines only when they change; with
+    # ?poll_modem, reading them asks for a fresh report (at most every 0.3 s).
+    async with await trioserial.open_serial_port(portmanager_loop.url + "?poll_modem") as port:
+        await wait_modem(port, dsr=True)
+        core = rfc(port)
+        before = core._modem_time
+        with trio.fail_after(10):
+            while core._modem_time == before:
+                core.modem_lines()
+                with trio.move_on_after(0.1):  # the next poll is due after 0.3 s
+                    await trio.lowlevel.wait_readable(port.fileno())
