@@ -19,6 +19,10 @@ Opener = Callable[[str, SerialSettings], PortCore]
 #: scheme -> opener. A device path (no ``scheme://``) always opens a tty.
 OPENERS: Final[dict[str, Opener]] = {}
 
+#: scheme -> pure URL check (syntax and options), run by :func:`check_url`
+#: before any I/O; raises :exc:`~trioserial.UnsupportedURLError`.
+URL_CHECKS: Final[dict[str, Callable[[str], object]]] = {}
+
 
 def check_url(url: object) -> str:
     """Validate *url*'s type and scheme before any I/O; return it as a string."""
@@ -35,6 +39,10 @@ def check_url(url: object) -> str:
             f"unsupported URL scheme {scheme!r} in {url!r}; expected a device path "
             f"(such as /dev/ttyUSB0) or one of: {known}"
         )
+    if sep:
+        check = URL_CHECKS.get(scheme.lower())
+        if check is not None:
+            check(url)
     return url
 
 
@@ -56,3 +64,36 @@ def open_core(
             core.close()
             raise
     return core
+
+
+# ------------------------------------------------------------ URL schemes
+# Imported here, after open_core exists: spy:// opens its inner port with it.
+from . import _loop, _resolve, _rfc2217, _socket, _spy  # noqa: E402
+
+OPENERS.update(
+    {
+        "loop": _loop.open_loop,
+        "socket": _socket.open_socket,
+        "rfc2217": _rfc2217.open_rfc2217,
+        "alt": _resolve.open_alt,
+        "hwgrep": _resolve.open_hwgrep,
+        "spy": lambda url, settings: _spy.open_spy(url, settings, open_core),
+    }
+)
+
+
+def _check_spy(url: str) -> None:
+    target, _ = _spy.parse_spy_url(url)
+    check_url(target)
+
+
+URL_CHECKS.update(
+    {
+        "loop": _loop.check_loop_url,
+        "socket": _socket.parse_socket_url,
+        "rfc2217": _rfc2217.Options,
+        "alt": _resolve.parse_alt_url,
+        "hwgrep": _resolve.parse_hwgrep_url,
+        "spy": _check_spy,
+    }
+)

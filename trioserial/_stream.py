@@ -552,7 +552,11 @@ class AsyncSerial(trio.abc.Stream):
 
     @property
     def transport(self) -> str:
-        """The kind of transport carrying the bytes (``"tty"`` for local devices and ptys)."""
+        """The kind of transport carrying the bytes.
+
+        ``"tty"`` (local devices and ptys, also behind ``alt://``, ``hwgrep://``
+        and ``spy://``), ``"loop"``, ``"socket"`` or ``"rfc2217"``.
+        """
         return self._core.transport
 
     @property

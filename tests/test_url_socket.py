@@ -1,0 +1,192 @@
+"""socket://HOST:PORT against socat's pty <-> TCP bridge and against servers that misbehave."""
+
+from __future__ import annotations
+
+import errno
+import socket
+import struct
+from collections.abc import Awaitable, Callable
+
+import pytest
+import trio
+import trio.testing
+from url_servers import SocatPty, free_tcp_port, socat_tcp_pty
+
+import trioserial
+
+__all__ = ["socat_tcp_pty"]  # the fixture, used by name below
+
+
+async def test_data_both_ways_through_socat(socat_tcp_pty: SocatPty) -> None:
+    async with await trioserial.open_serial_port(socat_tcp_pty.url) as port:
+        assert port.transport == "socket"
+        async with await trioserial.open_serial_port(socat_tcp_pty.device) as device:
+            payload = bytes(range(256))
+            await port.send_all(payload)
+            got = b""
+            while len(got) < len(payload):
+                got += await device.receive_some()
+            assert got == payload
+            await device.send_all(b"\x00\xffback")
+            got = b""
+            while len(got) < 6:
+                got += await port.receive_some()
+            assert got == b"\x00\xffback"
+
+
+async def test_settings_are_accepted_and_ignored(socat_tcp_pty: SocatPty) -> None:
+    async with await trioserial.open_serial_port(socat_tcp_pty.url, baudrate=9600) as port:
+        core = port._core
+        core.apply_settings(port.settings.replace(baudrate=57600))
+        assert port.settings.baudrate == 57600  # kept, never sent: raw TCP cannot
+        for unsupported in (
+            core.modem_lines,
+            lambda: core.set_dtr(True),
+            lambda: core.set_rts(True),
+            lambda: core.set_break(True),
+        ):
+            with pytest.raises(trioserial.UnsupportedOperationError, match=r"\(socket\)"):
+                unsupported()
+        assert core.out_waiting() >= 0
+        core.reset_output_buffer()  # accepted, as pyserial does: sent bytes cannot come back
+
+
+async def test_in_waiting_and_reset_input_buffer(socat_tcp_pty: SocatPty) -> None:
+    async with (
+        await trioserial.open_serial_port(socat_tcp_pty.url) as port,
+        await trioserial.open_serial_port(socat_tcp_pty.device) as device,
+    ):
+        await device.send_all(b"stale")
+        await trio.lowlevel.wait_readable(port.fileno())
+        assert port._core.in_waiting() > 0
+        port._core.reset_input_buffer()
+        await device.send_all(b"fresh")
+        got = b""
+        while not got.endswith(b"fresh"):
+            got += await port.receive_some()
+        assert got == b"fresh"
+
+
+Handler = Callable[[trio.SocketStream], Awaitable[None]]
+StartServer = Callable[[Handler], Awaitable[str]]
+
+
+@pytest.fixture
+async def tcp_server(nursery: trio.Nursery) -> StartServer:
+    """Start a one-connection TCP server on 127.0.0.1 running the given handler."""
+
+    async def start(handler: Handler) -> str:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        listener = listeners[0]
+        port = listener.socket.getsockname()[1]
+
+        async def serve_one() -> None:
+            async with listener:
+                stream = await listener.accept()
+            await handler(stream)
+
+        nursery.start_soon(serve_one)
+        return f"socket://127.0.0.1:{port}"
+
+    return start
+
+
+async def test_server_closing_mid_stream_is_end_of_stream(
+    tcp_server: StartServer,
+) -> None:
+    async def handler(stream: trio.SocketStream) -> None:
+        async with stream:
+            await stream.send_all(b"partial")
+
+    url = await tcp_server(handler)
+    async with await trioserial.open_serial_port(url) as port:
+        got = b""
+        while True:
+            chunk = await port.receive_some()
+            if not chunk:
+                break
+            got += chunk
+        assert got == b"partial"
+        with pytest.raises(trio.EndOfChannel):
+            await port.receive()
+
+
+async def test_reset_by_the_server_is_a_broken_resource(
+    tcp_server: StartServer,
+) -> None:
+    closed = trio.Event()
+
+    async def handler(stream: trio.SocketStream) -> None:
+        await stream.receive_some()  # the client is connected and talking
+        # SO_LINGER 0: close() sends RST instead of FIN.
+        stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        await stream.aclose()
+        closed.set()
+
+    url = await tcp_server(handler)
+    async with await trioserial.open_serial_port(url) as port:
+        await port.send_all(b"hello?")
+        await closed.wait()
+        with pytest.raises(trio.BrokenResourceError) as info:
+            await port.receive_some()
+        assert isinstance(info.value.__cause__, OSError)
+        assert info.value.__cause__.errno == errno.ECONNRESET
+        assert "socket://127.0.0.1" in str(info.value)
+
+
+async def test_connection_refused_names_the_url() -> None:
+    url = f"socket://127.0.0.1:{free_tcp_port()}"
+    with pytest.raises(trioserial.PortNotFoundError, match="connection refused") as info:
+        await trioserial.open_serial_port(url)
+    assert url in str(info.value)
+    assert info.value.port == url
+
+
+async def test_unknown_host_names_the_host() -> None:
+    with pytest.raises(trioserial.PortNotFoundError, match=r"unknown host 'no-such-host\.invalid'"):
+        await trioserial.open_serial_port("socket://no-such-host.invalid:2000")
+
+
+async def test_unreachable_host_fails_with_a_clear_error() -> None:
+    # 192.0.2.0/24 is TEST-NET-1: never routed. Depending on the machine the
+    # connect times out or the network is unreachable; both name the address.
+    with pytest.raises(trioserial.SerialPortError, match=r"192\.0\.2\.1:9"):
+        await trioserial.open_serial_port("socket://192.0.2.1:9?timeout=0.2")
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("socket://localhost", "missing port"),
+        ("socket://:2000", "missing host"),
+        ("socket://localhost:http", "malformed port 'http'"),
+        ("socket://localhost:0", "malformed port '0'"),
+        ("socket://localhost:65536", "malformed port '65536'"),
+        ("socket://::1:2000", "put an IPv6 address in brackets"),
+        ("socket://[nonsense]:2000", "malformed IPv6 address 'nonsense'"),
+        ("socket://localhost:2000?nodelay", "unknown option 'nodelay'"),
+        ("socket://localhost:2000?timeout=-1", "malformed timeout '-1'"),
+        ("socket://localhost:2000?timeout", "option 'timeout' .* needs a value"),
+        ("sockets://localhost:2000", "unsupported URL scheme 'sockets'"),
+    ],
+)
+async def test_malformed_urls_fail_before_any_io(url: str, message: str) -> None:
+    with pytest.raises(trioserial.UnsupportedURLError, match=message):
+        await trioserial.open_serial_port(url)
+
+
+async def test_ipv6_literal_in_brackets(nursery: trio.Nursery) -> None:
+    try:
+        listeners = await trio.open_tcp_listeners(0, host="::1")
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    listener = listeners[0]
+    port = listener.socket.getsockname()[1]
+
+    async def serve_one() -> None:
+        async with listener, await listener.accept() as stream:
+            await stream.send_all(b"v6")
+
+    nursery.start_soon(serve_one)
+    async with await trioserial.open_serial_port(f"socket://[::1]:{port}") as serial_port:
+        assert await serial_port.receive_some() == b"v6"

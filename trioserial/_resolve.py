@@ -1,0 +1,125 @@
+"""``alt://`` and ``hwgrep://``: URLs that name a local device (layer 1, blocking).
+
+Both resolve to a device path and open it natively as a tty
+(:class:`~trioserial._port.TtyPort`); the openers run in a worker thread,
+so scanning ``/sys`` for ``hwgrep://`` never stalls the event loop.
+Symlinks such as ``/dev/serial/by-id/...`` need no URL: they are paths.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+
+import serial
+
+from ._errors import PortNotFoundError, SerialPortError, UnsupportedURLError
+from ._port import TtyPort
+from ._settings import SerialSettings
+from ._url import parse_options, split_url
+
+__all__ = ["open_alt", "open_hwgrep"]
+
+#: ``(device, description, hwid)`` triples, as ``serial.tools.list_ports.grep`` yields.
+Grep = Callable[[str], Iterable[Sequence[str]]]
+
+
+def parse_alt_url(url: str) -> str:
+    """The device path of ``alt://PATH[?class=NAME]``; the class is checked, then ignored.
+
+    pyserial uses *NAME* to pick another implementation of its ``Serial``
+    (``PosixPollSerial``, ``VTIMESerial``); ours is a non-blocking tty with
+    VMIN=1 that needs neither trick, so any of pyserial's classes is accepted.
+    """
+    _, path, query = split_url(url)
+    options = parse_options(url, query, values=("class",))
+    name = options.get("class")
+    if name is not None:
+        cls = getattr(serial, name, None)
+        if not (isinstance(cls, type) and issubclass(cls, serial.SerialBase)):
+            raise UnsupportedURLError(
+                f"unknown class {name!r} in {url!r}: expected a pyserial Serial class "
+                f"such as Serial or PosixPollSerial"
+            )
+    if not path:
+        raise UnsupportedURLError(f"missing device path in {url!r}: expected alt://PATH")
+    return path
+
+
+def parse_hwgrep_url(url: str) -> tuple[re.Pattern[str], int, bool]:
+    """``hwgrep://REGEXP[&skip_busy][&n=N]`` -> (pattern, index from 0, skip_busy)."""
+    _, _, rest = url.partition("://")
+    regexp, _, query = rest.partition("&")
+    if not regexp:
+        raise UnsupportedURLError(
+            f"missing regular expression in {url!r}: expected hwgrep://REGEXP"
+        )
+    try:
+        pattern = re.compile(regexp, re.IGNORECASE)
+    except re.error as exc:
+        raise UnsupportedURLError(
+            f"malformed regular expression {regexp!r} in {url!r}: {exc}"
+        ) from None
+    options = parse_options(url, query, flags=("skip_busy",), values=("n",))
+    n_text = options.get("n")
+    if n_text is None:
+        index = 0
+    elif n_text.isdigit() and int(n_text) >= 1:
+        index = int(n_text) - 1
+    else:
+        raise UnsupportedURLError(
+            f"malformed option n={n_text!r} in {url!r}: expected a number >= 1, "
+            "1 being the first match"
+        )
+    return pattern, index, "skip_busy" in options
+
+
+def _list_ports_grep(regexp: str) -> Iterable[Sequence[str]]:
+    from serial.tools import list_ports
+
+    return [(p.device, p.description, p.hwid) for p in list_ports.grep(regexp)]
+
+
+def open_alt(url: str, settings: SerialSettings) -> TtyPort:
+    """Open ``alt://PATH[?class=NAME]`` as the tty *PATH*. Blocking."""
+    core = TtyPort.open(parse_alt_url(url), settings)
+    core.name = url
+    return core
+
+
+def open_hwgrep(url: str, settings: SerialSettings, *, grep: Grep = _list_ports_grep) -> TtyPort:
+    """Open the first (or *n*-th) local port whose name, description or hardware id
+    matches, as pyserial's ``hwgrep://``. With ``skip_busy``, ports that fail to
+    open (locked by another process, no permission) are passed over. Blocking.
+
+    *grep* is the port search (``serial.tools.list_ports.grep``); tests pass
+    their own, since a pty never appears in the system's port list.
+    """
+    pattern, index, skip_busy = parse_hwgrep_url(url)
+    matches = sorted(tuple(found) for found in grep(pattern.pattern))
+    skipped: list[str] = []
+    for device, *_ in matches:
+        if not skip_busy:
+            if index:
+                index -= 1
+                continue
+            core = TtyPort.open(device, settings)
+        else:
+            try:
+                core = TtyPort.open(device, settings)
+            except SerialPortError as exc:
+                skipped.append(str(exc))
+                continue
+            if index:
+                core.close()
+                index -= 1
+                continue
+        core.name = url
+        return core
+    found = ", ".join(m[0] for m in matches) or "none"
+    detail = f"; skipped {'; '.join(skipped)}" if skipped else ""
+    raise PortNotFoundError(
+        f"cannot open {url!r}: not enough ports match {pattern.pattern!r} "
+        f"(matching: {found}{detail})",
+        port=url,
+    )

@@ -1,0 +1,456 @@
+"""``rfc2217://HOST:PORT[?options]``: a native RFC 2217 client core (layer 1).
+
+No threads: the Telnet/RFC 2217 logic is the sans-IO :mod:`._telnet`
+protocol, driven here over a non-blocking TCP socket with the same
+non-blocking attempts as every core, so both front ends wait on the socket
+like on a tty.
+
+The opener (run in a worker thread) connects, negotiates Telnet options,
+sets the line and waits for the server's acknowledgements, blocking with a
+deadline. After that nothing ever waits: a settings change, DTR/RTS, break
+and purge are sent (in order with the data around them, so the server
+applies them before it forwards data written later) and their
+acknowledgements are checked as they arrive; a rejection is logged.
+
+URL options, as pyserial's:
+
+* ``ign_set_control``: do not wait for (or check) answers to SET-CONTROL
+  (DTR, RTS, break, flow control). ser2net on a pty and sredird need it.
+* ``poll_modem``: ask for NOTIFY-MODEMSTATE when the modem lines are read,
+  for servers that do not send changes on their own.
+* ``timeout=SECONDS``: how long to wait for the connection and for each
+  negotiation step while opening (default 3).
+* ``logging=debug|info|warning|error``: the level of the
+  ``trioserial.rfc2217`` logger.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import time
+from collections.abc import Callable
+from typing import Final
+
+from . import _telnet as telnet
+from ._core import PortCore
+from ._errors import SerialPortError
+from ._settings import ModemLines, SerialSettings
+from ._socket import connect_tcp, parse_timeout, unsent_bytes
+from ._url import parse_host_port, parse_log_level, parse_options, split_url
+
+__all__ = ["RFC2217Port", "open_rfc2217"]
+
+logger: Final = logging.getLogger("trioserial.rfc2217")
+
+DEFAULT_TIMEOUT: Final = 3.0
+#: The most user bytes escaped and handed to the socket per attempt.
+CHUNK: Final = 65536
+#: How much received data the control methods buffer while pumping the
+#: socket for protocol messages; the data path itself reads on demand.
+MAX_BUFFERED: Final = 1 << 20
+#: How much protocol output may wait for room in the socket before control
+#: methods give up (the server has stopped reading).
+MAX_PENDING: Final = 65536
+#: ``poll_modem``: a modem state younger than this is fresh enough.
+MODEM_POLL_INTERVAL: Final = 0.3
+
+
+class Options:
+    """The options of an ``rfc2217://`` URL."""
+
+    def __init__(self, url: str) -> None:
+        _, target, query = split_url(url)
+        self.host, self.port = parse_host_port(url, target)
+        found = parse_options(
+            url, query, flags=("ign_set_control", "poll_modem"), values=("timeout", "logging")
+        )
+        self.ign_set_control = "ign_set_control" in found
+        self.poll_modem = "poll_modem" in found
+        self.timeout = parse_timeout(url, found.get("timeout"), DEFAULT_TIMEOUT)
+        self.logging = parse_log_level(url, found.get("logging"))
+
+
+class RFC2217Port(PortCore):
+    """An RFC 2217 (Telnet Com Port Control) client over a non-blocking socket.
+
+    Data bytes are escaped on the way out and unescaped on the way in;
+    protocol messages between them are handled and never returned as data.
+    Modem lines come from the server's NOTIFY-MODEMSTATE messages (and
+    ``dtr``/``rts`` from what we last asked for). ``in_waiting`` counts bytes
+    that reached this client and were not read yet; ``out_waiting`` bytes
+    not yet sent to the server. The server's own buffers are invisible, but
+    ``reset_input_buffer``/``reset_output_buffer`` ask it to purge them.
+
+    Protocol output (control requests, answers to the server's negotiation)
+    that finds the socket full waits in a small buffer and goes out first,
+    before any later data, on the next read, write or control call.
+    """
+
+    transport = "rfc2217"
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        name: str,
+        settings: SerialSettings,
+        protocol: telnet.RFC2217Client,
+        options: Options,
+        received: bytes = b"",
+    ) -> None:
+        """Take over the negotiated connection. Use :func:`open_rfc2217` instead."""
+        sock.setblocking(False)
+        self._sock: socket.socket | None = sock
+        self._fd = sock.fileno()
+        self._protocol = protocol
+        self._options = options
+        self._rx = bytearray(received)
+        self._eof = False
+        self._pending = bytearray()  # protocol bytes owed to the socket, in order
+        # A 0xFF data byte whose first IAC went out but not its second one: the
+        # byte is not reported as written until the second one is sent.
+        self._split_iac = False
+        self._dtr = not settings.dsrdtr
+        self._rts = not settings.rtscts
+        self._break = False
+        self._modem_time = -1.0
+        self._poll_time = -1.0
+        self.name = name
+        self.settings = settings
+
+    def fileno(self) -> int:
+        return self._fd
+
+    # ---------------------------------------------------------- data path
+
+    def read_nowait(self, max_bytes: int) -> bytes:
+        sock = self._socket()
+        if self._pending:
+            self._flush(sock)
+        if not self._rx and not self._eof:
+            self._pump(sock, MAX_BUFFERED, for_data=True)
+        if self._rx:
+            if len(self._rx) <= max_bytes:
+                data = bytes(self._rx)
+                self._rx.clear()
+            else:
+                data = bytes(self._rx[:max_bytes])
+                del self._rx[:max_bytes]
+            return data
+        if self._eof:
+            return b""
+        raise BlockingIOError(errno.EAGAIN, "only protocol messages so far, no data")
+
+    def write_nowait(self, data: memoryview) -> int:
+        sock = self._socket()
+        if self._pending:
+            self._flush(sock)
+            if self._pending:
+                raise BlockingIOError(errno.EAGAIN, "protocol output still waiting for room")
+        if self._split_iac:
+            # The second IAC of an escaped 0xFF has just gone out. The caller
+            # retries from that byte (as the front ends do), so report it now.
+            self._split_iac = False
+            if data[0] == 0xFF:
+                return 1
+        chunk = data[:CHUNK]
+        escaped = telnet.escape(chunk)
+        if len(escaped) == len(chunk):
+            return sock.send(chunk)  # the fast path: no 0xFF in the data
+        sent = sock.send(escaped)
+        iacs = escaped.count(b"\xff", 0, sent)
+        if iacs % 2:
+            # The kernel took half of an escaped 0xFF: the other half must
+            # follow before anything else, or the server misreads the stream.
+            self._pending += b"\xff"
+            self._split_iac = True
+            self._flush(sock)
+        written = sent - iacs // 2 - iacs % 2
+        if not written:  # only half of the first byte: report it once it is whole
+            raise BlockingIOError(errno.EAGAIN, "socket buffer full mid-escape")
+        return written
+
+    def _pump(self, sock: socket.socket, limit: int, *, for_data: bool = False) -> None:
+        """Read what the socket has and feed the protocol, until EAGAIN or *limit*."""
+        got_any = False
+        while len(self._rx) < limit and not self._eof:
+            try:
+                chunk = sock.recv(CHUNK)
+            except BlockingIOError:
+                if for_data and not got_any:
+                    raise
+                break
+            got_any = True
+            self._protocol.receive_data(chunk)
+            self._handle_events()
+            if for_data and self._rx:
+                break
+        if self._protocol.closed:
+            self._eof = True
+        reply = self._protocol.data_to_send()
+        if reply:
+            self._pending += reply
+            self._flush(sock)
+
+    def _handle_events(self) -> None:
+        protocol = self._protocol
+        while True:
+            event = protocol.next_event()
+            if isinstance(event, telnet.Data):
+                self._rx += event.data
+            elif isinstance(event, telnet.ModemState):
+                self._modem_time = time.monotonic()
+                logger.debug("%s: modem state 0x%02x", self.name, event.value)
+            elif isinstance(event, telnet.Rejected):
+                logger.warning(
+                    "%s: the server answered %s %r with %r",
+                    self.name,
+                    event.what,
+                    event.requested,
+                    event.answer,
+                )
+            elif isinstance(event, telnet.Closed):
+                self._eof = True
+            elif event is telnet.NEED_DATA:
+                return
+            else:
+                logger.debug("%s: %r", self.name, event)
+
+    def _flush(self, sock: socket.socket) -> None:
+        """Send pending protocol output, as much as the socket takes now."""
+        try:
+            n = sock.send(self._pending)
+        except BlockingIOError:
+            return
+        del self._pending[:n]
+
+    def _send(self, message: bytes) -> None:
+        """Queue a protocol message behind everything already sent, and flush."""
+        sock = self._socket()
+        if len(self._pending) > MAX_PENDING:
+            raise SerialPortError(
+                f"cannot control {self.name!r}: the server has stopped reading "
+                f"({len(self._pending)} bytes of requests are waiting)",
+                port=self.name,
+            )
+        self._pending += message
+        self._flush(sock)
+
+    # ------------------------------------------------------------ control
+
+    def apply_settings(self, settings: SerialSettings) -> None:
+        if settings.rtscts and settings.xonxoff:
+            raise ValueError(
+                f"cannot configure {self.name!r}: RFC 2217 cannot ask for rtscts and "
+                f"xonxoff flow control together"
+            )
+        message = self._protocol.set_line(settings)
+        if (settings.rtscts, settings.xonxoff) != (self.settings.rtscts, self.settings.xonxoff):
+            message += self._protocol.set_flow_control(settings)
+        self._send(message)
+        self.settings = settings
+
+    def modem_lines(self) -> ModemLines:
+        sock = self._socket()
+        self._pump(sock, MAX_BUFFERED)
+        now = time.monotonic()
+        if (
+            self._options.poll_modem
+            and now - self._modem_time > MODEM_POLL_INTERVAL
+            and now - self._poll_time > MODEM_POLL_INTERVAL
+        ):
+            self._poll_time = now
+            self._send(self._protocol.request_modem_state())
+        state = self._protocol.modem_state
+        if state is None:
+            hint = "" if self._options.poll_modem else "; try ?poll_modem"
+            raise self.unsupported(f"modem lines (the server has not reported them yet{hint})")
+        return ModemLines(
+            cts=bool(state & telnet.MODEM_CTS),
+            dsr=bool(state & telnet.MODEM_DSR),
+            ri=bool(state & telnet.MODEM_RI),
+            cd=bool(state & telnet.MODEM_CD),
+            dtr=self._dtr,
+            rts=self._rts,
+        )
+
+    def set_dtr(self, value: bool) -> None:
+        on, off = telnet.Control.DTR_ON, telnet.Control.DTR_OFF
+        self._send(self._protocol.set_control(on if value else off))
+        self._dtr = bool(value)
+
+    def set_rts(self, value: bool) -> None:
+        on, off = telnet.Control.RTS_ON, telnet.Control.RTS_OFF
+        self._send(self._protocol.set_control(on if value else off))
+        self._rts = bool(value)
+
+    def set_break(self, value: bool) -> None:
+        on, off = telnet.Control.BREAK_ON, telnet.Control.BREAK_OFF
+        self._send(self._protocol.set_control(on if value else off))
+        self._break = bool(value)
+
+    @property
+    def break_condition(self) -> bool:
+        """The break state as last requested (servers do not report it back)."""
+        return self._break
+
+    def in_waiting(self) -> int:
+        self._pump(self._socket(), MAX_BUFFERED)
+        return len(self._rx)
+
+    def out_waiting(self) -> int:
+        return len(self._pending) + unsent_bytes(self._socket())
+
+    def reset_input_buffer(self) -> None:
+        sock = self._socket()
+        self._send(self._protocol.purge(telnet.Purge.RECEIVE))
+        self._pump(sock, MAX_BUFFERED)
+        self._rx.clear()
+
+    def reset_output_buffer(self) -> None:
+        self._send(self._protocol.purge(telnet.Purge.TRANSMIT))
+
+    def pending_acknowledgements(self) -> int:
+        """Requests sent and not answered yet (after reading what has arrived)."""
+        self._pump(self._socket(), MAX_BUFFERED)
+        return self._protocol.pending()
+
+    def close(self) -> None:
+        sock, self._sock = self._sock, None
+        self._fd = -1
+        self._rx.clear()
+        if sock is not None:
+            sock.close()
+
+    def __del__(self) -> None:
+        # GC closes a forgotten port (quietly: no ResourceWarning from the socket).
+        sock = getattr(self, "_sock", None)
+        if sock is not None:
+            sock.close()
+
+    def _socket(self) -> socket.socket:
+        if self._sock is None:
+            raise OSError(errno.EBADF, "rfc2217 port is closed")
+        return self._sock
+
+
+# ------------------------------------------------------------------ opening
+
+
+def _exchange(
+    sock: socket.socket,
+    protocol: telnet.RFC2217Client,
+    url: str,
+    timeout: float,
+    done: Callable[[], bool],
+    waiting_for: str,
+    received: bytearray,
+) -> None:
+    """Send what the protocol owes and read until *done()*, for at most *timeout* s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = protocol.data_to_send()
+        if out:
+            sock.sendall(out)
+        if done():
+            return
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise SerialPortError(
+                f"cannot open {url!r}: no answer from the server {waiting_for} within "
+                f"{timeout:g} s (add ?ign_set_control if it never answers DTR/RTS/break, "
+                f"or ?timeout=SECONDS)",
+                port=url,
+                errno=errno.ETIMEDOUT,
+            )
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(CHUNK)
+        except TimeoutError:
+            continue
+        if not chunk:
+            raise SerialPortError(
+                f"cannot open {url!r}: the server closed the connection {waiting_for}",
+                port=url,
+                errno=errno.ECONNRESET,
+            )
+        protocol.receive_data(chunk)
+        while True:
+            event = protocol.next_event()
+            if event is telnet.NEED_DATA:
+                break
+            if isinstance(event, telnet.Data):
+                received += event.data
+            elif isinstance(event, telnet.Rejected):
+                raise SerialPortError(
+                    f"cannot open {url!r}: the server rejected {event.what} "
+                    f"{event.requested.hex()} (it answered {event.answer.hex() or 'nothing'})",
+                    port=url,
+                )
+            else:
+                logger.debug("%s: %r", url, event)
+
+
+def open_rfc2217(url: str, settings: SerialSettings) -> RFC2217Port:
+    """Connect to *url*, negotiate RFC 2217 and set the line. Blocking: run off the loop."""
+    options = Options(url)
+    if settings.rtscts and settings.xonxoff:
+        raise ValueError(
+            f"cannot open {url!r}: RFC 2217 cannot ask for rtscts and xonxoff flow control together"
+        )
+    if options.logging is not None:
+        logger.setLevel(options.logging)
+    sock = connect_tcp(url, options.host, options.port, options.timeout)
+    try:
+        protocol = telnet.RFC2217Client(check_control=not options.ign_set_control)
+        received = bytearray()
+
+        def step(message: bytes, done: Callable[[], bool], waiting_for: str) -> None:
+            if message:
+                sock.sendall(message)
+            _exchange(sock, protocol, url, options.timeout, done, waiting_for, received)
+
+        def negotiated() -> bool:
+            if protocol.refused:
+                raise SerialPortError(
+                    f"cannot open {url!r}: the server does not speak RFC 2217 "
+                    f"(it refused COM-PORT-OPTION); for a raw TCP server use socket://",
+                    port=url,
+                )
+            return protocol.negotiated
+
+        step(protocol.initiate(), negotiated, "to the RFC 2217 negotiation")
+        logger.info(
+            "%s: negotiated %s",
+            url,
+            ", ".join(name for name in protocol.options if protocol.is_active(name)),
+        )
+        line = protocol.set_line(settings) + protocol.set_flow_control(settings)
+        if not settings.dsrdtr:
+            line += protocol.set_control(telnet.Control.DTR_ON)
+        if not settings.rtscts:
+            line += protocol.set_control(telnet.Control.RTS_ON)
+        step(line, lambda: not protocol.pending(), f"to the settings {settings.framing}")
+        # A clean start, as pyserial makes one: whatever the server buffered
+        # (a banner, stale input) is dropped with the local copy.
+        step(
+            protocol.purge(telnet.Purge.BOTH),
+            lambda: not protocol.pending(),
+            "to PURGE-DATA",
+        )
+        received.clear()
+        return RFC2217Port(sock, url, settings, protocol, options, bytes(received))
+    except SerialPortError:
+        sock.close()
+        raise
+    except OSError as exc:
+        sock.close()
+        raise SerialPortError(
+            f"cannot open {url!r}: the connection failed during negotiation: {exc.strerror or exc}",
+            port=url,
+            errno=exc.errno,
+        ) from exc
+    except BaseException:
+        sock.close()
+        raise

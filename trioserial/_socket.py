@@ -1,0 +1,192 @@
+"""``socket://HOST:PORT``: a serial line carried raw over TCP (layer 1).
+
+The other end is typically a terminal server or ``socat`` in front of a
+device. TCP carries bytes only: like pyserial's ``socket://``, settings
+changes are accepted, kept in :attr:`~PortCore.settings` and **not sent
+anywhere** (the server's line settings stay whatever it configured), and
+there are no modem lines and no break. Use ``rfc2217://`` when the server
+speaks RFC 2217 and the line settings matter.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import socket
+import struct
+import termios
+from typing import Final
+
+from ._core import PortCore
+from ._errors import PortNotFoundError, SerialPortError, UnsupportedURLError
+from ._settings import SerialSettings
+from ._url import parse_host_port, parse_log_level, parse_options, split_url
+
+__all__ = ["SocketPort", "connect_tcp", "open_socket"]
+
+#: Seconds to wait for the TCP connection, unless the URL says ``?timeout=``.
+DEFAULT_CONNECT_TIMEOUT: Final = 5.0
+logger: Final = logging.getLogger("trioserial.socket")
+_SIOCOUTQ: Final = termios.TIOCOUTQ  # the same ioctl number for sockets: unsent bytes
+_DRAIN_CHUNK: Final = 65536
+
+
+def parse_timeout(url: str, value: str | None, default: float) -> float:
+    if value is None:
+        return default
+    try:
+        timeout = float(value)
+    except ValueError:
+        timeout = -1.0
+    if not 0 < timeout < float("inf"):
+        raise UnsupportedURLError(
+            f"malformed timeout {value!r} in {url!r}: expected seconds, a number > 0"
+        )
+    return timeout
+
+
+def parse_socket_url(url: str) -> tuple[str, int, float, int | None]:
+    """``socket://HOST:PORT[?timeout=SECONDS][&logging=LEVEL]`` -> host, port, timeout, level."""
+    _, target, query = split_url(url)
+    host, port = parse_host_port(url, target)
+    options = parse_options(url, query, values=("timeout", "logging"))
+    timeout = parse_timeout(url, options.get("timeout"), DEFAULT_CONNECT_TIMEOUT)
+    return host, port, timeout, parse_log_level(url, options.get("logging"))
+
+
+def connect_tcp(url: str, host: str, port: int, timeout: float) -> socket.socket:
+    """Connect to *host*:*port* (blocking, at most *timeout* seconds), ``TCP_NODELAY`` on.
+
+    Raises a :class:`~trioserial.SerialPortError` whose message names the
+    URL and says what went wrong (unknown host, refused, unreachable, timed out).
+    """
+    where = f"{host}:{port}"
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except socket.gaierror as exc:
+        raise PortNotFoundError(
+            f"cannot open {url!r}: unknown host {host!r} ({exc.strerror})", port=url
+        ) from exc
+    except ConnectionRefusedError as exc:
+        raise PortNotFoundError(
+            f"cannot open {url!r}: connection refused by {where} (is the server running?)",
+            port=url,
+            errno=exc.errno,
+        ) from exc
+    except TimeoutError as exc:
+        raise SerialPortError(
+            f"cannot open {url!r}: no answer from {where} within {timeout:g} s",
+            port=url,
+            errno=errno.ETIMEDOUT,
+        ) from exc
+    except OSError as exc:
+        raise SerialPortError(
+            f"cannot open {url!r}: cannot connect to {where}: {exc.strerror or exc}",
+            port=url,
+            errno=exc.errno,
+        ) from exc
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def unsent_bytes(sock: socket.socket) -> int:
+    """Bytes the kernel still holds for sending (``SIOCOUTQ``)."""
+    buf = bytearray(4)
+    fcntl.ioctl(sock.fileno(), _SIOCOUTQ, buf)
+    return int(struct.unpack("i", buf)[0])
+
+
+def unread_bytes(sock: socket.socket) -> int:
+    """Bytes received by the kernel and not read yet (``FIONREAD``)."""
+    buf = bytearray(4)
+    fcntl.ioctl(sock.fileno(), termios.FIONREAD, buf)
+    return int(struct.unpack("i", buf)[0])
+
+
+class SocketPort(PortCore):
+    """A connected TCP socket, non-blocking.
+
+    The server closing the connection is end of stream (``b""``); a reset
+    (``ECONNRESET``) or a write after the server went away (``EPIPE``) is an
+    :exc:`OSError` that the front ends report as a broken resource.
+    """
+
+    transport = "socket"
+
+    def __init__(self, sock: socket.socket, name: str, settings: SerialSettings) -> None:
+        """Take ownership of the connected *sock*. Use :func:`open_socket` instead."""
+        sock.setblocking(False)
+        self._sock: socket.socket | None = sock
+        self._fd = sock.fileno()
+        self.name = name
+        self.settings = settings
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def read_nowait(self, max_bytes: int) -> bytes:
+        return self._socket().recv(max_bytes)
+
+    def write_nowait(self, data: memoryview) -> int:
+        return self._socket().send(data)
+
+    def apply_settings(self, settings: SerialSettings) -> None:
+        # Accepted and kept, not sent: raw TCP has no way to carry them.
+        self._socket()
+        logger.info("%s: settings %s kept, not sent (raw TCP)", self.name, settings.framing)
+        self.settings = settings
+
+    def in_waiting(self) -> int:
+        return unread_bytes(self._socket())
+
+    def out_waiting(self) -> int:
+        return unsent_bytes(self._socket())
+
+    def reset_input_buffer(self) -> None:
+        sock = self._socket()
+        try:
+            while sock.recv(_DRAIN_CHUNK):
+                pass
+        except BlockingIOError:
+            pass
+
+    def reset_output_buffer(self) -> None:
+        # Bytes handed to the kernel cannot be taken back; pyserial ignores
+        # this call for socket:// too.
+        self._socket()
+
+    def close(self) -> None:
+        sock, self._sock = self._sock, None
+        self._fd = -1
+        if sock is not None:
+            sock.close()
+
+    def __del__(self) -> None:
+        # GC closes a forgotten port (quietly: no ResourceWarning from the socket).
+        sock = getattr(self, "_sock", None)
+        if sock is not None:
+            sock.close()
+
+    def _socket(self) -> socket.socket:
+        if self._sock is None:
+            raise OSError(errno.EBADF, "socket port is closed")
+        return self._sock
+
+
+def open_socket(url: str, settings: SerialSettings) -> SocketPort:
+    """Connect to ``socket://HOST:PORT[?timeout=SECONDS][&logging=LEVEL]``.
+
+    Blocking: run off the event loop. ``logging`` (pyserial's option) sets
+    the level of the ``trioserial.socket`` logger.
+    """
+    host, port, timeout, level = parse_socket_url(url)
+    if level is not None:
+        logger.setLevel(level)
+    sock = connect_tcp(url, host, port, timeout)
+    logger.info("%s: connected to %s", url, sock.getpeername())
+    return SocketPort(sock, url, settings)

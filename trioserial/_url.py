@@ -1,0 +1,98 @@
+"""Parsing of pyserial-style port URLs (layer 0: pure functions, no I/O).
+
+Every parser raises :exc:`~trioserial.UnsupportedURLError` with a message
+that names the URL, the offending part and what was expected, so a bad URL
+is reported before anything is opened.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import urllib.parse
+from collections.abc import Collection
+from typing import Final
+
+from ._errors import UnsupportedURLError
+
+__all__ = ["LOG_LEVELS", "parse_host_port", "parse_log_level", "parse_options", "split_url"]
+
+#: pyserial's ``?logging=`` levels.
+LOG_LEVELS: Final = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+
+
+def split_url(url: str) -> tuple[str, str, str]:
+    """``"scheme://rest?query"`` -> ``(scheme in lower case, rest, query)``."""
+    scheme, _, rest = url.partition("://")
+    target, _, query = rest.partition("?")
+    return scheme.lower(), target, query
+
+
+def parse_options(
+    url: str, query: str, *, flags: Collection[str] = (), values: Collection[str] = ()
+) -> dict[str, str | None]:
+    """Parse ``a&b=1`` into ``{"a": None, "b": "1"}``.
+
+    *flags* are options without a value, *values* options that need one.
+    Anything else is an :exc:`~trioserial.UnsupportedURLError` naming it.
+    """
+    found: dict[str, str | None] = {}
+    for item in query.split("&") if query else ():
+        if not item:
+            continue
+        name, eq, value = item.partition("=")
+        name = urllib.parse.unquote(name)
+        if name in flags and not eq:
+            found[name] = None
+        elif name in values:
+            if not eq or not value:
+                raise UnsupportedURLError(f"option {name!r} in {url!r} needs a value ({name}=...)")
+            found[name] = urllib.parse.unquote(value)
+        else:
+            known = sorted({*flags, *(f"{v}=..." for v in values)})
+            expected = ", ".join(known) if known else "no options"
+            what = "unknown" if name not in flags else "unexpected value for"
+            raise UnsupportedURLError(f"{what} option {name!r} in {url!r}; expected {expected}")
+    return found
+
+
+def parse_host_port(url: str, target: str) -> tuple[str, int]:
+    """``"HOST:PORT"`` (``"[::1]:PORT"`` for IPv6) -> ``(host, port)``."""
+    form = f"expected {url.partition('://')[0]}://HOST:PORT"
+    if target.startswith("["):
+        host, bracket, rest = target[1:].partition("]")
+        if not bracket or not rest.startswith(":"):
+            raise UnsupportedURLError(f"malformed host in {url!r}: {form}")
+        port_text = rest[1:]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise UnsupportedURLError(
+                f"malformed IPv6 address {host!r} in {url!r}: {form}"
+            ) from None
+    else:
+        host, colon, port_text = target.rpartition(":")
+        if not colon:
+            raise UnsupportedURLError(f"missing port in {url!r}: {form}")
+        if ":" in host:
+            raise UnsupportedURLError(
+                f"malformed host {host!r} in {url!r}: put an IPv6 address in brackets, "
+                f"[ADDRESS]:PORT"
+            )
+    if not host:
+        raise UnsupportedURLError(f"missing host in {url!r}: {form}")
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise UnsupportedURLError(
+            f"malformed port {port_text!r} in {url!r}: expected a number from 1 to 65535"
+        )
+    return host, int(port_text)
+
+
+def parse_log_level(url: str, value: str | None) -> int | None:
+    """pyserial's ``logging=LEVEL`` option as a :mod:`logging` level (``None`` if absent)."""
+    if value is None:
+        return None
+    if value not in LOG_LEVELS:
+        raise UnsupportedURLError(
+            f"malformed logging level {value!r} in {url!r}; expected one of {', '.join(LOG_LEVELS)}"
+        )
+    return LOG_LEVELS[value]
