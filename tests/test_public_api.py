@@ -18,6 +18,13 @@ DOCUMENTED = {
     "UnsupportedOperationError",
     "UnsupportedURLError",
     "open_serial_port",
+    # expect (issue 7)
+    "Expect",
+    "ExpectBufferFullError",
+    "ExpectEOFError",
+    "ExpectError",
+    "ExpectMatch",
+    "ExpectTimeoutError",
 }
 
 
