@@ -26,9 +26,10 @@ LAYERS: dict[str, int] = {
     "_resolve": 1,
     "_spy": 1,
     "_stream": 2,
-    "__init__": 2,
     "_options": 0,
     "_control": 1,
+    "__init__": 3,  # re-exports layer 3 (Expect)
+    "_expect": 3,
 }
 #: Layer-2 front ends that must never import each other.
 FRONT_ENDS = {"_stream", "anyio"}

@@ -19,6 +19,13 @@ DOCUMENTED = {
     "UnsupportedURLError",
     "open_serial_port",
     "RS485Settings",
+    # expect (issue 7)
+    "Expect",
+    "ExpectBufferFullError",
+    "ExpectEOFError",
+    "ExpectError",
+    "ExpectMatch",
+    "ExpectTimeoutError",
 }
 
 
@@ -35,6 +42,15 @@ def test_testing_surface() -> None:
         "clog",
         "open_clogged_pty_pair",
         "open_pty_pair",
+        # fake devices (issue 7)
+        "AtModem",
+        "BootLogDevice",
+        "EchoDevice",
+        "FakeDevice",
+        "FakeDevicePort",
+        "LineShell",
+        "ShellHandler",
+        "open_fake_device_port",
     }
 
 
