@@ -19,7 +19,8 @@ LAYERS: dict[str, int] = {
     "_port": 1,
     "_open": 1,
     "_stream": 2,
-    "__init__": 2,
+    "__init__": 3,
+    "_driver": 3,
 }
 #: Layer-2 front ends that must never import each other.
 FRONT_ENDS = {"_stream", "anyio"}

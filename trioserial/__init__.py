@@ -1,5 +1,8 @@
 """Serial ports for Trio: pyserial's reach, Trio's I/O, honest cancellation semantics."""
 
+from ._driver import DriverStream as DriverStream
+from ._driver import PySerial as PySerial
+from ._driver import SupervisedStream as SupervisedStream
 from ._errors import NotASerialPortError as NotASerialPortError
 from ._errors import PortBusyError as PortBusyError
 from ._errors import PortNotFoundError as PortNotFoundError
@@ -19,16 +22,19 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AsyncSerial",
+    "DriverStream",
     "ModemLines",
     "NotASerialPortError",
     "Parity",
     "PortBusyError",
     "PortNotFoundError",
     "PortPermissionError",
+    "PySerial",
     "SerialPortError",
     "SerialSettings",
     "SerialStatistics",
     "StopBits",
+    "SupervisedStream",
     "UnsupportedOperationError",
     "UnsupportedURLError",
     "open_serial_port",
