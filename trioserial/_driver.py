@@ -307,6 +307,20 @@ class DriverStream(trio.abc.Stream):
         return f"<trioserial.DriverStream {self._serial!r}{cps}>"
 
 
+class _SharedTty(TtyPort):
+    """A ``dup`` of the line's fd, for one connection.
+
+    Closing it closes only this fd: it does not discard the output that the
+    other connections queued on the shared tty (only the line's last close
+    can hit the kernel's closing wait, and the line discards then).
+    """
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, -1
+        if fd != -1:
+            os.close(fd)
+
+
 class _Line:
     """One open of a tty, shared by every live ``connect()`` through dup'd fds."""
 
@@ -490,7 +504,11 @@ class PySerial:
                 line = self._line = _Line(core)
         # Every connection gets its own fd on the one open file description:
         # closing one (or GC) never touches the others or the line.
-        dup = TtyPort(os.dup(line.core.fileno()), line.core.name, line.core.settings)
+        primary = line.core
+        assert isinstance(primary, TtyPort)
+        dup = _SharedTty(
+            os.dup(primary.fileno()), primary.name, primary.settings, ioctl=primary.ioctl
+        )
         stream = DriverStream(dup, self.cps)
         line.connections.add(stream)
         return self._maybe_closed_meanwhile(stream, closes)
