@@ -116,7 +116,7 @@ def test_serial_settings_are_keywords(pty_path: str) -> None:
 def test_fields_cannot_change_after_validation(pty_path: str) -> None:
     driver = PySerial(pty_path)
     with pytest.raises(attrs.exceptions.FrozenAttributeError):
-        driver.cps = -5  # type: ignore[misc]
+        driver.cps = -5
 
 
 @pytest.mark.parametrize(
@@ -344,7 +344,7 @@ async def test_close_ends_every_connection(pty: tuple[str, PtyDevice]) -> None:
     async with driver.connect() as one, driver.connect() as two:
         async with trio.open_nursery() as nursery:
             for stream in (one, two):
-                nursery.start_soon(lambda s=stream: _append(results, s))
+                nursery.start_soon(_append, results, stream)
             await trio.testing.wait_all_tasks_blocked()
             driver.close()  # from the Trio thread this time
         assert results == [b"", b""]
