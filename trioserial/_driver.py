@@ -797,8 +797,10 @@ class SupervisedStream(trio.abc.Stream):
         driver = self._driver
         self.path = await trio.to_thread.run_sync(stable_path, driver.url, BY_ID_DIR)
         started = False
-        backoff = initial_backoff
+        delay: float | None = None  # None: try at once
         while True:
+            if delay is not None:
+                await trio.sleep(delay)
             try:
                 core = await trio.to_thread.run_sync(driver._open_blocking, self.path)
             except SerialPortError as exc:
@@ -808,18 +810,17 @@ class SupervisedStream(trio.abc.Stream):
                 if not started:
                     started = True
                     task_status.started(self)
-                await trio.sleep(backoff)
-                backoff = min(backoff * 2, max_backoff)
+                delay = initial_backoff if delay is None else min(delay * 2, max_backoff)
                 continue
             self._attach(core)
             if not started:
                 started = True
                 task_status.started(self)
-            backoff = initial_backoff
             error = await self._pump()
             self._detach()
             self.last_error.value = error
-            await trio.sleep(backoff)
+            # A device that has just gone away is not back yet: give it a moment.
+            delay = initial_backoff
 
     def _attach(self, core: PortCore) -> None:
         self._core = core
