@@ -393,6 +393,33 @@ def test_close_from_a_thread_after_the_loop_is_gone(pty_path: str) -> None:
     driver.close()  # and from this (non-Trio) thread
 
 
+async def test_close_during_an_open_covers_that_connection_too(
+    pty: tuple[str, PtyDevice], monkeypatch: pytest.MonkeyPatch, no_fd_leaks: None
+) -> None:
+    entered, proceed = threading.Event(), threading.Event()
+
+    def slow_open(url: str, settings: SerialSettings) -> PortCore:
+        entered.set()
+        proceed.wait()
+        return open_core(url, settings)
+
+    monkeypatch.setattr(trioserial._driver, "open_core", slow_open)
+    driver = PySerial(pty[0])
+    got: list[bytes] = []
+
+    async def connect_and_read() -> None:
+        async with driver.connect() as stream:
+            got.append(await stream.receive_some())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(connect_and_read)
+        with trio.fail_after(5):
+            await trio.to_thread.run_sync(entered.wait)
+        driver.close()  # the lease ends while the port is still opening
+        proceed.set()
+    assert got == [b""]
+
+
 # ------------------------------------------------------------------ DTR/RTS
 
 

@@ -339,6 +339,25 @@ async def test_dtr_rts_act_on_the_supervised_handle(
         nursery.cancel_scope.cancel()
 
 
+async def test_supervised_cps(
+    pty: tuple[str, PtyDevice], autojump_clock: trio.testing.MockClock
+) -> None:
+    path, device = pty
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(PySerial(path, cps=10).run)
+        start = trio.current_time()
+        await port.send_all(b"0123456789A")
+        assert trio.current_time() - start == pytest.approx(1.0)
+        with trio.move_on_after(0.35):  # characters at +0.1, +0.2, +0.3
+            await port.send_all(b"BCDEFG")
+        assert port.statistics().bytes_sent == 14
+        got = b""
+        while len(got) < 14:
+            got += await device.receive_some()
+        assert got == b"0123456789ABCD"
+        nursery.cancel_scope.cancel()
+
+
 # ------------------------------------------------------- unplug and replug
 
 
