@@ -746,11 +746,11 @@ class SupervisedStream(trio.abc.Stream):
     after :meth:`aclose` they get :exc:`trio.ClosedResourceError`.
 
     Attributes:
-      connected: :class:`trio_util.AsyncBool`, true while the device is open.
-      modem_lines: :class:`trio_util.AsyncValue` of the last
+      connected: ``trio_util.AsyncBool``, true while the device is open.
+      modem_lines: ``trio_util.AsyncValue`` of the last
         :class:`~trioserial.ModemLines` read (``None`` where the transport has
         none, such as a pty).
-      last_error: :class:`trio_util.AsyncValue` of the last failure (an
+      last_error: ``trio_util.AsyncValue`` of the last failure (an
         :exc:`OSError`: hangup or open error), or ``None``. Every failure is a
         new value, so ``wait_transition()`` sees each one.
       path: the device path or URL being opened (a ``/dev/serial/by-id``
