@@ -21,6 +21,7 @@ LAYERS: dict[str, int] = {
     "_stream": 2,
     "__init__": 3,
     "_driver": 3,
+    "_options": 0,
 }
 #: Layer-2 front ends that must never import each other.
 FRONT_ENDS = {"_stream", "anyio"}

@@ -21,6 +21,7 @@ DOCUMENTED = {
     "DriverStream",
     "PySerial",
     "SupervisedStream",
+    "RS485Settings",
 }
 
 
