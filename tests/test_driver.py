@@ -36,6 +36,8 @@ from trioserial import (
 )
 from trioserial._core import PortCore
 from trioserial._open import OPENERS, open_core
+from trioserial._options import OpenOptions
+from trioserial._port import TtyPort
 from trioserial._settings import SerialSettings
 from trioserial.testing import FakeModem, PtyDevice
 
@@ -66,8 +68,8 @@ def opens(monkeypatch: pytest.MonkeyPatch) -> list[PortCore]:
     """Every core the driver opens (the real open, on the real pty), in order."""
     opened: list[PortCore] = []
 
-    def counting_open(url: str, settings: SerialSettings) -> PortCore:
-        core = open_core(url, settings)
+    def counting_open(url: str, settings: SerialSettings, options: OpenOptions) -> PortCore:
+        core = open_core(url, settings, options)
         opened.append(core)
         return core
 
@@ -237,10 +239,8 @@ async def test_closing_a_connection_keeps_others_output(
     path, _ = pty
     modem = FakeModem()
 
-    def open_with_modem(url: str, settings: SerialSettings) -> PortCore:
-        core = open_core(url, settings)
-        modem.attach(core)  # type: ignore[arg-type]
-        return core
+    def open_with_modem(url: str, settings: SerialSettings, options: OpenOptions) -> PortCore:
+        return TtyPort.open(url, settings, options, ioctl=modem)
 
     monkeypatch.setattr(trioserial._driver, "open_core", open_with_modem)
     driver = PySerial(path)
@@ -398,10 +398,10 @@ async def test_close_during_an_open_covers_that_connection_too(
 ) -> None:
     entered, proceed = threading.Event(), threading.Event()
 
-    def slow_open(url: str, settings: SerialSettings) -> PortCore:
+    def slow_open(url: str, settings: SerialSettings, options: OpenOptions) -> PortCore:
         entered.set()
         proceed.wait()
-        return open_core(url, settings)
+        return open_core(url, settings, options)
 
     monkeypatch.setattr(trioserial._driver, "open_core", slow_open)
     driver = PySerial(pty[0])
@@ -429,9 +429,8 @@ def modem(monkeypatch: pytest.MonkeyPatch) -> tuple[FakeModem, list[PortCore]]:
     model = FakeModem(loopback=True)
     opened: list[PortCore] = []
 
-    def open_with_modem(url: str, settings: SerialSettings) -> PortCore:
-        core = open_core(url, settings)
-        model.attach(core)  # type: ignore[arg-type]
+    def open_with_modem(url: str, settings: SerialSettings, options: OpenOptions) -> PortCore:
+        core = TtyPort.open(url, settings, options, ioctl=model)  # the real pty, fake lines
         opened.append(core)
         return core
 

@@ -32,7 +32,8 @@ from trioserial import (
     open_serial_port,
 )
 from trioserial._core import PortCore
-from trioserial._open import open_core
+from trioserial._options import OpenOptions
+from trioserial._port import TtyPort
 from trioserial._settings import ModemLines, SerialSettings
 from trioserial.testing import FakeModem, PtyDevice
 
@@ -266,6 +267,7 @@ async def test_first_open_error_comes_from_start(tmp_path: Path) -> None:
         ({"max_backoff": "1"}, "max_backoff must be a number of seconds, got '1'"),
         ({"initial_backoff": 2, "max_backoff": 1}, "max_backoff must be >= initial_backoff"),
         ({"buffer_size": 0}, "buffer_size must be an int >= 1, got 0"),
+        ({"modem_poll_interval": -1}, "modem_poll_interval must be > 0 seconds, got -1"),
     ],
 )
 async def test_bad_run_options(
@@ -321,9 +323,8 @@ async def test_dtr_rts_act_on_the_supervised_handle(
     model = FakeModem(loopback=True)
     opened: list[PortCore] = []
 
-    def open_with_modem(url: str, settings: SerialSettings) -> PortCore:
-        core = open_core(url, settings)
-        model.attach(core)  # type: ignore[arg-type]
+    def open_with_modem(url: str, settings: SerialSettings, options: OpenOptions) -> PortCore:
+        core = TtyPort.open(url, settings, options, ioctl=model)  # the real pty, fake lines
         opened.append(core)
         return core
 
@@ -355,6 +356,29 @@ async def test_supervised_cps(
         while len(got) < 14:
             got += await device.receive_some()
         assert got == b"0123456789ABCD"
+        nursery.cancel_scope.cancel()
+
+
+async def test_modem_lines_are_watched_when_asked(
+    pty: tuple[str, PtyDevice], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = FakeModem(loopback=False)
+
+    def open_with_modem(url: str, settings: SerialSettings, options: OpenOptions) -> PortCore:
+        return TtyPort.open(url, settings, options, ioctl=model)
+
+    monkeypatch.setattr(trioserial._driver, "open_core", open_with_modem)
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(
+            functools.partial(PySerial(pty[0]).run, modem_poll_interval=0.001)
+        )
+        assert port.modem_lines.value == ModemLines()
+        model.set_inputs(cd=True)  # carrier comes up
+        with trio.fail_after(5):
+            await port.modem_lines.wait_value(lambda lines: lines is not None and lines.cd)
+        model.set_inputs(cd=False, ri=True)
+        with trio.fail_after(5):
+            await port.modem_lines.wait_value(ModemLines(ri=True))
         nursery.cancel_scope.cancel()
 
 

@@ -8,12 +8,10 @@ supervises the port in a nursery, reconnecting when the device comes back.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import math
 import os
 import stat
-import termios
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -32,6 +30,7 @@ from ._errors import (
     UnsupportedOperationError,
 )
 from ._open import check_url, open_core
+from ._options import OpenOptions
 from ._port import TtyPort
 from ._settings import ModemLines, SerialSettings, SerialStatistics
 from ._stream import AsyncSerial, Buffer, byte_view, check_max_bytes
@@ -106,14 +105,6 @@ def stable_path(path: str, by_id_dir: Path = BY_ID_DIR) -> str:
         if os.path.realpath(link) == target:
             return str(link)
     return path
-
-
-def clear_hupcl(fd: int) -> None:
-    """Clear ``HUPCL``, so closing the port does not drop DTR/RTS (and reset an MCU)."""
-    attrs_ = termios.tcgetattr(fd)
-    if attrs_[2] & termios.HUPCL:
-        attrs_[2] &= ~termios.HUPCL
-        termios.tcsetattr(fd, termios.TCSANOW, attrs_)
 
 
 def _in_trio_thread(token: trio.lowlevel.TrioToken) -> bool:
@@ -422,30 +413,18 @@ class PySerial:
 
     # ------------------------------------------------------------ opening
 
-    def _open_blocking(self, url: str) -> PortCore:
-        """Open and prepare a handle. Blocking: run in a worker thread."""
-        core = open_core(url, self.settings)
-        try:
-            if self.disable_hupcl and isinstance(core, TtyPort):
-                try:
-                    clear_hupcl(core.fileno())
-                except termios.error as exc:
-                    raise SerialPortError(
-                        f"cannot clear HUPCL on {url!r}: {exc.args[-1]}", port=url
-                    ) from exc
-            self._apply_wanted_lines(core)
-        except BaseException:
-            core.close()
-            raise
-        return core
-
-    def _apply_wanted_lines(self, core: PortCore) -> None:
+    def _open_options(self, url: str) -> OpenOptions:
         # What set_dtr()/set_rts() asked for outlives the handle they acted on:
-        # every later open puts the lines back the way they were asked to be.
-        for value, setter in ((self._dtr, core.set_dtr), (self._rts, core.set_rts)):
-            if value is not None:
-                with contextlib.suppress(UnsupportedOperationError):
-                    setter(value)  # if it cannot, set_dtr()/set_rts() already said so
+        # every later open (connect, brief open, reconnect) puts the lines back.
+        return OpenOptions(
+            dtr=self._dtr,
+            rts=self._rts,
+            hupcl=False if self.disable_hupcl and not _is_url(url) else None,
+        )
+
+    def _open_blocking(self, url: str) -> PortCore:
+        """Open a handle with our settings and open-time options. Blocking: use a thread."""
+        return open_core(url, self.settings, self._open_options(url))
 
     def _claim_token(self) -> trio.lowlevel.TrioToken:
         token = trio.lowlevel.current_trio_token()
@@ -666,6 +645,7 @@ class PySerial:
         initial_backoff: float = 0.1,
         max_backoff: float = 5.0,
         buffer_size: int = 65536,
+        modem_poll_interval: float | None = None,
         task_status: trio.TaskStatus[SupervisedStream] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Supervise the port: ``port = await nursery.start(driver.run)``.
@@ -692,9 +672,17 @@ class PySerial:
           initial_backoff: seconds before the first retry (> 0).
           max_backoff: the longest wait between retries (>= *initial_backoff*).
           buffer_size: the most input held while nobody reads (>= 1).
+          modem_poll_interval: watch the input lines (CTS, DSR, RI, CD) with
+            :meth:`AsyncSerial.wait_modem_change` at this interval, and publish
+            every change in ``port.modem_lines``. ``None`` (the default): read
+            them at each connect and after ``set_dtr``/``set_rts`` only, so an
+            idle port costs no CPU. Ignored where there are no modem lines.
           task_status: given by ``nursery.start``.
         """
-        for name, val in (("initial_backoff", initial_backoff), ("max_backoff", max_backoff)):
+        intervals = [("initial_backoff", initial_backoff), ("max_backoff", max_backoff)]
+        if modem_poll_interval is not None:
+            intervals.append(("modem_poll_interval", modem_poll_interval))
+        for name, val in intervals:
             if isinstance(val, bool) or not isinstance(val, int | float):
                 raise TypeError(f"{name} must be a number of seconds, got {val!r}")
             if not (math.isfinite(val) and val > 0):
@@ -712,7 +700,12 @@ class PySerial:
         self._supervisors.add(port)
         try:
             with port._scope:
-                await port._supervise(float(initial_backoff), float(max_backoff), task_status)
+                await port._supervise(
+                    float(initial_backoff),
+                    float(max_backoff),
+                    None if modem_poll_interval is None else float(modem_poll_interval),
+                    task_status,
+                )
         finally:
             self._supervisors.discard(port)
             port._shut_down()
@@ -735,7 +728,7 @@ class SupervisedStream(trio.abc.Stream):
     returns what was buffered before the device went away, then waits for
     the next connection. Input still in the kernel at the hangup is lost (the
     kernel discards it; nothing can recover it), so a reconnect is a gap in
-    the data: watch :attr:`connected` (or :attr:`connect_count`) to know
+    the data: watch ``connected`` (or ``connect_count``) to know
     where. :meth:`send_all` waits while disconnected; a send cut off by a
     hangup raises :exc:`trio.BrokenResourceError` (a prefix went out, see
     :meth:`statistics`) and, unlike other Trio streams, the stream stays
@@ -753,6 +746,7 @@ class SupervisedStream(trio.abc.Stream):
       last_error: ``trio_util.AsyncValue`` of the last failure (an
         :exc:`OSError`: hangup or open error), or ``None``. Every failure is a
         new value, so ``wait_transition()`` sees each one.
+      connect_count: how many times the device has been opened so far.
       path: the device path or URL being opened (a ``/dev/serial/by-id``
         link when one was found).
     """
@@ -792,6 +786,7 @@ class SupervisedStream(trio.abc.Stream):
         self,
         initial_backoff: float,
         max_backoff: float,
+        modem_poll_interval: float | None,
         task_status: trio.TaskStatus[SupervisedStream],
     ) -> None:
         driver = self._driver
@@ -816,7 +811,11 @@ class SupervisedStream(trio.abc.Stream):
             if not started:
                 started = True
                 task_status.started(self)
-            error = await self._pump()
+            async with trio.open_nursery() as nursery:
+                if modem_poll_interval is not None and self.modem_lines.value is not None:
+                    nursery.start_soon(self._watch_modem_lines, modem_poll_interval)
+                error = await self._pump()
+                nursery.cancel_scope.cancel()
             self._detach()
             self.last_error.value = error
             # A device that has just gone away is not back yet: give it a moment.
@@ -846,6 +845,18 @@ class SupervisedStream(trio.abc.Stream):
             self.modem_lines.value = core.modem_lines()
         except (UnsupportedOperationError, OSError):
             self.modem_lines.value = None
+
+    async def _watch_modem_lines(self, interval: float) -> None:
+        serial = self._serial
+        assert serial is not None
+        while True:
+            try:
+                # Publish the levels the wait starts from (read in the same task
+                # step as the wait's own first read), so no change falls between.
+                self.modem_lines.value = serial.modem_lines()
+                await serial.wait_modem_change(poll_interval=interval)
+            except (trio.ClosedResourceError, SerialPortError):
+                return  # gone: the pump notices and reconnects
 
     async def _pump(self) -> OSError:
         """Move input into the buffer until the device goes away; return why it did."""
