@@ -420,6 +420,36 @@ async def test_close_during_an_open_covers_that_connection_too(
     assert got == [b""]
 
 
+async def test_connect_cancelled_while_the_open_runs_leaks_nothing(
+    pty: tuple[str, PtyDevice], monkeypatch: pytest.MonkeyPatch, no_fd_leaks: None
+) -> None:
+    entered, proceed = threading.Event(), threading.Event()
+
+    def slow_open(url: str, settings: SerialSettings, options: OpenOptions) -> PortCore:
+        entered.set()
+        proceed.wait()
+        return open_core(url, settings, options)
+
+    monkeypatch.setattr(trioserial._driver, "open_core", slow_open)
+    driver = PySerial(pty[0])
+    reached: list[str] = []
+
+    async def connect() -> None:
+        async with driver.connect():
+            reached.append("body")
+            await trio.lowlevel.checkpoint()  # the cancellation lands here
+            reached.append("after checkpoint")  # pragma: no cover
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(connect)
+        with trio.fail_after(5):
+            await trio.to_thread.run_sync(entered.wait)
+        nursery.cancel_scope.cancel()  # the open thread cannot be interrupted ...
+        proceed.set()  # ... so its fd is handed over and closed on the way out
+    assert reached == ["body"]
+    assert driver._line is None
+
+
 # ------------------------------------------------------------------ DTR/RTS
 
 
