@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import serial.tools.list_ports
 import trio
 import trio.testing
+from serial.tools.list_ports_common import ListPortInfo
 
 import trioserial._driver
 from trioserial import (
@@ -380,6 +382,46 @@ async def test_modem_lines_are_watched_when_asked(
         with trio.fail_after(5):
             await port.modem_lines.wait_value(ModemLines(ri=True))
         nursery.cancel_scope.cancel()
+
+
+async def test_replug_follows_the_usb_identity(
+    monkeypatch: pytest.MonkeyPatch, no_fd_leaks: None
+) -> None:
+    # USB enumeration is the one thing a pty cannot show: the seam is
+    # list_ports.comports(), reporting two real ptys as the same adapter
+    # before and after a replug that gave it a new name (and no by-id link).
+    first_master, first_slave = os.openpty()
+    first = os.ttyname(first_slave)
+    os.close(first_slave)
+    listed: list[ListPortInfo] = []
+
+    def adapter(path: str, serial_number: str = "A10KZ7Q1") -> ListPortInfo:
+        info = ListPortInfo(path, skip_link_detection=True)
+        info.vid, info.pid, info.serial_number = 0x0403, 0x6001, serial_number
+        return info
+
+    monkeypatch.setattr(serial.tools.list_ports, "comports", lambda: list(listed))
+    listed.append(adapter(first))
+    async with PtyDevice(first_master, first) as device, trio.open_nursery() as nursery:
+        port = await nursery.start(fast(PySerial(first)))
+        master, slave = os.openpty()  # made first, so it cannot reuse the old number
+        second = os.ttyname(slave)
+        os.close(slave)
+        device.hang_up()  # unplugged: the old name is gone
+        await wait_connected(port, False)
+        async with PtyDevice(master, second) as replugged:
+            # A twin adapter (other serial number) must not be taken for it.
+            listed[:] = [adapter(second, serial_number="OTHER")]
+            with trio.fail_after(5):
+                await port.last_error.wait_transition()
+                await port.last_error.wait_transition()
+            assert not port.connected.value
+            listed.append(adapter(second))  # the adapter itself, renamed
+            await wait_connected(port, True)
+            assert port.path == second
+            await port.send_all(b"found you")
+            assert await receive_exactly(replugged, 9) == b"found you"
+            nursery.cancel_scope.cancel()
 
 
 # ------------------------------------------------------- unplug and replug

@@ -21,6 +21,7 @@ from typing import Any, Final, TypeVar, final
 import attrs
 import trio
 import trio_util
+from serial.tools import list_ports
 
 from ._core import DEFAULT_RECEIVE_SIZE, PortCore
 from ._errors import (
@@ -105,6 +106,43 @@ def stable_path(path: str, by_id_dir: Path = BY_ID_DIR) -> str:
         if os.path.realpath(link) == target:
             return str(link)
     return path
+
+
+@attrs.frozen
+class UsbIdentity:
+    """What identifies a USB serial adapter across replugs."""
+
+    vid: int
+    pid: int
+    serial_number: str
+
+
+def usb_identity(path: str) -> UsbIdentity | None:
+    """The USB identity of the device at *path*, if it is a USB adapter with a serial number.
+
+    Blocking (scans sysfs through :func:`serial.tools.list_ports.comports`).
+    """
+    if _is_url(path):
+        return None
+    target = os.path.realpath(path)
+    for info in list_ports.comports():
+        if os.path.realpath(info.device) == target:
+            if info.vid is None or info.pid is None or not info.serial_number:
+                return None  # without a serial number, a twin adapter would match too
+            return UsbIdentity(vid=info.vid, pid=info.pid, serial_number=info.serial_number)
+    return None
+
+
+def find_usb_port(identity: UsbIdentity) -> str | None:
+    """The device path of the adapter with *identity* now, or ``None``. Blocking."""
+    for info in list_ports.comports():
+        if (info.vid, info.pid, info.serial_number) == (
+            identity.vid,
+            identity.pid,
+            identity.serial_number,
+        ):
+            return str(info.device)
+    return None
 
 
 def _in_trio_thread(token: trio.lowlevel.TrioToken) -> bool:
@@ -655,7 +693,10 @@ class PySerial:
         the supervisor closes the fd and tries again after *initial_backoff*
         seconds, doubling the wait after each failure up to *max_backoff*.
         A device path that has a ``/dev/serial/by-id`` link is reopened
-        through the link, so a replug that renumbers the tty is followed.
+        through the link, so a replug that renumbers the tty is followed;
+        without one (containers often have no udev), a USB adapter with a
+        serial number is found again by VID, PID and serial number
+        (:func:`serial.tools.list_ports.comports`, in a worker thread).
 
         ``nursery.start`` returns after the first open. If the device is
         absent then (:exc:`~trioserial.PortNotFoundError`), it returns at once
@@ -791,13 +832,16 @@ class SupervisedStream(trio.abc.Stream):
     ) -> None:
         driver = self._driver
         self.path = await trio.to_thread.run_sync(stable_path, driver.url, BY_ID_DIR)
+        identity: UsbIdentity | None = None
         started = False
         delay: float | None = None  # None: try at once
         while True:
             if delay is not None:
                 await trio.sleep(delay)
             try:
-                core = await trio.to_thread.run_sync(driver._open_blocking, self.path)
+                core, self.path, identity = await trio.to_thread.run_sync(
+                    self._open_blocking, self.path, identity
+                )
             except SerialPortError as exc:
                 if not started and not isinstance(exc, PortNotFoundError):
                     raise
@@ -820,6 +864,29 @@ class SupervisedStream(trio.abc.Stream):
             self.last_error.value = error
             # A device that has just gone away is not back yet: give it a moment.
             delay = initial_backoff
+
+    def _open_blocking(
+        self, path: str, identity: UsbIdentity | None
+    ) -> tuple[PortCore, str, UsbIdentity | None]:
+        """Open the device where it is now. Blocking: runs in a worker thread.
+
+        When *path* is gone but the USB adapter it was (*identity*) is
+        plugged in under another name, open that one. Returns the core, the
+        path opened and the adapter's identity (found on the first open).
+        """
+        try:
+            core = self._driver._open_blocking(path)
+        except PortNotFoundError:
+            moved = find_usb_port(identity) if identity is not None else None
+            if moved is None or moved == path:
+                raise
+            core, path = self._driver._open_blocking(moved), moved
+        if identity is None:
+            try:
+                identity = usb_identity(path)
+            except Exception:  # enumeration trouble must not lose an open port
+                identity = None
+        return core, path, identity
 
     def _attach(self, core: PortCore) -> None:
         self._core = core
