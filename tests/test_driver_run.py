@@ -129,16 +129,29 @@ async def test_run_hands_back_a_connected_stream(pty: tuple[str, PtyDevice]) -> 
         await port.send_all(b"late")
 
 
-async def test_hangup_is_published_and_retried(pty: tuple[str, PtyDevice]) -> None:
-    path, device = pty
+def unplug(link: Path, device: PtyDevice) -> None:
+    """Unplug the device behind *link*: its name goes, then the pty master closes.
+
+    The supervisor retries by name, so the name must go first: a bare
+    ``/dev/pts/N`` is soon reused by someone else's pty (another test
+    process), and reopening that would take over a stranger's port.
+    """
+    link.unlink()
+    device.hang_up()
+
+
+async def test_hangup_is_published_and_retried(pty: tuple[str, PtyDevice], tmp_path: Path) -> None:
+    pts, device = pty
+    path = tmp_path / "ttyUSB0"
+    path.symlink_to(pts)
     driver = PySerial(path)
     async with trio.open_nursery() as nursery:
         port = await nursery.start(fast(driver))
-        device.hang_up()  # the pty master closes: what an unplug looks like
+        unplug(path, device)  # the pty master closes: what an unplug looks like
         await wait_connected(port, False)
         error = port.last_error.value
         assert isinstance(error, OSError)
-        assert path in str(error)
+        assert str(path) in str(error)
         # The pty is gone for good: every retry fails, and says so.
         with trio.fail_after(5):
             retry, previous = await port.last_error.wait_transition()
@@ -310,7 +323,7 @@ async def test_backoff_doubles_up_to_the_cap_and_starts_over(
         await port.connected.wait_value(True)
         assert trio.current_time() - start == pytest.approx(4.5)
         # Unplugged again: the backoff starts over from initial_backoff.
-        device.hang_up()
+        unplug(path, device)
         await port.connected.wait_value(False)
         hangup = trio.current_time()
         attempts.clear()
@@ -385,13 +398,14 @@ async def test_modem_lines_are_watched_when_asked(
 
 
 async def test_replug_follows_the_usb_identity(
-    monkeypatch: pytest.MonkeyPatch, no_fd_leaks: None
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, no_fd_leaks: None
 ) -> None:
     # USB enumeration is the one thing a pty cannot show: the seam is
     # list_ports.comports(), reporting two real ptys as the same adapter
     # before and after a replug that gave it a new name (and no by-id link).
     first_master, first_slave = os.openpty()
-    first = os.ttyname(first_slave)
+    first = str(tmp_path / "ttyUSB0")
+    os.symlink(os.ttyname(first_slave), first)
     os.close(first_slave)
     listed: list[ListPortInfo] = []
 
@@ -407,7 +421,7 @@ async def test_replug_follows_the_usb_identity(
         master, slave = os.openpty()  # made first, so it cannot reuse the old number
         second = os.ttyname(slave)
         os.close(slave)
-        device.hang_up()  # unplugged: the old name is gone
+        unplug(Path(first), device)  # unplugged: the old name is gone
         await wait_connected(port, False)
         async with PtyDevice(master, second) as replugged:
             # A twin adapter (other serial number) must not be taken for it.
@@ -469,31 +483,32 @@ async def test_unplug_and_replug_with_socat(tmp_path: Path, no_fd_leaks: None) -
 async def test_replug_follows_the_by_id_link(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Configured with the kernel name; the replugged device gets a new one,
-    # but its /dev/serial/by-id link (here in a stand-in directory) follows it.
+    # Configured with the kernel name (ttyUSB0); the replugged adapter gets
+    # another (ttyUSB1), and udev points its /dev/serial/by-id link there.
+    # Here the kernel names are links to socat's ptys, and by-id a directory
+    # we stand in for udev in, so the renaming does not depend on which pty
+    # numbers happen to be free.
     by_id = tmp_path / "by-id"
     by_id.mkdir()
     monkeypatch.setattr(trioserial._driver, "BY_ID_DIR", by_id)
     a, b = tmp_path / "link-a", tmp_path / "link-b"
+    usb0, usb1 = tmp_path / "ttyUSB0", tmp_path / "ttyUSB1"
     stable = by_id / "usb-Acme_Board_1234-if00-port0"
-    stable.symlink_to(a)
     async with trio.open_nursery() as nursery:
         async with socat(a, b):
-            first = real(a)
-            port = await nursery.start(
-                fast(PySerial(first))  # /dev/pts/N, not the link
-            )
+            usb0.symlink_to(real(a))
+            stable.symlink_to(usb0)
+            port = await nursery.start(fast(PySerial(usb0)))
             assert port.path == str(stable)
+            # Unplug: udev removes both names, the adapter goes.
+            stable.unlink()
+            usb0.unlink()
         await wait_connected(port, False)
-        hold = os.openpty()  # take the freed pty number, so the replug gets another
-        try:
-            async with socat(a, b):
-                assert real(a) != first
-                await wait_connected(port, True)
-                async with await open_serial_port(b) as device:
-                    await port.send_all(b"renumbered")
-                    assert await receive_exactly(device, 10) == b"renumbered"
-                nursery.cancel_scope.cancel()
-        finally:
-            os.close(hold[0])
-            os.close(hold[1])
+        async with socat(a, b):
+            usb1.symlink_to(real(a))  # the replug, under a new kernel name
+            stable.symlink_to(usb1)
+            await wait_connected(port, True)
+            async with await open_serial_port(b) as device:
+                await port.send_all(b"renumbered")
+                assert await receive_exactly(device, 10) == b"renumbered"
+            nursery.cancel_scope.cancel()
