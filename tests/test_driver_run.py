@@ -34,6 +34,7 @@ from trioserial import (
     open_serial_port,
 )
 from trioserial._core import PortCore
+from trioserial._open import open_core
 from trioserial._options import OpenOptions
 from trioserial._port import TtyPort
 from trioserial._settings import ModemLines, SerialSettings
@@ -254,6 +255,35 @@ async def test_driver_close_from_a_thread_stops_run(
             assert await trio.to_thread.run_sync(close) is False
     # run() returned by itself (the nursery would otherwise never exit).
     assert got == [b""]
+
+
+async def test_close_while_the_first_open_runs(
+    pty: tuple[str, PtyDevice], monkeypatch: pytest.MonkeyPatch, no_fd_leaks: None
+) -> None:
+    entered, proceed = threading.Event(), threading.Event()
+
+    def slow_open(url: str, settings: SerialSettings, options: OpenOptions) -> PortCore:
+        entered.set()
+        proceed.wait()
+        return open_core(url, settings, options)
+
+    monkeypatch.setattr(trioserial._driver, "open_core", slow_open)
+    driver = PySerial(pty[0])
+    started: list[SupervisedStream] = []
+
+    async def start(nursery: trio.Nursery) -> None:
+        started.append(await nursery.start(driver.run))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(start, nursery)
+        with trio.fail_after(5):
+            await trio.to_thread.run_sync(entered.wait)
+        driver.close()  # the open cannot be interrupted ...
+        proceed.set()  # ... and its fd is closed as soon as it returns
+    [port] = started
+    assert not port.connected.value
+    assert port.connect_count == 0
+    assert await port.receive_some() == b""
 
 
 async def test_aclose_stops_run(pty: tuple[str, PtyDevice]) -> None:

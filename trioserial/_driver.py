@@ -279,12 +279,18 @@ class DriverStream(trio.abc.Stream):
         await self.send_all(data)
 
     async def wait_send_all_might_not_block(self) -> None:
-        """As :meth:`AsyncSerial.wait_send_all_might_not_block` (throttling aside)."""
+        """As :meth:`AsyncSerial.wait_send_all_might_not_block` (throttling aside).
+
+        Cancellation leaves nothing behind.
+        """
         with self._send_conflict:
             await self._serial.wait_send_all_might_not_block()
 
     async def send_eof(self) -> None:
-        """Stop sending from this side; the device is not told (:meth:`AsyncSerial.send_eof`)."""
+        """Stop sending from this side; the device is not told (:meth:`AsyncSerial.send_eof`).
+
+        Cancellation: a cancelled call changed nothing.
+        """
         with self._send_conflict:
             await self._serial.send_eof()
 
@@ -302,7 +308,10 @@ class DriverStream(trio.abc.Stream):
         return b""
 
     async def receive(self, max_bytes: int = DEFAULT_RECEIVE_SIZE) -> bytes:
-        """Like :meth:`receive_some`, raising :exc:`trio.EndOfChannel` instead of ``b""``."""
+        """Like :meth:`receive_some`, raising :exc:`trio.EndOfChannel` instead of ``b""``.
+
+        Cancellation: a cancelled receive has consumed nothing.
+        """
         data = await self.receive_some(max_bytes)
         if not data:
             why = "was closed by the driver" if self._forced else "hung up"
@@ -563,7 +572,10 @@ class PySerial:
         :meth:`connect` opens the port again.
 
         Output still queued in the OS is discarded (see
-        :meth:`AsyncSerial.close`).
+        :meth:`AsyncSerial.close`). An open that is already running in a
+        worker thread (a ``connect()`` or a reconnect in progress) cannot be
+        interrupted: its fd is closed as soon as the open returns, and that
+        connection starts at end of stream.
         """
         self._in_loop(self._close_now, fallback=self._close_without_loop)
 
@@ -851,6 +863,11 @@ class SupervisedStream(trio.abc.Stream):
                     task_status.started(self)
                 delay = initial_backoff if delay is None else min(delay * 2, max_backoff)
                 continue
+            if self._ended:  # stopped while the open ran: hand the fd back at once
+                core.close()
+                if not started:
+                    task_status.started(self)
+                return
             self._attach(core)
             if not started:
                 started = True
@@ -1001,7 +1018,10 @@ class SupervisedStream(trio.abc.Stream):
             return data
 
     async def receive(self, max_bytes: int = DEFAULT_RECEIVE_SIZE) -> bytes:
-        """Like :meth:`receive_some`, raising :exc:`trio.EndOfChannel` instead of ``b""``."""
+        """Like :meth:`receive_some`, raising :exc:`trio.EndOfChannel` instead of ``b""``.
+
+        Cancellation: a cancelled receive has consumed nothing.
+        """
         data = await self.receive_some(max_bytes)
         if not data:
             raise trio.EndOfChannel(f"supervision of {self.path!r} has stopped")
@@ -1081,7 +1101,10 @@ class SupervisedStream(trio.abc.Stream):
                 self._check_can_send()  # else: it went away; a send will wait
 
     async def send_eof(self) -> None:
-        """Stop sending from this side; receiving goes on. The device is not told."""
+        """Stop sending from this side; receiving goes on. The device is not told.
+
+        Idempotent; always a checkpoint. Cancellation: a cancelled call changed nothing.
+        """
         with self._send_conflict:
             await trio.lowlevel.checkpoint()
             if self._user_closed:
