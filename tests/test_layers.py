@@ -22,6 +22,7 @@ LAYERS: dict[str, int] = {
     "__init__": 3,
     "_driver": 3,
     "_options": 0,
+    "_control": 1,
 }
 #: Layer-2 front ends that must never import each other.
 FRONT_ENDS = {"_stream", "anyio"}
