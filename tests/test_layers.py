@@ -26,6 +26,7 @@ LAYERS: dict[str, int] = {
     "_resolve": 1,
     "_spy": 1,
     "_stream": 2,
+    "_driver": 3,
     "_options": 0,
     "_control": 1,
     "__init__": 3,  # re-exports layer 3 (Expect)

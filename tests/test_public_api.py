@@ -18,6 +18,9 @@ DOCUMENTED = {
     "UnsupportedOperationError",
     "UnsupportedURLError",
     "open_serial_port",
+    "DriverStream",
+    "PySerial",
+    "SupervisedStream",
     "RS485Settings",
     # expect (issue 7)
     "Expect",

@@ -1,5 +1,8 @@
 """Serial ports for Trio: pyserial's reach, Trio's I/O, honest cancellation semantics."""
 
+from ._driver import DriverStream as DriverStream
+from ._driver import PySerial as PySerial
+from ._driver import SupervisedStream as SupervisedStream
 from ._errors import NotASerialPortError as NotASerialPortError
 from ._errors import PortBusyError as PortBusyError
 from ._errors import PortNotFoundError as PortNotFoundError
@@ -26,6 +29,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AsyncSerial",
+    "DriverStream",
     "Expect",
     "ExpectBufferFullError",
     "ExpectEOFError",
@@ -38,11 +42,13 @@ __all__ = [
     "PortBusyError",
     "PortNotFoundError",
     "PortPermissionError",
+    "PySerial",
     "RS485Settings",
     "SerialPortError",
     "SerialSettings",
     "SerialStatistics",
     "StopBits",
+    "SupervisedStream",
     "UnsupportedOperationError",
     "UnsupportedURLError",
     "open_serial_port",
