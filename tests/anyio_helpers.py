@@ -51,28 +51,12 @@ async def pty_pair(**settings: Any) -> AsyncIterator[tuple[AnyioSerialStream, An
         yield port, device
 
 
-async def clog(stream: AnyioSerialStream) -> None:
-    """Fill *stream*'s outgoing pty buffer until sending would block (as
-    :func:`trioserial.testing.clog` does: a pty moves data in a kernel worker,
-    so keep writing until no room appears for 20 ms)."""
-    fd = stream.fileno()
-    chunk = b"\xaa" * 4096
-    while True:
-        try:
-            while True:
-                os.write(fd, chunk)
-        except BlockingIOError:
-            pass
-        with anyio.move_on_after(0.02) as scope:
-            await anyio.wait_writable(fd)
-        if scope.cancelled_caught:
-            return
-
-
 async def wait_until(predicate: Callable[[], bool]) -> None:
-    """Yield to other tasks until *predicate* holds (no timers involved)."""
-    while not predicate():
-        await anyio.lowlevel.checkpoint()
+    """Yield to other tasks until *predicate* holds (no timers involved; the
+    deadline only turns a bug into a failure instead of a hang)."""
+    with anyio.fail_after(30):
+        while not predicate():
+            await anyio.lowlevel.checkpoint()
 
 
 def pending(stream: AnyioSerialStream) -> int:

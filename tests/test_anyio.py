@@ -19,13 +19,16 @@ import anyio.lowlevel
 import attrs
 import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
-from anyio_helpers import BACKENDS, clog, pending, pty_pair, run, wait_until
+from anyio_helpers import BACKENDS, pending, pty_pair, run, wait_until
 
 import trioserial
 from trioserial import ModemLines, SerialSettings, UnsupportedOperationError
 from trioserial._port import TtyPort
 from trioserial._termios import get_baudrate
 from trioserial.anyio import AnyioSerialStream, SerialAttribute, open_serial_port
+
+#: The device never reads, so a send of this much blocks for good.
+MORE_THAN_A_PTY_HOLDS = b"x" * 4_000_000
 
 
 @pytest.fixture(params=BACKENDS)
@@ -217,12 +220,11 @@ def test_open_errors(backend: str, tmp_path: Path) -> None:
 def test_close_wakes_blocked_receive_and_send(backend: str, no_fd_leaks: None) -> None:
     async def main() -> None:
         async with pty_pair() as (port, _device):
-            await clog(port)
             woken = []
 
             async def blocked(call: str) -> None:
                 with pytest.raises(anyio.ClosedResourceError, match="closed"):
-                    await (port.send(b"x" * 100) if call == "send" else port.receive())
+                    await (port.send(MORE_THAN_A_PTY_HOLDS) if call == "send" else port.receive())
                 woken.append(call)
 
             async with anyio.create_task_group() as tg:
@@ -242,24 +244,22 @@ def test_close_wakes_blocked_receive_and_send(backend: str, no_fd_leaks: None) -
 
 def test_concurrent_use_is_busy(backend: str) -> None:
     async def main() -> None:
-        async with pty_pair() as (port, _device):
-            await clog(port)
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(port.receive)
-                tg.start_soon(port.send, b"x")
-                await wait_until(
-                    lambda: (
-                        port.statistics().tasks_waiting_receive == 1
-                        and port.statistics().tasks_waiting_send == 1
-                    )
+        async with pty_pair() as (port, _device), anyio.create_task_group() as tg:
+            tg.start_soon(port.receive)
+            tg.start_soon(port.send, MORE_THAN_A_PTY_HOLDS)
+            await wait_until(
+                lambda: (
+                    port.statistics().tasks_waiting_receive == 1
+                    and port.statistics().tasks_waiting_send == 1
                 )
-                with pytest.raises(anyio.BusyResourceError, match="for receive"):
-                    await port.receive()
-                with pytest.raises(anyio.BusyResourceError, match="for send"):
-                    await port.send(b"y")
-                with pytest.raises(anyio.BusyResourceError, match="for send"):
-                    await port.send_eof()
-                tg.cancel_scope.cancel()
+            )
+            with pytest.raises(anyio.BusyResourceError, match="for receive"):
+                await port.receive()
+            with pytest.raises(anyio.BusyResourceError, match="for send"):
+                await port.send(b"y")
+            with pytest.raises(anyio.BusyResourceError, match="for send"):
+                await port.send_eof()
+            tg.cancel_scope.cancel()
 
     run(backend, main)
 
