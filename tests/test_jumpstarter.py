@@ -61,6 +61,10 @@ def port_released(master: int) -> bool:
     return any(ev & select.POLLHUP for _, ev in poller.poll(0))
 
 
+def port_has_reader(stream: Any) -> bool:
+    return bool(stream.port.statistics().tasks_waiting_receive)
+
+
 def wait_port_open(master: int) -> None:
     """Wait until the exporter has opened the port (the pty has no event for
     that, so look every few ms; the deadline turns a bug into a failure)."""
@@ -196,20 +200,33 @@ def test_pexpect_against_a_device_on_a_pty() -> None:
 
 
 def test_cps_throttles_one_byte_per_interval() -> None:
-    """In virtual time (trio's autojump clock): 5 bytes at 5 cps take 4 gaps of 0.2 s."""
+    """In virtual time (trio's autojump clock): 5 bytes at 5 cps take 4 gaps
+    of 0.2 s, and the pacing carries over to the next send."""
 
-    async def main() -> tuple[list[bytes], float]:
+    async def main() -> tuple[list[bytes], list[float]]:
         driver = PySerial(url="loop://", cps=5)
         async with driver.connect() as stream:
             start = anyio.current_time()
             await stream.send(b"hello")
-            elapsed = anyio.current_time() - start
-            return [await stream.receive() for _ in range(5)], elapsed
+            first = anyio.current_time() - start
+            await stream.send(b"!")
+            second = anyio.current_time() - start
+            return [await stream.receive() for _ in range(6)], [first, second]
 
     clock = trio.testing.MockClock(autojump_threshold=0)
-    items, elapsed = anyio.run(main, backend="trio", backend_options={"clock": clock})
-    assert items == [b"h", b"e", b"l", b"l", b"o"]
-    assert elapsed == pytest.approx(0.8)
+    items, times = anyio.run(main, backend="trio", backend_options={"clock": clock})
+    assert items == [b"h", b"e", b"l", b"l", b"o", b"!"]
+    assert times == [pytest.approx(0.8), pytest.approx(1.0)]
+
+
+@pytest.mark.parametrize("cps", [None, 0])
+def test_no_throttle_sends_in_one_piece(cps: float | None) -> None:
+    async def main() -> bytes:
+        async with PySerial(url="loop://", cps=cps).connect() as stream:
+            await stream.send(b"hello")
+            return await stream.receive()
+
+    assert anyio.run(main, backend="asyncio") == b"hello"
 
 
 def test_cps_through_the_exporter() -> None:
@@ -265,6 +282,21 @@ def test_close_from_the_event_loop_thread() -> None:
             with pytest.raises(anyio.EndOfStream):
                 await stream.receive()
             await stream.send_eof()  # a departing client after the close: no error
+        # And from a thread anyio knows nothing about, with a receive blocked.
+        async with driver.connect() as stream:
+            closer = threading.Thread(target=driver.close)
+            async with anyio.create_task_group() as tg:
+
+                async def start_closer_when_blocked() -> None:
+                    while not port_has_reader(stream):
+                        await anyio.lowlevel.checkpoint()
+                    closer.start()
+
+                tg.start_soon(start_closer_when_blocked)
+                with pytest.raises(anyio.EndOfStream):
+                    await stream.receive()
+            await anyio.to_thread.run_sync(closer.join)
+            assert port_released(master)
 
     with pty_device() as (master, path):
         anyio.run(main, master, path, backend="asyncio")

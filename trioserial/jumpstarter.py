@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import math
 import os
 import termios
 import threading
@@ -79,15 +80,6 @@ def _check_present(url: str, baudrate: int) -> None:
         raise open_error(url, PermissionError(errno.EACCES, os.strerror(errno.EACCES)))
 
 
-async def _send_throttled(send: Callable[[bytes], Any], data: bytes, cps: float) -> None:
-    """Send *data* one byte at a time, ``1 / cps`` seconds apart."""
-    delay = 1.0 / cps
-    for i in range(len(data)):
-        if i:
-            await anyio.sleep(delay)
-        await send(data[i : i + 1])
-
-
 class _Connection(anyio.abc.ByteStream):
     """One live ``connect()`` stream, closable from any thread by the driver.
 
@@ -99,7 +91,8 @@ class _Connection(anyio.abc.ByteStream):
     """
 
     def __init__(self, cps: float | None) -> None:
-        self._cps = cps if cps else None
+        self._interval = 1.0 / cps if cps else 0.0
+        self._next_send = -math.inf
         self._token = anyio.lowlevel.current_token()
         self._thread = threading.get_ident()
         #: Closed by the driver's close(): receive then reports a clean end of stream.
@@ -126,11 +119,21 @@ class _Connection(anyio.abc.ByteStream):
         raise NotImplementedError
 
     async def send(self, item: bytes) -> None:
-        """Send *item*, one byte every ``1 / cps`` seconds if the driver throttles."""
-        if self._cps is not None and len(item) > 1:
-            await _send_throttled(self._send_raw, item, self._cps)
-        else:
+        """Send *item*; with ``cps`` set, one byte at a time, ``1 / cps`` seconds apart.
+
+        The pacing runs across calls too (a byte never follows the previous
+        send's last byte sooner than ``1 / cps``). Cancellation: a prefix of
+        *item* was sent, the rest was not.
+        """
+        if not self._interval or not item:
             await self._send_raw(item)
+            return
+        for i in range(len(item)):
+            delay = self._next_send - anyio.current_time()
+            if delay > 0:
+                await anyio.sleep(delay)
+            await self._send_raw(item[i : i + 1])
+            self._next_send = anyio.current_time() + self._interval
 
 
 class _SerialConnection(_Connection):
