@@ -333,7 +333,7 @@ class AnyioSerialStream(ByteStream):
 
     @property
     def dtr(self) -> bool:
-        """Data Terminal Ready (output line): read back, or set."""
+        """Data Terminal Ready (output line), read back or set."""
         return self._live_core().modem_lines().dtr
 
     @dtr.setter
@@ -342,7 +342,7 @@ class AnyioSerialStream(ByteStream):
 
     @property
     def rts(self) -> bool:
-        """Request To Send (output line): read back, or set."""
+        """Request To Send (output line), read back or set."""
         return self._live_core().modem_lines().rts
 
     @rts.setter
@@ -351,7 +351,7 @@ class AnyioSerialStream(ByteStream):
 
     @property
     def break_condition(self) -> bool:
-        """Whether this port is sending a break (the line held at space): read, or set."""
+        """Whether this port is sending a break (the line held at space), read or set."""
         return self._break
 
     @break_condition.setter
