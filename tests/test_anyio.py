@@ -8,24 +8,24 @@ from __future__ import annotations
 
 import ast
 import errno
-import os
 import random
+import termios
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.lowlevel
-import attrs
 import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
 from anyio_helpers import BACKENDS, pending, pty_pair, run, wait_until
 
 import trioserial
 from trioserial import ModemLines, SerialSettings, UnsupportedOperationError
-from trioserial._port import TtyPort
 from trioserial._termios import get_baudrate
 from trioserial.anyio import AnyioSerialStream, SerialAttribute, open_serial_port
+from trioserial.testing import FakeModem
 
 #: The device never reads, so a send of this much blocks for good.
 MORE_THAN_A_PTY_HOLDS = b"x" * 4_000_000
@@ -392,114 +392,174 @@ def test_pty_has_no_modem_lines(backend: str) -> None:
 
     async def main() -> None:
         async with pty_pair() as (port, _device):
-            with pytest.raises(UnsupportedOperationError):
+            with pytest.raises(UnsupportedOperationError, match="does not support"):
                 port.cts  # noqa: B018
             with pytest.raises(UnsupportedOperationError):
                 port.dtr = False
+            with pytest.raises(UnsupportedOperationError):
+                await port.wait_modem_change()
             with pytest.raises(TypeError, match="dtr must be True or False, got 1"):
                 port.dtr = 1  # type: ignore[assignment]
+            port.break_condition = True  # a pty takes a break and does nothing
+            assert port.break_condition
+            port.break_condition = False
+            await port.wait_drained()  # and has no queue
+            assert port.in_waiting == 0
 
     run(backend, main)
-
-
-class SeamPort(TtyPort):
-    """A real pty port whose line primitives are a model: a pty has no modem
-    lines, no break and no output queue to watch, so the logic above those
-    ioctls is tested here and the ioctls themselves in the core's tests."""
-
-    lines = ModemLines()
-    queue: list[int]
-    breaks: list[bool]
-    break_started: anyio.Event | None = None
-
-    def modem_lines(self) -> ModemLines:
-        return self.lines
-
-    def set_dtr(self, value: bool) -> None:
-        self.lines = attrs.evolve(self.lines, dtr=value)
-
-    def set_rts(self, value: bool) -> None:
-        self.lines = attrs.evolve(self.lines, rts=value)
-
-    def set_break(self, value: bool) -> None:
-        self.breaks.append(value)
-        if value and self.break_started is not None:
-            self.break_started.set()
-
-    def out_waiting(self) -> int:
-        return self.queue.pop(0) if self.queue else 0
 
 
 @asynccontextmanager
-async def seam_port() -> AsyncIterator[tuple[SeamPort, AnyioSerialStream]]:
-    master, slave = os.openpty()
-    try:
-        core = SeamPort.open(os.ttyname(slave), SerialSettings(baudrate=4_000_000))
-    finally:
-        os.close(slave)
-    assert isinstance(core, SeamPort)
-    core.queue = []
-    core.breaks = []
-    try:
-        async with AnyioSerialStream(core) as port:
-            yield core, port
-    finally:
-        os.close(master)
+async def modem_pair(**settings: Any) -> AsyncIterator[tuple[AnyioSerialStream, FakeModem]]:
+    """A pty port whose control requests reach a model of a UART's lines.
+
+    A pty has no modem lines, no break and no output queue to watch, so the
+    logic above those ioctls is tested through the ioctl seam (issue 3's
+    :class:`~trioserial.testing.FakeModem`); the ENOTTY path on the real pty
+    is tested above.
+    """
+    async with pty_pair(**settings) as (port, _device):
+        modem = FakeModem(loopback=False, clock=anyio.current_time)
+        # attach() takes any stream over a TtyPort; its annotation names AsyncSerial only.
+        yield port, modem.attach(port)  # type: ignore[arg-type]
 
 
-def test_control_surface_delegates_to_the_core(backend: str) -> None:
+def test_control_surface_sync(backend: str) -> None:
     async def main() -> None:
-        async with seam_port() as (core, port):
+        async with modem_pair() as (port, modem):
             port.dtr = True
-            port.rts = True
+            port.rts = False
+            modem.set_inputs(cts=True, ri=True)
             assert (port.dtr, port.rts, port.cts, port.dsr, port.ri, port.cd) == (
                 True,
+                False,
                 True,
                 False,
-                False,
-                False,
+                True,
                 False,
             )
+            assert (modem.dtr, modem.rts) == (True, False)
             port.break_condition = True
             assert port.break_condition
+            assert modem.break_condition
             port.break_condition = False
-            assert core.breaks == [True, False]
-
-            core.queue = [4000, 100, 1]
-            await port.wait_drained()
-            assert core.queue == []
-
-            async def flip() -> None:
-                core.lines = attrs.evolve(core.lines, dsr=True)  # not watched
-                for _ in range(3):
-                    await anyio.sleep(0.01)
-                core.lines = attrs.evolve(core.lines, cts=True)
-
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(flip)
-                now = await port.wait_modem_change("cts")
-            assert now.cts
-            with pytest.raises(ValueError, match="modem line must be one of"):
-                await port.wait_modem_change("dtr")
+            modem.out_queue = 7
+            assert port.out_waiting == 7
+            port.reset_output_buffer()
+            assert modem.out_queue == 0
+            await port.aclose()
+            with pytest.raises(anyio.ClosedResourceError):
+                port.cts  # noqa: B018
 
     run(backend, main)
 
 
-def test_send_break_and_its_cancellation_clear_the_break(backend: str) -> None:
+def test_wait_drained_waits_for_queue_and_fifo(backend: str) -> None:
     async def main() -> None:
-        async with seam_port() as (core, port):
+        async with modem_pair(baudrate=4_000_000) as (port, modem):
+            await port.wait_drained()  # nothing queued: returns
+            modem.out_queue, modem.fifo = 100, 16
+            drained = False
+
+            async def drain() -> None:
+                nonlocal drained
+                await port.wait_drained()
+                drained = True
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(drain)
+                await wait_until(lambda: modem.calls.get(termios.TIOCOUTQ, 0) >= 3)
+                modem.out_queue = 0
+                await wait_until(lambda: modem.calls.get(termios.TIOCSERGETLSR, 0) >= 2)
+                assert not drained  # the FIFO still holds bytes
+                modem.fifo = 0
+            assert drained
+
+    run(backend, main)
+
+
+def test_wait_modem_change(backend: str) -> None:
+    async def main() -> None:
+        async with modem_pair() as (port, modem):
+            async with anyio.create_task_group() as tg:
+                results: list[ModemLines] = []
+
+                async def waiter(*lines: str) -> None:
+                    results.append(await port.wait_modem_change(*lines, poll_interval=0.001))
+
+                tg.start_soon(waiter, "cts")
+                await wait_until(lambda: modem.calls.get(termios.TIOCMGET, 0) >= 3)
+                modem.set_inputs(dsr=True)  # not watched
+                calls = modem.calls[termios.TIOCMGET]
+                await wait_until(lambda: modem.calls[termios.TIOCMGET] >= calls + 3)
+                assert results == []
+                modem.set_inputs(cts=True)
+            assert results[0].cts
+            # A pulse between two polls is seen through the kernel's counters.
+            polls = modem.calls[termios.TIOCGICOUNT]
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(waiter, "ri")
+                await wait_until(lambda: modem.calls[termios.TIOCGICOUNT] >= polls + 2)
+                modem.pulse("ri")
+            assert not results[1].ri
+            with pytest.raises(ValueError, match="input line names"):
+                await port.wait_modem_change("dtr")
+            with pytest.raises(ValueError, match="poll_interval"):
+                await port.wait_modem_change(poll_interval=0)
+
+    run(backend, main)
+
+
+def test_send_break_always_ends_the_break(backend: str) -> None:
+    async def main() -> None:
+        async with modem_pair() as (port, modem):
             await port.send_break(0.001)
-            assert core.breaks == [True, False]
-            core.break_started = anyio.Event()
+            assert [e[1:] for e in modem.events] == [("break", True), ("break", False)]
+            # Cancelled while holding the break: the break still ends.
             async with anyio.create_task_group() as tg:
                 tg.start_soon(port.send_break, 3600)
-                await core.break_started.wait()
+                await wait_until(lambda: modem.break_condition)
+                with pytest.raises(anyio.BusyResourceError, match="break"):
+                    await port.send_break(1)
                 tg.cancel_scope.cancel()
-            assert core.breaks == [True, False, True, False]
+            assert not modem.break_condition
             assert not port.break_condition
             with pytest.raises(ValueError, match="got -1"):
                 await port.send_break(-1)
             with pytest.raises(TypeError, match="got '1'"):
                 await port.send_break("1")  # type: ignore[arg-type]
+
+    run(backend, main)
+
+
+def test_close_wakes_control_waits(backend: str) -> None:
+    async def main() -> None:
+        async with modem_pair() as (port, modem):
+            woken: list[str] = []
+
+            async def wait(name: str) -> None:
+                call = port.send_break(3600) if name == "break" else port.wait_modem_change()
+                with pytest.raises(anyio.ClosedResourceError):
+                    await call
+                woken.append(name)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(wait, "break")
+                tg.start_soon(wait, "modem")
+                await wait_until(
+                    lambda: modem.break_condition and termios.TIOCGICOUNT in modem.calls
+                )
+                port.close()
+            assert sorted(woken) == ["break", "modem"]
+
+    run(backend, main)
+
+
+def test_open_options_reach_the_port(backend: str) -> None:
+    async def main() -> None:
+        async with pty_pair(hupcl=False) as (port, _device):
+            assert not termios.tcgetattr(port.fileno())[2] & termios.HUPCL
+        with pytest.raises(TypeError, match="dtr must be True, False or None"):
+            await open_serial_port("/dev/null", dtr=1)  # type: ignore[arg-type]
 
     run(backend, main)

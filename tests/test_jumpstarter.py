@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -36,10 +36,9 @@ from jumpstarter_driver_pyserial.client import PySerialClient
 from jumpstarter_driver_pyserial.driver import PySerial as OriginalPySerial
 
 import trioserial
-from trioserial import ModemLines, SerialSettings
-from trioserial._port import TtyPort
 from trioserial.anyio import AnyioSerialStream, SerialAttribute
 from trioserial.jumpstarter import PySerial
+from trioserial.testing import FakeModem
 
 
 @contextmanager
@@ -379,59 +378,44 @@ def test_disable_hupcl() -> None:
 # ------------------------------------------------------------------ DTR/RTS
 
 
-class LinesPort(TtyPort):
-    """A pty port with a model of the modem lines: a pty has none (ENOTTY),
-    so the driver's routing of set_dtr/set_rts to the live handle is tested
-    here and the ioctls in the core's tests."""
-
-    opened: ClassVar[list[LinesPort]] = []
-
-    lines = ModemLines()
-
-    def set_dtr(self, value: bool) -> None:
-        self.lines = ModemLines(dtr=value, rts=self.lines.rts)
-
-    def set_rts(self, value: bool) -> None:
-        self.lines = ModemLines(dtr=self.lines.dtr, rts=value)
-
-
 @dataclass(kw_only=True)
-class LinesPySerial(PySerial):
+class ModemPySerial(PySerial):
+    """The driver with a model of a UART's lines plugged into each port it
+    opens: a pty has none (ENOTTY), so the routing of set_dtr/set_rts to the
+    live handle is tested through the ioctl seam."""
+
+    modems: list[FakeModem] = field(default_factory=list)
+
     async def open_port(self) -> AnyioSerialStream:
-        core = await anyio.to_thread.run_sync(
-            LinesPort.open, self.url, SerialSettings(baudrate=self.baudrate, exclusive=False)
-        )
-        assert isinstance(core, LinesPort)
-        LinesPort.opened.append(core)
-        return AnyioSerialStream(core)
+        port = await super().open_port()
+        self.modems.append(FakeModem(loopback=False).attach(port))  # type: ignore[arg-type]
+        return port
 
 
 def test_dtr_rts_use_the_live_connection() -> None:
-    LinesPort.opened.clear()
-    with (
-        pty_device() as (master, path),
-        serve(LinesPySerial(url=path)) as client,
-        client.stream() as stream,
-    ):
-        stream.send(b".")
-        assert read_exactly(master, 1) == b"."
-        client.call("set_dtr", True)
-        client.call("set_rts", False)
-        client.call("set_rts", True)
-        [core] = LinesPort.opened  # no second open
-        assert core.lines == ModemLines(dtr=True, rts=True)
-        client.call("set_dtr", False)
-        assert core.lines == ModemLines(dtr=False, rts=True)
+    with pty_device() as (master, path):
+        driver = ModemPySerial(url=path)
+        with serve(driver) as client, client.stream() as stream:
+            stream.send(b".")
+            assert read_exactly(master, 1) == b"."
+            client.call("set_dtr", True)
+            client.call("set_rts", False)
+            client.call("set_rts", True)
+            [modem] = driver.modems  # one open: the live handle was used
+            assert (modem.dtr, modem.rts) == (True, True)
+            client.call("set_dtr", False)
+            assert (modem.dtr, modem.rts) == (False, True)
+            assert [e[1:] for e in modem.events] == [("dtr", True), ("rts", True), ("dtr", False)]
 
 
 def test_dtr_on_a_pty_reports_the_missing_modem_lines() -> None:
     """A real pty has no modem lines: the client gets an error naming the port,
     with a connection (live handle) and without one (short-lived handle)."""
     with pty_device() as (master, path), serve(PySerial(url=path)) as client:
-        with pytest.raises(Exception, match="modem lines"):
+        with pytest.raises(Exception, match="does not support setting DTR"):
             client.call("set_dtr", True)
         with client.stream() as stream:
             stream.send(b".")
             assert read_exactly(master, 1) == b"."
-            with pytest.raises(Exception, match="modem lines"):
+            with pytest.raises(Exception, match="does not support setting RTS"):
                 client.call("set_rts", True)

@@ -22,6 +22,7 @@ LAYERS: dict[str, int] = {
     "__init__": 2,
     "anyio": 2,
     "jumpstarter": 3,
+    "_options": 0,
 }
 #: Layer-2 front ends that must never import each other.
 FRONT_ENDS = {"_stream", "anyio"}

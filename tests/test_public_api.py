@@ -18,6 +18,7 @@ DOCUMENTED = {
     "UnsupportedOperationError",
     "UnsupportedURLError",
     "open_serial_port",
+    "RS485Settings",
 }
 
 
@@ -29,6 +30,7 @@ def test_all_is_the_documented_surface() -> None:
 
 def test_testing_surface() -> None:
     assert set(trioserial.testing.__all__) == {
+        "FakeModem",
         "PtyDevice",
         "clog",
         "open_clogged_pty_pair",

@@ -6,20 +6,32 @@ syscall first, wait only on ``EAGAIN``. Never imports :mod:`anyio`.
 
 from __future__ import annotations
 
+import math
 import os
-from typing import NoReturn, final
+from typing import Any, Final, NoReturn, final
 
 import trio
 
 from ._core import DEFAULT_RECEIVE_SIZE, PortCore, byte_view, check_max_bytes
 from ._open import check_url, open_core
-from ._settings import Parity, SerialSettings, SerialStatistics, StopBits
+from ._options import OpenOptions, RS485Settings
+from ._settings import ModemLines, Parity, SerialSettings, SerialStatistics, StopBits
 from ._util import ConflictDetector
 
 #: What ``send_all`` accepts, as in :mod:`trio`.
 Buffer = bytes | bytearray | memoryview
 
 __all__ = ["AsyncSerial", "open_serial_port"]
+
+
+#: The input lines, in ``TIOCGICOUNT``'s order.
+_INPUT_LINES: Final = ("cts", "dsr", "ri", "cd")
+
+
+def _check_line_value(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
 
 
 @final
@@ -60,6 +72,11 @@ class AsyncSerial(trio.abc.Stream):
         self._bytes_received = 0
         self._waiting_receive = 0
         self._waiting_send = 0
+        self._break_conflict = ConflictDetector(
+            "another task is sending a break on this serial port", trio.BusyResourceError
+        )
+        # Set by close(): wakes control methods that sleep (drain, break, polls).
+        self._closing = trio.Event()
 
     # ---------------------------------------------------------------- errors
 
@@ -257,6 +274,7 @@ class AsyncSerial(trio.abc.Stream):
         # a wait on a closed (and maybe reused) fd number.
         trio.lowlevel.notify_closing(fd)
         self._core.close()
+        self._closing.set()
 
     async def aclose(self) -> None:
         """Close the port (see :meth:`close`), then checkpoint.
@@ -266,6 +284,232 @@ class AsyncSerial(trio.abc.Stream):
         """
         self.close()
         await trio.lowlevel.checkpoint()
+
+    # --------------------------------------------------------- control, async
+
+    async def _sleep_while_open(self, seconds: float) -> None:
+        """Sleep, but wake with ClosedResourceError as soon as the port is closed."""
+        with trio.move_on_after(seconds):
+            await self._closing.wait()
+        if self._core.closed:
+            raise trio.ClosedResourceError("serial port was closed")
+
+    async def reconfigure(self, **changes: Any) -> None:
+        """Change line settings on the open port, keeping everything else.
+
+        Accepts any of ``baudrate``, ``bytesize``, ``parity``, ``stopbits``,
+        ``xonxoff``, ``rtscts``, ``dsrdtr`` and ``exclusive`` (see
+        :class:`~trioserial.SerialSettings`). The new settings are validated
+        before the device is touched, and only what changed is applied:
+
+        - **buffered data is kept**: no flush of input or output, and no drain
+          (bytes already queued go out at the new rate; await
+          :meth:`wait_drained` first if they must go at the old one);
+        - **DTR and RTS are not touched** (the rate never passes through
+          ``B0``, the one rate that drops them), so a board wired for
+          auto-reset keeps running;
+        - VMIN=1/VTIME=0 stay in force (what lets reads tell "no data yet"
+          from a hangup);
+        - a non-standard ``baudrate`` goes through Linux ``termios2``
+          (``BOTHER``), in the same single ioctl as the other flags;
+        - ``exclusive`` takes or drops the ``flock``/``TIOCEXCL`` lock.
+
+        Always a checkpoint. The change itself is one ``tcsetattr(TCSANOW)``
+        (or ``TCSETS2``), which does not wait for output and is run on the
+        event loop. (A USB adapter's driver sends it to the adapter with a
+        short control transfer inside that call.)
+
+        Cancellation: atomic. A cancellation is only delivered before the
+        change starts (then nothing changed) or after it completed (then all
+        of it is in force), never halfway.
+
+        Raises:
+          TypeError, ValueError: an unknown setting or a bad value (the
+            message names it and what is allowed); nothing was changed.
+          trio.ClosedResourceError: the port was closed.
+          trioserial.PortBusyError: ``exclusive=True`` but another handle
+            holds the lock; nothing was changed.
+          trioserial.SerialPortError: the driver rejected the settings (such
+            as a rate the hardware cannot make); the old settings stay in
+            force.
+        """
+        new = self._core.settings.replace(**changes)
+        core = self._live_core()
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if new != core.settings:
+            try:
+                core.apply_settings(new)
+            except OSError as exc:
+                self._control_error(exc)
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    def _char_time(self) -> float:
+        s = self._core.settings
+        bits = 1 + s.bytesize + (s.parity is not Parity.NONE) + float(s.stopbits)
+        return bits / s.baudrate
+
+    async def wait_drained(self) -> None:
+        """Wait until the output queued so far has been transmitted.
+
+        The replacement for ``tcdrain``/pyserial's ``flush()``, which block
+        the calling thread. Strategy: read the driver's queue (``TIOCOUTQ``)
+        and sleep for as long as that many characters take at the current
+        rate (at least 1 ms, at most 100 ms, then look again), so a long
+        queue costs a handful of ioctls and a short one returns within about
+        a millisecond of draining. Once the queue is empty, a UART that
+        reports its transmitter state (``TIOCSERGETLSR``, 8250-type UARTs)
+        is polled until its FIFO and shift register are empty too: what
+        RS-485 direction switching needs. Polling instead of ``tcdrain`` in a
+        worker thread keeps it cancellable at once and costs no thread.
+
+        What it cannot see: bytes already inside a USB adapter's own FIFO are
+        invisible to the driver, and a pty has no queue (it returns at once).
+        With flow control holding the line (``rtscts``/``xonxoff``), it waits
+        as long as the peer does.
+
+        Always a checkpoint. Cancellation: nothing is discarded or changed;
+        the output keeps draining.
+
+        Raises:
+          trio.ClosedResourceError: the port was closed, before or during the wait.
+          trioserial.UnsupportedOperationError: the transport cannot report
+            its output queue.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            core = self._live_core()
+            try:
+                queued = core.out_waiting()
+                if queued == 0:
+                    idle = core.transmitter_empty()
+                    if idle is None or idle:
+                        break
+                    queued = 1  # the FIFO's size is unknown: look again after a character
+            except OSError as exc:
+                self._control_error(exc)
+            await self._sleep_while_open(min(max(queued * self._char_time(), 0.001), 0.1))
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    async def send_break(self, duration: float = 0.25) -> None:
+        """Hold the line in a break for *duration* seconds.
+
+        Like ``tcsendbreak``, it first waits for queued output to be
+        transmitted (:meth:`wait_drained`), so bytes sent before the break go
+        out before it. Then: start the break, :func:`trio.sleep`, end it. No
+        thread and no blocking call (``tcsendbreak`` sleeps in the kernel;
+        pyserial's ``send_break`` runs it in the calling thread).
+
+        Always a checkpoint. Cancellation: **the break is always ended** (a
+        cancelled call never leaves the line held low); a cancellation while
+        draining sends no break at all. Closing the port from another task
+        ends the break too (closing a UART clears it) and wakes this call
+        with :exc:`trio.ClosedResourceError`. On a pty the break is accepted
+        and does nothing.
+
+        Args:
+          duration: seconds, a finite number > 0 (Linux's own default
+            ``tcsendbreak`` break is 0.25 s).
+
+        Raises:
+          TypeError, ValueError: *duration* is not a positive finite number.
+          trio.ClosedResourceError: the port was closed.
+          trio.BusyResourceError: another task is sending a break.
+          trioserial.UnsupportedOperationError: the port cannot send a break.
+        """
+        if isinstance(duration, bool) or not isinstance(duration, int | float):
+            raise TypeError(f"duration must be a number of seconds > 0, got {duration!r}")
+        if not (math.isfinite(duration) and duration > 0):
+            raise ValueError(f"duration must be a finite number of seconds > 0, got {duration!r}")
+        with self._break_conflict:
+            await self.wait_drained()
+            core = self._live_core()
+            try:
+                core.set_break(True)
+            except OSError as exc:
+                self._control_error(exc)
+            try:
+                await self._sleep_while_open(duration)
+            finally:
+                if not core.closed:
+                    try:
+                        core.set_break(False)
+                    except OSError as exc:
+                        self._control_error(exc)
+
+    async def wait_modem_change(self, *lines: str, poll_interval: float = 0.01) -> ModemLines:
+        """Wait until one of the input lines *lines* changes; return all lines then.
+
+        *lines* are names of input lines: ``"cts"``, ``"dsr"``, ``"ri"``,
+        ``"cd"``; none means all four. A change is a level that differs from
+        the level when the call started, or, where the driver counts
+        transitions (``TIOCGICOUNT``: 8250-type UARTs, FTDI, CP210x, ...),
+        any transition at all, so a ring pulse shorter than *poll_interval*
+        is still seen (the returned snapshot then shows the level after it).
+        Without counters, a pulse that starts and ends between two polls is
+        missed.
+
+        How: it polls ``TIOCMGET`` (and the counters) every *poll_interval*
+        seconds with :func:`trio.sleep`, one or two non-blocking ioctls per
+        poll. The alternative, ``TIOCMIWAIT``, blocks a thread inside the
+        kernel, and nothing we can do wakes it: closing the fd from another
+        thread neither interrupts the wait nor releases the port (the ioctl
+        holds the open file, and with it the ``flock``), so a cancelled wait
+        would leave a thread stuck until a line happens to move. Many USB
+        adapters do not implement it at all. Polling is cancellable at once,
+        costs no thread, and the counters give it ``TIOCMIWAIT``'s ability to
+        see short pulses.
+
+        Always a checkpoint. Cancellation: nothing is changed or consumed; a
+        later call starts from the levels at that time.
+
+        Args:
+          *lines: the input lines to watch.
+          poll_interval: seconds between polls, a finite number > 0.
+
+        Returns:
+          The :class:`~trioserial.ModemLines` read when the change was seen.
+
+        Raises:
+          TypeError, ValueError: a name is not an input line, or
+            *poll_interval* is not a positive finite number.
+          trio.ClosedResourceError: the port was closed, before or during the wait.
+          trioserial.UnsupportedOperationError: the port has no modem lines.
+        """
+        for line in lines:
+            if line not in _INPUT_LINES:
+                raise ValueError(
+                    f"lines must be input line names ({', '.join(map(repr, _INPUT_LINES))}), "
+                    f"got {line!r}"
+                )
+        if isinstance(poll_interval, bool) or not isinstance(poll_interval, int | float):
+            raise TypeError(f"poll_interval must be a number of seconds > 0, got {poll_interval!r}")
+        if not (math.isfinite(poll_interval) and poll_interval > 0):
+            raise ValueError(
+                f"poll_interval must be a finite number of seconds > 0, got {poll_interval!r}"
+            )
+        watched = lines or _INPUT_LINES
+        indexes = [_INPUT_LINES.index(line) for line in watched]
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            core = self._live_core()
+            before = core.modem_lines()
+            counts = core.modem_change_counts()
+            while True:
+                await self._sleep_while_open(poll_interval)
+                core = self._live_core()
+                now = core.modem_lines()
+                if any(getattr(now, line) != getattr(before, line) for line in watched):
+                    return now
+                new_counts = core.modem_change_counts()
+                if (
+                    counts is not None
+                    and new_counts is not None
+                    and any(new_counts[i] != counts[i] for i in indexes)
+                ):
+                    return now
+                counts = new_counts
+        except OSError as exc:
+            self._control_error(exc)
 
     # ------------------------------------------------------------- the port
 
@@ -293,6 +537,162 @@ class AsyncSerial(trio.abc.Stream):
         """The fd being driven, or ``-1`` once closed. Do not read or write it."""
         return self._core.fileno()
 
+    # -------------------------------------------------------------- control
+    # Sync: each is one non-blocking ioctl on the live fd. On a port without
+    # modem lines (a pty, socket://) they raise UnsupportedOperationError.
+
+    def _live_core(self) -> PortCore:
+        if self._core.closed:
+            self._raise_closed()
+        return self._core
+
+    def _control_error(self, exc: OSError) -> NoReturn:
+        if self._core.is_closed_error(exc):
+            raise trio.ClosedResourceError("serial port was closed") from None
+        raise exc
+
+    def modem_lines(self) -> ModemLines:
+        """Read all six modem lines at once (one ``TIOCMGET``).
+
+        Raises:
+          trio.ClosedResourceError: the port was closed.
+          trioserial.UnsupportedOperationError: the port has no modem lines
+            (a pty, a ``socket://`` port, some adapters).
+          trioserial.SerialPortError: the OS reported another error (such as
+            ``EIO`` after an unplug); the errno is kept.
+        """
+        try:
+            return self._live_core().modem_lines()
+        except OSError as exc:
+            self._control_error(exc)
+
+    @property
+    def cts(self) -> bool:
+        """Clear To Send, an input line. Raises as :meth:`modem_lines`."""
+        return self.modem_lines().cts
+
+    @property
+    def dsr(self) -> bool:
+        """Data Set Ready, an input line. Raises as :meth:`modem_lines`."""
+        return self.modem_lines().dsr
+
+    @property
+    def ri(self) -> bool:
+        """Ring Indicator, an input line. Raises as :meth:`modem_lines`."""
+        return self.modem_lines().ri
+
+    @property
+    def cd(self) -> bool:
+        """Carrier Detect, an input line. Raises as :meth:`modem_lines`."""
+        return self.modem_lines().cd
+
+    @property
+    def dtr(self) -> bool:
+        """Data Terminal Ready, an output line: read back from the driver, or set it.
+
+        Setting it is one ``TIOCMBIS``/``TIOCMBIC`` that touches no other line
+        (boards wired like an ESP32 or an Arduino reset on a DTR edge).
+        Raises as :meth:`modem_lines`.
+        """
+        return self.modem_lines().dtr
+
+    @dtr.setter
+    def dtr(self, value: bool) -> None:
+        value = _check_line_value("dtr", value)
+        try:
+            self._live_core().set_dtr(value)
+        except OSError as exc:
+            self._control_error(exc)
+
+    @property
+    def rts(self) -> bool:
+        """Request To Send, an output line: read back from the driver, or set it.
+
+        With ``rtscts=True`` the kernel drives RTS itself for flow control.
+        Raises as :meth:`modem_lines`.
+        """
+        return self.modem_lines().rts
+
+    @rts.setter
+    def rts(self, value: bool) -> None:
+        value = _check_line_value("rts", value)
+        try:
+            self._live_core().set_rts(value)
+        except OSError as exc:
+            self._control_error(exc)
+
+    @property
+    def break_condition(self) -> bool:
+        """Whether the line is held in a break (``TIOCSBRK``), or start/end one.
+
+        Reading it reports what this port last set (the kernel cannot be
+        asked). For a timed break use ``send_break()``. A pty accepts a break
+        and does nothing with it.
+
+        Raises:
+          trio.ClosedResourceError: the port was closed.
+          trioserial.UnsupportedOperationError: the port cannot send a break.
+        """
+        try:
+            return self._live_core().break_condition
+        except OSError as exc:
+            self._control_error(exc)
+
+    @break_condition.setter
+    def break_condition(self, value: bool) -> None:
+        value = _check_line_value("break_condition", value)
+        try:
+            self._live_core().set_break(value)
+        except OSError as exc:
+            self._control_error(exc)
+
+    @property
+    def in_waiting(self) -> int:
+        """Bytes received by the OS and not read yet (``TIOCINQ``)."""
+        try:
+            return self._live_core().in_waiting()
+        except OSError as exc:
+            self._control_error(exc)
+
+    @property
+    def out_waiting(self) -> int:
+        """Bytes written and not yet on the wire, as far as the driver knows (``TIOCOUTQ``).
+
+        Many USB adapters keep bytes in their own FIFO that the driver does
+        not count, and a pty always says 0.
+        """
+        try:
+            return self._live_core().out_waiting()
+        except OSError as exc:
+            self._control_error(exc)
+
+    def reset_input_buffer(self) -> None:
+        """Discard input the OS has received and nobody has read (``TCIFLUSH``).
+
+        A task blocked in :meth:`receive_some` keeps waiting for new bytes.
+
+        Raises:
+          trio.ClosedResourceError: the port was closed.
+        """
+        try:
+            self._live_core().reset_input_buffer()
+        except OSError as exc:
+            self._control_error(exc)
+
+    def reset_output_buffer(self) -> None:
+        """Discard output written and not yet transmitted (``TCOFLUSH``).
+
+        Bytes :meth:`send_all` already counted in ``statistics().bytes_sent``
+        may be among them: they never reach the wire.
+
+        Raises:
+          trio.ClosedResourceError: the port was closed.
+        """
+        try:
+            self._live_core().reset_output_buffer()
+        except OSError as exc:
+            self._control_error(exc)
+
     def statistics(self) -> SerialStatistics:
         """Counters: bytes sent and received, tasks waiting."""
         return SerialStatistics(
@@ -318,6 +718,11 @@ async def open_serial_port(
     rtscts: bool = False,
     dsrdtr: bool = False,
     exclusive: bool = True,
+    dtr: bool | None = None,
+    rts: bool | None = None,
+    hupcl: bool | None = None,
+    low_latency: bool | None = None,
+    rs485: RS485Settings | None = None,
 ) -> AsyncSerial:
     """Open a serial port and return it as an :class:`AsyncSerial`.
 
@@ -332,8 +737,28 @@ async def open_serial_port(
       port: a device path (``/dev/ttyUSB0``, ``/dev/serial/by-id/...``, a pty
         slave). URL schemes are listed in the "ports and URLs" docs; an
         unknown one raises :exc:`~trioserial.UnsupportedURLError`.
-      baudrate, bytesize, parity, stopbits, xonxoff, rtscts, dsrdtr, exclusive:
+      baudrate, bytesize, parity, stopbits, xonxoff, rtscts, dsrdtr:
         see :class:`SerialSettings`.
+      exclusive: lock the port with both ``flock`` and ``TIOCEXCL``, so a
+        second opener (another process, or a second open in this one) gets
+        :exc:`~trioserial.PortBusyError` naming the port. (``TIOCEXCL`` does
+        not stop root; ``flock`` does, for programs that also use it.)
+      dtr, rts: drive the line high (True) or low (False) right after
+        opening; ``None`` (the default) leaves it as the driver has it. Note
+        that Linux itself raises DTR and RTS when a port is opened: to keep a
+        board wired for auto-reset (Arduino, ESP32) running across opens,
+        also open with ``hupcl=False`` once, which stops the drop at close
+        that causes the reset at the next open.
+      hupcl: whether closing the port drops DTR and RTS (termios
+        ``HUPCL``). ``False`` keeps such a board from resetting on close;
+        ``None`` leaves the setting as it is.
+      low_latency: set (True) or clear (False) the Linux driver's
+        ``ASYNC_LOW_LATENCY`` flag (for FTDI adapters: a 1 ms latency timer
+        instead of 16 ms). Drivers without it (ptys, some adapters) raise
+        :exc:`~trioserial.UnsupportedOperationError`, and the port is not
+        opened: ``None`` (the default) does not touch it.
+      rs485: kernel RS-485 mode (:class:`RS485Settings`, ``TIOCSRS485``);
+        drivers without it raise :exc:`~trioserial.UnsupportedOperationError`.
 
     Raises:
       TypeError, ValueError: a setting or *port* is malformed (the message
@@ -343,6 +768,8 @@ async def open_serial_port(
       trioserial.PortPermissionError: the OS denied access.
       trioserial.PortBusyError: another process holds the port's lock.
       trioserial.NotASerialPortError: the path is not a terminal device.
+      trioserial.UnsupportedOperationError: the port cannot do what *dtr*,
+        *rts*, *low_latency* or *rs485* ask for.
       trioserial.SerialPortError: any other failure to open or configure.
     """
     settings = SerialSettings(
@@ -355,6 +782,7 @@ async def open_serial_port(
         dsrdtr=dsrdtr,
         exclusive=exclusive,
     )
+    options = OpenOptions(dtr=dtr, rts=rts, hupcl=hupcl, low_latency=low_latency, rs485=rs485)
     url = check_url(port)
-    core = await trio.to_thread.run_sync(open_core, url, settings)
+    core = await trio.to_thread.run_sync(open_core, url, settings, options)
     return AsyncSerial(core)

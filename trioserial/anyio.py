@@ -25,6 +25,7 @@ from anyio.abc import ByteStream
 
 from ._core import DEFAULT_RECEIVE_SIZE, PortCore, byte_view, check_max_bytes
 from ._open import check_url, open_core
+from ._options import OpenOptions, RS485Settings
 from ._settings import ModemLines, Parity, SerialSettings, SerialStatistics, StopBits
 from ._util import ConflictDetector
 
@@ -33,9 +34,8 @@ __all__ = ["AnyioSerialStream", "SerialAttribute", "open_serial_port"]
 #: What ``send`` accepts.
 Buffer = bytes | bytearray | memoryview
 
+#: The input lines, in ``TIOCGICOUNT``'s order.
 _INPUT_LINES: Final = ("cts", "dsr", "ri", "cd")
-#: How often :meth:`AnyioSerialStream.wait_modem_change` looks at the lines.
-MODEM_POLL_INTERVAL: Final = 0.01
 
 
 class SerialAttribute(anyio.TypedAttributeSet):
@@ -85,8 +85,13 @@ class AnyioSerialStream(ByteStream):
         self._receive_conflict = ConflictDetector(
             "another task is using this serial port for receive", anyio.BusyResourceError
         )
+        self._break_conflict = ConflictDetector(
+            "another task is sending a break on this serial port", anyio.BusyResourceError
+        )
+        # Set by close(): wakes control methods that sleep (drain, break, polls).
+        # Made on first use, so a stream can be built outside an event loop.
+        self._closing: anyio.Event | None = None
         self._eof_sent = False
-        self._break = False
         self._bytes_sent = 0
         self._bytes_received = 0
         self._waiting_receive = 0
@@ -254,6 +259,8 @@ class AnyioSerialStream(ByteStream):
         # on a closed (and maybe reused) fd number.
         anyio.notify_closing(fd)
         self._core.close()
+        if self._closing is not None:
+            self._closing.set()
 
     async def aclose(self) -> None:
         """Close the port (see :meth:`close`), then checkpoint.
@@ -306,183 +313,304 @@ class AnyioSerialStream(ByteStream):
         )
 
     # ---------------------------------------------------------- control (sync)
-    # Each of these is one non-blocking ioctl on the live port. A transport
-    # without the feature (a pty has no modem lines) raises
-    # trioserial.UnsupportedOperationError; a closed port raises
+    # Each is one non-blocking ioctl on the live fd, as on AsyncSerial. On a
+    # port without the feature (a pty has no modem lines) they raise
+    # trioserial.UnsupportedOperationError; on a closed port,
     # anyio.ClosedResourceError.
+
+    def _control_error(self, exc: OSError) -> NoReturn:
+        if self._core.is_closed_error(exc):
+            raise anyio.ClosedResourceError("serial port was closed") from None
+        raise exc
+
+    def modem_lines(self) -> ModemLines:
+        """Read all six modem lines at once (one ``TIOCMGET``).
+
+        Raises:
+          anyio.ClosedResourceError: the port was closed.
+          trioserial.UnsupportedOperationError: the port has no modem lines
+            (a pty, a ``socket://`` port, some adapters).
+          trioserial.SerialPortError: the OS reported another error (such as
+            ``EIO`` after an unplug); the errno is kept.
+        """
+        try:
+            return self._live_core().modem_lines()
+        except OSError as exc:
+            self._control_error(exc)
 
     @property
     def cts(self) -> bool:
-        """Clear To Send (input line)."""
-        return self._live_core().modem_lines().cts
+        """Clear To Send, an input line. Raises as :meth:`modem_lines`."""
+        return self.modem_lines().cts
 
     @property
     def dsr(self) -> bool:
-        """Data Set Ready (input line)."""
-        return self._live_core().modem_lines().dsr
+        """Data Set Ready, an input line. Raises as :meth:`modem_lines`."""
+        return self.modem_lines().dsr
 
     @property
     def ri(self) -> bool:
-        """Ring Indicator (input line)."""
-        return self._live_core().modem_lines().ri
+        """Ring Indicator, an input line. Raises as :meth:`modem_lines`."""
+        return self.modem_lines().ri
 
     @property
     def cd(self) -> bool:
-        """Carrier Detect (input line)."""
-        return self._live_core().modem_lines().cd
+        """Carrier Detect, an input line. Raises as :meth:`modem_lines`."""
+        return self.modem_lines().cd
 
     @property
     def dtr(self) -> bool:
-        """Data Terminal Ready (output line), read back or set."""
-        return self._live_core().modem_lines().dtr
+        """Data Terminal Ready, an output line, read back from the driver or set.
+
+        Setting it touches no other line. Raises as :meth:`modem_lines`.
+        """
+        return self.modem_lines().dtr
 
     @dtr.setter
     def dtr(self, value: bool) -> None:
-        self._live_core().set_dtr(_check_bool("dtr", value))
+        value = _check_bool("dtr", value)
+        try:
+            self._live_core().set_dtr(value)
+        except OSError as exc:
+            self._control_error(exc)
 
     @property
     def rts(self) -> bool:
-        """Request To Send (output line), read back or set."""
-        return self._live_core().modem_lines().rts
+        """Request To Send, an output line, read back from the driver or set.
+
+        Raises as :meth:`modem_lines`.
+        """
+        return self.modem_lines().rts
 
     @rts.setter
     def rts(self, value: bool) -> None:
-        self._live_core().set_rts(_check_bool("rts", value))
+        value = _check_bool("rts", value)
+        try:
+            self._live_core().set_rts(value)
+        except OSError as exc:
+            self._control_error(exc)
 
     @property
     def break_condition(self) -> bool:
-        """Whether this port is sending a break (the line held at space), read or set."""
-        return self._break
+        """Whether the line is held in a break (``TIOCSBRK``), or start/end one.
+
+        Reading it reports what this port last set (the kernel cannot be
+        asked). For a timed break use :meth:`send_break`.
+
+        Raises:
+          anyio.ClosedResourceError: the port was closed.
+          trioserial.UnsupportedOperationError: the port cannot send a break.
+        """
+        try:
+            return self._live_core().break_condition
+        except OSError as exc:
+            self._control_error(exc)
 
     @break_condition.setter
     def break_condition(self, value: bool) -> None:
-        self._live_core().set_break(_check_bool("break_condition", value))
-        self._break = value
+        value = _check_bool("break_condition", value)
+        try:
+            self._live_core().set_break(value)
+        except OSError as exc:
+            self._control_error(exc)
 
     @property
     def in_waiting(self) -> int:
-        """Bytes received by the OS and not read yet."""
-        return self._live_core().in_waiting()
+        """Bytes received by the OS and not read yet (``TIOCINQ``)."""
+        try:
+            return self._live_core().in_waiting()
+        except OSError as exc:
+            self._control_error(exc)
 
     @property
     def out_waiting(self) -> int:
-        """Bytes written and not yet transmitted."""
-        return self._live_core().out_waiting()
+        """Bytes written and not yet on the wire, as far as the driver knows (``TIOCOUTQ``)."""
+        try:
+            return self._live_core().out_waiting()
+        except OSError as exc:
+            self._control_error(exc)
 
     def reset_input_buffer(self) -> None:
-        """Discard input received and not read yet."""
-        self._live_core().reset_input_buffer()
+        """Discard input the OS has received and nobody has read (``TCIFLUSH``)."""
+        try:
+            self._live_core().reset_input_buffer()
+        except OSError as exc:
+            self._control_error(exc)
 
     def reset_output_buffer(self) -> None:
-        """Discard output written and not yet transmitted."""
-        self._live_core().reset_output_buffer()
+        """Discard output written and not yet transmitted (``TCOFLUSH``)."""
+        try:
+            self._live_core().reset_output_buffer()
+        except OSError as exc:
+            self._control_error(exc)
 
     # --------------------------------------------------------- control (async)
+    # The same strategies as AsyncSerial's (its docstrings say why: polling
+    # with sleeps instead of tcdrain/TIOCMIWAIT in a thread), on anyio's sleeps.
 
-    async def reconfigure(
-        self,
-        *,
-        baudrate: int | None = None,
-        bytesize: int | None = None,
-        parity: Parity | str | None = None,
-        stopbits: StopBits | float | None = None,
-        xonxoff: bool | None = None,
-        rtscts: bool | None = None,
-        dsrdtr: bool | None = None,
-    ) -> None:
-        """Change line settings now; ``None`` keeps a setting as it is.
+    async def _sleep_while_open(self, seconds: float) -> None:
+        """Sleep, but wake with ClosedResourceError as soon as the port is closed."""
+        self._live_core()
+        if self._closing is None:
+            self._closing = anyio.Event()
+        with anyio.move_on_after(seconds):
+            await self._closing.wait()
+        if self._core.closed:
+            raise anyio.ClosedResourceError("serial port was closed")
 
-        Buffered input and output are kept, and DTR/RTS are not touched. The
-        new settings are validated before anything touches the device, so a
-        rejected value leaves the old settings in force. Always a checkpoint;
-        a cancellation is delivered after the change, which stays applied.
+    async def reconfigure(self, **changes: Any) -> None:
+        """Change line settings on the open port, keeping everything else.
+
+        Accepts any of ``baudrate``, ``bytesize``, ``parity``, ``stopbits``,
+        ``xonxoff``, ``rtscts``, ``dsrdtr`` and ``exclusive`` (see
+        :class:`~trioserial.SerialSettings`). Validated before the device is
+        touched; only what changed is applied; buffered data is kept, DTR and
+        RTS are not touched and VMIN=1/VTIME=0 stay in force, as
+        :meth:`trioserial.AsyncSerial.reconfigure` does.
+
+        Always a checkpoint. Cancellation: atomic, delivered before the change
+        starts (nothing changed) or after it completed (all of it in force).
 
         Raises:
-          TypeError, ValueError: a setting is malformed (the message names it).
+          TypeError, ValueError: an unknown setting or a bad value; nothing changed.
           anyio.ClosedResourceError: the port was closed.
-          trioserial.SerialPortError: the device refused the settings.
+          trioserial.PortBusyError: ``exclusive=True`` but another handle holds the lock.
+          trioserial.SerialPortError: the driver rejected the settings; the old
+            ones stay in force.
         """
-        given = {
-            "baudrate": baudrate,
-            "bytesize": bytesize,
-            "parity": parity,
-            "stopbits": stopbits,
-            "xonxoff": xonxoff,
-            "rtscts": rtscts,
-            "dsrdtr": dsrdtr,
-        }
-        changes = {name: value for name, value in given.items() if value is not None}
+        new = self._core.settings.replace(**changes)
         core = self._live_core()
-        new = core.settings.replace(**changes)
+        await anyio.lowlevel.checkpoint_if_cancelled()
         if new != core.settings:
-            core.apply_settings(new)
-        await anyio.lowlevel.checkpoint()
+            try:
+                core.apply_settings(new)
+            except OSError as exc:
+                self._control_error(exc)
+        await anyio.lowlevel.cancel_shielded_checkpoint()
 
     async def wait_drained(self) -> None:
-        """Wait until all output has left the wire (``tcdrain`` without blocking the loop).
+        """Wait until the output queued so far has been transmitted.
 
-        Looks at the OS output queue (``out_waiting``) and sleeps for about
-        the time the bytes still queued need at the current baud rate, until
-        the queue is empty. Always a checkpoint; a cancellation leaves
-        nothing behind (the bytes go on draining).
+        Reads the driver's queue (``TIOCOUTQ``) and sleeps for as long as that
+        many characters take at the current rate (1 ms to 100 ms, then looks
+        again); then, on UARTs that report it (``TIOCSERGETLSR``), waits for
+        the FIFO and shift register to empty. A pty has no queue: it returns
+        at once. Always a checkpoint. Cancellation: nothing is discarded; the
+        output keeps draining.
 
         Raises:
-          anyio.ClosedResourceError: the port was closed.
-          trioserial.UnsupportedOperationError: the transport cannot tell.
+          anyio.ClosedResourceError: the port was closed, before or during the wait.
+          trioserial.UnsupportedOperationError: the transport cannot report its queue.
         """
-        await anyio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint_if_cancelled()
         while True:
             core = self._live_core()
-            queued = core.out_waiting()
-            if queued == 0:
-                return
-            await anyio.sleep(min(max(queued * _char_time(core.settings), 0.001), 0.5))
+            try:
+                queued = core.out_waiting()
+                if queued == 0:
+                    idle = core.transmitter_empty()
+                    if idle is None or idle:
+                        break
+                    queued = 1  # the FIFO's size is unknown: look again after a character
+            except OSError as exc:
+                self._control_error(exc)
+            await self._sleep_while_open(min(max(queued * _char_time(core.settings), 0.001), 0.1))
+        await anyio.lowlevel.cancel_shielded_checkpoint()
 
     async def send_break(self, duration: float = 0.25) -> None:
-        """Send a break: hold the line at space for *duration* seconds, then release it.
+        """Hold the line in a break for *duration* seconds.
 
-        Cancellation ends the break at once: the line is never left in break.
+        Like ``tcsendbreak``, it first waits for queued output to be sent
+        (:meth:`wait_drained`); then: start the break, :func:`anyio.sleep`,
+        end it. No thread and no blocking call.
+
+        Always a checkpoint. Cancellation: **the break is always ended**; a
+        cancellation while draining sends no break at all. Closing the port
+        from another task ends it too and wakes this call with
+        :exc:`anyio.ClosedResourceError`. On a pty the break does nothing.
+
+        Args:
+          duration: seconds, a finite number > 0.
 
         Raises:
-          TypeError, ValueError: *duration* is not a number >= 0.
+          TypeError, ValueError: *duration* is not a positive finite number.
           anyio.ClosedResourceError: the port was closed.
-          trioserial.UnsupportedOperationError: the transport cannot send a break.
+          anyio.BusyResourceError: another task is sending a break.
+          trioserial.UnsupportedOperationError: the port cannot send a break.
         """
         if isinstance(duration, bool) or not isinstance(duration, int | float):
-            raise TypeError(f"duration must be a number of seconds >= 0, got {duration!r}")
-        if not (duration >= 0 and math.isfinite(duration)):
-            raise ValueError(f"duration must be a number of seconds >= 0, got {duration!r}")
-        self.break_condition = True
-        try:
-            await anyio.sleep(duration)
-        finally:
-            if not self._core.closed:
-                self.break_condition = False
+            raise TypeError(f"duration must be a number of seconds > 0, got {duration!r}")
+        if not (math.isfinite(duration) and duration > 0):
+            raise ValueError(f"duration must be a finite number of seconds > 0, got {duration!r}")
+        with self._break_conflict:
+            await self.wait_drained()
+            core = self._live_core()
+            try:
+                core.set_break(True)
+            except OSError as exc:
+                self._control_error(exc)
+            try:
+                await self._sleep_while_open(duration)
+            finally:
+                if not core.closed:
+                    try:
+                        core.set_break(False)
+                    except OSError as exc:
+                        self._control_error(exc)
 
-    async def wait_modem_change(self, *lines: str) -> ModemLines:
-        """Wait until one of the input *lines* changes, and return the new state.
+    async def wait_modem_change(self, *lines: str, poll_interval: float = 0.01) -> ModemLines:
+        """Wait until one of the input lines *lines* changes; return all lines then.
 
         *lines* are among ``"cts"``, ``"dsr"``, ``"ri"``, ``"cd"``; none means
-        all four. The lines are read every 10 ms (``TIOCMIWAIT`` would need a
-        worker thread that a close cannot interrupt), so a pulse shorter than
-        that can be missed. Always a checkpoint; a cancellation leaves nothing
-        behind.
+        all four. A change is a level different from the one when the call
+        started or, where the driver counts transitions (``TIOCGICOUNT``), any
+        transition, so a pulse shorter than *poll_interval* is still seen.
+        The lines are polled every *poll_interval* seconds (``TIOCMIWAIT``
+        would block a thread that closing the port cannot wake).
+
+        Always a checkpoint. Cancellation: nothing is changed or consumed.
 
         Raises:
-          ValueError: a name is not one of the four input lines.
-          anyio.ClosedResourceError: the port was closed.
-          trioserial.UnsupportedOperationError: the transport has no modem lines.
+          TypeError, ValueError: a name is not an input line, or
+            *poll_interval* is not a positive finite number.
+          anyio.ClosedResourceError: the port was closed, before or during the wait.
+          trioserial.UnsupportedOperationError: the port has no modem lines.
         """
-        for name in lines:
-            if name not in _INPUT_LINES:
-                raise ValueError(f"modem line must be one of {_INPUT_LINES}, got {name!r}")
+        for line in lines:
+            if line not in _INPUT_LINES:
+                raise ValueError(
+                    f"lines must be input line names ({', '.join(map(repr, _INPUT_LINES))}), "
+                    f"got {line!r}"
+                )
+        if isinstance(poll_interval, bool) or not isinstance(poll_interval, int | float):
+            raise TypeError(f"poll_interval must be a number of seconds > 0, got {poll_interval!r}")
+        if not (math.isfinite(poll_interval) and poll_interval > 0):
+            raise ValueError(
+                f"poll_interval must be a finite number of seconds > 0, got {poll_interval!r}"
+            )
         watched = lines or _INPUT_LINES
-        before = self._live_core().modem_lines()
-        while True:
-            await anyio.sleep(MODEM_POLL_INTERVAL)
-            now = self._live_core().modem_lines()
-            if any(getattr(now, name) != getattr(before, name) for name in watched):
-                return now
+        indexes = [_INPUT_LINES.index(line) for line in watched]
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        try:
+            core = self._live_core()
+            before = core.modem_lines()
+            counts = core.modem_change_counts()
+            while True:
+                await self._sleep_while_open(poll_interval)
+                core = self._live_core()
+                now = core.modem_lines()
+                if any(getattr(now, line) != getattr(before, line) for line in watched):
+                    return now
+                new_counts = core.modem_change_counts()
+                if (
+                    counts is not None
+                    and new_counts is not None
+                    and any(new_counts[i] != counts[i] for i in indexes)
+                ):
+                    return now
+                counts = new_counts
+        except OSError as exc:
+            self._control_error(exc)
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else self._core.settings.framing
@@ -513,11 +641,17 @@ async def open_serial_port(
     rtscts: bool = False,
     dsrdtr: bool = False,
     exclusive: bool = True,
+    dtr: bool | None = None,
+    rts: bool | None = None,
+    hupcl: bool | None = None,
+    low_latency: bool | None = None,
+    rs485: RS485Settings | None = None,
 ) -> AnyioSerialStream:
     """Open a serial port and return it as an :class:`AnyioSerialStream`.
 
     The anyio twin of :func:`trioserial.open_serial_port`, with the same
-    arguments and errors. Settings are validated before anything is opened;
+    arguments (``dtr``, ``rts``, ``hupcl``, ``low_latency``, ``rs485``: see
+    there) and errors. Settings are validated before anything is opened;
     the open itself runs in a worker thread (:func:`anyio.to_thread.run_sync`),
     so the event loop never stalls. The open cannot be interrupted halfway: a
     cancellation that arrives meanwhile is delivered at the caller's next
@@ -531,6 +665,8 @@ async def open_serial_port(
       trioserial.PortPermissionError: the OS denied access.
       trioserial.PortBusyError: another process holds the port's lock.
       trioserial.NotASerialPortError: the path is not a terminal device.
+      trioserial.UnsupportedOperationError: the port cannot do what *dtr*,
+        *rts*, *low_latency* or *rs485* ask for.
       trioserial.SerialPortError: any other failure to open or configure.
     """
     settings = SerialSettings(
@@ -543,6 +679,7 @@ async def open_serial_port(
         dsrdtr=dsrdtr,
         exclusive=exclusive,
     )
+    options = OpenOptions(dtr=dtr, rts=rts, hupcl=hupcl, low_latency=low_latency, rs485=rs485)
     url = check_url(port)
-    core = await anyio.to_thread.run_sync(open_core, url, settings)
+    core = await anyio.to_thread.run_sync(open_core, url, settings, options)
     return AnyioSerialStream(core)

@@ -19,7 +19,6 @@ import errno
 import functools
 import math
 import os
-import termios
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -303,18 +302,20 @@ class PySerial(Driver):
     # ------------------------------------------------------------- streams
 
     async def open_port(self) -> AnyioSerialStream:
-        """Open the port for one connection (the seam a subclass may override)."""
-        return await open_serial_port(self.url, baudrate=self.baudrate, exclusive=False)
+        """Open the port for one connection (a seam a subclass may override).
 
-    def _disable_hupcl(self, fd: int) -> None:
-        try:
-            attrs = termios.tcgetattr(fd)
-            attrs[2] &= ~termios.HUPCL
-            termios.tcsetattr(fd, termios.TCSANOW, attrs)
-        except termios.error as exc:
-            self.logger.warning("cannot disable HUPCL on %s: %s", self.url, exc.args[-1])
-        else:
-            self.logger.info("disabled HUPCL on %s", self.url)
+        With ``disable_hupcl``, ``HUPCL`` is cleared in termios right after
+        the open (:func:`trioserial.anyio.open_serial_port`'s ``hupcl=False``).
+        """
+        hupcl = None
+        if self.disable_hupcl:
+            if "://" in self.url:
+                self.logger.warning("disable_hupcl has no effect on %s (not a tty)", self.url)
+            else:
+                hupcl = False
+        return await open_serial_port(
+            self.url, baudrate=self.baudrate, exclusive=False, hupcl=hupcl
+        )
 
     @exportstream
     @asynccontextmanager
@@ -332,8 +333,6 @@ class PySerial(Driver):
             connection = _LoopConnection(self.cps)
         else:
             port = await self.open_port()
-            if self.disable_hupcl:
-                self._disable_hupcl(port.fileno())
             connection = _SerialConnection(port, self.cps)
         with self._lock:
             self._connections.add(connection)
