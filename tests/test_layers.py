@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "anyio": 2,
     "jumpstarter": 3,
     "_options": 0,
+    "_control": 1,
 }
 #: Layer-2 front ends that must never import each other.
 FRONT_ENDS = {"_stream", "anyio"}

@@ -13,16 +13,16 @@ This module never imports :mod:`trio` or ``trioserial._stream``.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Mapping
-from typing import Any, Final, NoReturn, final
+from typing import Any, NoReturn, final
 
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
 from anyio.abc import ByteStream
 
+from ._control import ModemChangeWatch, check_input_lines, check_seconds, drain_delay
 from ._core import DEFAULT_RECEIVE_SIZE, PortCore, byte_view, check_max_bytes
 from ._open import check_url, open_core
 from ._options import OpenOptions, RS485Settings
@@ -33,9 +33,6 @@ __all__ = ["AnyioSerialStream", "SerialAttribute", "open_serial_port"]
 
 #: What ``send`` accepts.
 Buffer = bytes | bytearray | memoryview
-
-#: The input lines, in ``TIOCGICOUNT``'s order.
-_INPUT_LINES: Final = ("cts", "dsr", "ri", "cd")
 
 
 class SerialAttribute(anyio.TypedAttributeSet):
@@ -450,9 +447,10 @@ class AnyioSerialStream(ByteStream):
 
     async def _sleep_while_open(self, seconds: float) -> None:
         """Sleep, but wake with ClosedResourceError as soon as the port is closed."""
-        self._live_core()
         if self._closing is None:
             self._closing = anyio.Event()
+        if self._core.closed:  # closed before the event existed: close() could not set it
+            self._closing.set()
         with anyio.move_on_after(seconds):
             await self._closing.wait()
         if self._core.closed:
@@ -506,15 +504,12 @@ class AnyioSerialStream(ByteStream):
         while True:
             core = self._live_core()
             try:
-                queued = core.out_waiting()
-                if queued == 0:
-                    idle = core.transmitter_empty()
-                    if idle is None or idle:
-                        break
-                    queued = 1  # the FIFO's size is unknown: look again after a character
+                delay = drain_delay(core)
             except OSError as exc:
                 self._control_error(exc)
-            await self._sleep_while_open(min(max(queued * _char_time(core.settings), 0.001), 0.1))
+            if delay is None:
+                break
+            await self._sleep_while_open(delay)
         await anyio.lowlevel.cancel_shielded_checkpoint()
 
     async def send_break(self, duration: float = 0.25) -> None:
@@ -538,10 +533,7 @@ class AnyioSerialStream(ByteStream):
           anyio.BusyResourceError: another task is sending a break.
           trioserial.UnsupportedOperationError: the port cannot send a break.
         """
-        if isinstance(duration, bool) or not isinstance(duration, int | float):
-            raise TypeError(f"duration must be a number of seconds > 0, got {duration!r}")
-        if not (math.isfinite(duration) and duration > 0):
-            raise ValueError(f"duration must be a finite number of seconds > 0, got {duration!r}")
+        duration = check_seconds("duration", duration)
         with self._break_conflict:
             await self.wait_drained()
             core = self._live_core()
@@ -576,39 +568,15 @@ class AnyioSerialStream(ByteStream):
           anyio.ClosedResourceError: the port was closed, before or during the wait.
           trioserial.UnsupportedOperationError: the port has no modem lines.
         """
-        for line in lines:
-            if line not in _INPUT_LINES:
-                raise ValueError(
-                    f"lines must be input line names ({', '.join(map(repr, _INPUT_LINES))}), "
-                    f"got {line!r}"
-                )
-        if isinstance(poll_interval, bool) or not isinstance(poll_interval, int | float):
-            raise TypeError(f"poll_interval must be a number of seconds > 0, got {poll_interval!r}")
-        if not (math.isfinite(poll_interval) and poll_interval > 0):
-            raise ValueError(
-                f"poll_interval must be a finite number of seconds > 0, got {poll_interval!r}"
-            )
-        watched = lines or _INPUT_LINES
-        indexes = [_INPUT_LINES.index(line) for line in watched]
+        watched = check_input_lines(lines)
+        poll_interval = check_seconds("poll_interval", poll_interval)
         await anyio.lowlevel.checkpoint_if_cancelled()
         try:
-            core = self._live_core()
-            before = core.modem_lines()
-            counts = core.modem_change_counts()
+            watch = ModemChangeWatch(self._live_core(), watched)
             while True:
                 await self._sleep_while_open(poll_interval)
-                core = self._live_core()
-                now = core.modem_lines()
-                if any(getattr(now, line) != getattr(before, line) for line in watched):
-                    return now
-                new_counts = core.modem_change_counts()
-                if (
-                    counts is not None
-                    and new_counts is not None
-                    and any(new_counts[i] != counts[i] for i in indexes)
-                ):
-                    return now
-                counts = new_counts
+                if (changed := watch.poll()) is not None:
+                    return changed
         except OSError as exc:
             self._control_error(exc)
 
@@ -621,13 +589,6 @@ def _check_bool(name: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be True or False, got {value!r}")
     return value
-
-
-def _char_time(settings: SerialSettings) -> float:
-    """Seconds one character takes on the wire."""
-    parity_bits = 0 if settings.parity is Parity.NONE else 1
-    bits = 1 + settings.bytesize + parity_bits + float(settings.stopbits.value)
-    return bits / settings.baudrate
 
 
 async def open_serial_port(
