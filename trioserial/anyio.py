@@ -148,7 +148,7 @@ class AnyioSerialStream(ByteStream):
                             n = core.write_nowait(remaining)
                         except BlockingIOError:
                             waited = True
-                            await self._wait(anyio.wait_writable, "_waiting_send")
+                            await self._wait_writable()
                             continue
                         except OSError as exc:
                             self._raise_for(exc)
@@ -214,7 +214,7 @@ class AnyioSerialStream(ByteStream):
                 await anyio.lowlevel.cancel_shielded_checkpoint()
                 return self._received(data)
             while True:
-                await self._wait(anyio.wait_readable, "_waiting_receive")
+                await self._wait_readable()
                 # No checkpoint from here to the return: nothing read can be lost.
                 try:
                     data = core.read_nowait(n)
@@ -230,14 +230,25 @@ class AnyioSerialStream(ByteStream):
         self._bytes_received += len(data)
         return data
 
-    async def _wait(self, wait: Callable[[int], Any], counter: str) -> None:
-        setattr(self, counter, getattr(self, counter) + 1)
+    # anyio reports a close during the wait as a bare ClosedResourceError; say what closed.
+
+    async def _wait_readable(self) -> None:
+        self._waiting_receive += 1
         try:
-            await wait(self._core.fileno())
+            await anyio.wait_readable(self._core.fileno())
         except anyio.ClosedResourceError:
             raise anyio.ClosedResourceError("serial port was closed") from None
         finally:
-            setattr(self, counter, getattr(self, counter) - 1)
+            self._waiting_receive -= 1
+
+    async def _wait_writable(self) -> None:
+        self._waiting_send += 1
+        try:
+            await anyio.wait_writable(self._core.fileno())
+        except anyio.ClosedResourceError:
+            raise anyio.ClosedResourceError("serial port was closed") from None
+        finally:
+            self._waiting_send -= 1
 
     # ----------------------------------------------------------------- close
 
