@@ -563,3 +563,34 @@ def test_open_options_reach_the_port(backend: str) -> None:
             await open_serial_port("/dev/null", dtr=1)  # type: ignore[arg-type]
 
     run(backend, main)
+
+
+def test_cancelled_control_calls_leave_nothing_behind(backend: str) -> None:
+    async def main() -> None:
+        async with modem_pair() as (port, modem):
+            with anyio.CancelScope() as scope:
+                scope.cancel()
+                await port.reconfigure(baudrate=9600)
+            assert scope.cancelled_caught
+            assert port.settings.baudrate == 115200  # cancelled before the change: none
+            modem.out_queue = 50
+
+            def polls() -> int:
+                return modem.calls.get(termios.TIOCOUTQ, 0) + modem.calls.get(termios.TIOCMGET, 0)
+
+            async def cancel_after_two_polls(scope: anyio.CancelScope, start: int) -> None:
+                await wait_until(lambda: polls() >= start + 2)
+                scope.cancel()
+
+            for call in (port.wait_drained, port.wait_modem_change):
+                with anyio.CancelScope() as scope:
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(cancel_after_two_polls, scope, polls())
+                        await call()
+                assert scope.cancelled_caught
+            assert modem.out_queue == 50  # nothing discarded
+            assert modem.events == []  # no line touched
+            modem.out_queue = 0
+            await port.wait_drained()  # and the next call works
+
+    run(backend, main)
