@@ -8,13 +8,15 @@ existing client code keep working. Underneath, each connection is a
 :class:`trioserial.anyio.AnyioSerialStream`: non-blocking syscalls on the
 exporter's event loop, no reader threads.
 
-Jumpstarter exporters run on anyio's asyncio backend; nothing here depends on
-that, but nothing else is tested. ``trioserial`` itself never imports this
-module, so it imports without Jumpstarter installed.
+Jumpstarter exporters run on anyio's asyncio backend, where the exporter
+paths are tested; the driver itself uses only anyio's portable API.
+``trioserial`` itself never imports this module, so it imports without
+Jumpstarter installed.
 """
 
 from __future__ import annotations
 
+import abc
 import errno
 import functools
 import math
@@ -107,15 +109,16 @@ class _Connection(anyio.abc.ByteStream):
             # The loop is gone, so nobody can be waiting on the fd.
             self.abandon()
 
+    @abc.abstractmethod
     def force_close(self) -> None:
         """Close now, in the event loop's thread; receive then ends cleanly."""
-        raise NotImplementedError
 
     def abandon(self) -> None:
         """Release resources without the event loop (it has finished)."""
 
+    @abc.abstractmethod
     async def _send_raw(self, data: bytes) -> None:
-        raise NotImplementedError
+        """Send *data* now, unthrottled."""
 
     async def send(self, item: bytes) -> None:
         """Send *item*; with ``cps`` set, one byte at a time, ``1 / cps`` seconds apart.
