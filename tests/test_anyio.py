@@ -9,6 +9,8 @@ from __future__ import annotations
 import ast
 import errno
 import random
+import subprocess
+import sys
 import termios
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -594,3 +596,18 @@ def test_cancelled_control_calls_leave_nothing_behind(backend: str) -> None:
             await port.wait_drained()  # and the next call works
 
     run(backend, main)
+
+
+def test_public_surface_and_lazy_jumpstarter() -> None:
+    import trioserial.anyio
+
+    assert set(trioserial.anyio.__all__) == {
+        "AnyioSerialStream",
+        "SerialAttribute",
+        "open_serial_port",
+    }
+    # Importing trioserial (or its anyio front end) never imports Jumpstarter.
+    code = "import sys, trioserial, trioserial.anyio; assert 'jumpstarter' not in sys.modules"
+    subprocess.run(
+        [sys.executable, "-c", code], check=True, cwd=Path(trioserial.__file__).parents[1]
+    )
