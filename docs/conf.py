@@ -31,6 +31,7 @@ nitpick_ignore_regex = [
         r"|StopAsyncIteration|type|dict|list|tuple)",
     ),
     (r"py:.*", r"(re|codecs)(\..*)?"),  # issue 7 (Expect)
+    (r"py:.*", r"(jumpstarter|uuid)(\..*)?"),  # Jumpstarter's Driver fields
 ]
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"

@@ -27,6 +27,8 @@ LAYERS: dict[str, int] = {
     "_spy": 1,
     "_stream": 2,
     "_driver": 3,
+    "anyio": 2,
+    "jumpstarter": 3,
     "_options": 0,
     "_control": 1,
     "__init__": 3,  # re-exports layer 3 (Expect)

@@ -23,7 +23,7 @@ import trio
 import trio_util
 from serial.tools import list_ports
 
-from ._core import DEFAULT_RECEIVE_SIZE, PortCore
+from ._core import DEFAULT_RECEIVE_SIZE, PortCore, byte_view, check_max_bytes
 from ._errors import (
     NotASerialPortError,
     PortNotFoundError,
@@ -34,7 +34,7 @@ from ._open import check_url, open_core
 from ._options import OpenOptions
 from ._port import TtyPort
 from ._settings import ModemLines, SerialSettings, SerialStatistics
-from ._stream import AsyncSerial, Buffer, byte_view, check_max_bytes
+from ._stream import AsyncSerial, Buffer
 from ._util import ConflictDetector
 
 __all__ = ["DriverStream", "PySerial", "SupervisedStream"]

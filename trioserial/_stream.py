@@ -19,7 +19,7 @@ from ._control import (
     close_drain_limit,
     drain_delay,
 )
-from ._core import DEFAULT_RECEIVE_SIZE, PortCore
+from ._core import DEFAULT_RECEIVE_SIZE, PortCore, byte_view, check_max_bytes
 from ._open import check_url, open_core
 from ._options import OpenOptions, RS485Settings
 from ._settings import ModemLines, Parity, SerialSettings, SerialStatistics, StopBits
@@ -35,33 +35,6 @@ def _check_line_value(name: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be True or False, got {value!r}")
     return value
-
-
-def check_max_bytes(max_bytes: int | None) -> int:
-    if max_bytes is None:
-        return DEFAULT_RECEIVE_SIZE
-    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int):
-        raise TypeError(f"max_bytes must be an int >= 1 or None, got {max_bytes!r}")
-    if max_bytes < 1:
-        raise ValueError(f"max_bytes must be an int >= 1 or None, got {max_bytes!r}")
-    return max_bytes
-
-
-def byte_view(data: object) -> memoryview:
-    """A flat byte view of *data*, or a :exc:`TypeError` that names what was passed."""
-    if isinstance(data, str):
-        raise TypeError(
-            "data must be bytes-like (bytes, bytearray, memoryview), got str: encode it"
-        )
-    try:
-        view = memoryview(data)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(
-            f"data must be bytes-like (bytes, bytearray, memoryview), got {type(data).__name__}"
-        ) from None
-    if view.format != "B" or view.ndim != 1:
-        view = view.cast("B")
-    return view
 
 
 @final

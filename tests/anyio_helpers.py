@@ -1,0 +1,66 @@
+"""Pty pairs for the anyio front end, usable on both anyio backends.
+
+pytest-trio runs with ``trio_mode = true``, which claims every ``async def``
+test, including those marked ``pytest.mark.anyio`` (they would run on trio
+whatever ``anyio_backend`` says: checked). So the anyio tests are plain sync
+functions, parametrized over :data:`BACKENDS`, that call :func:`anyio.run`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+import termios
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+
+from trioserial.anyio import AnyioSerialStream, open_serial_port
+from trioserial.testing._pty import _PtyMasterCore
+
+BACKENDS = ["asyncio", "trio"]
+
+
+def run(backend: str, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+    return anyio.run(fn, *args, backend=backend)
+
+
+@asynccontextmanager
+async def pty_pair(**settings: Any) -> AsyncIterator[tuple[AnyioSerialStream, AnyioSerialStream]]:
+    """``(port, device)``: the port opened by path as users do; the device on the pty master.
+
+    The device end drives the same master-side core as
+    :class:`trioserial.testing.PtyDevice` (reads give end of stream once the
+    port is closed, writes fail), through the anyio front end itself.
+    """
+    master, slave = os.openpty()
+    try:
+        path = os.ttyname(slave)
+        port = await open_serial_port(path, **settings)
+    except BaseException:
+        os.close(master)
+        raise
+    finally:
+        os.close(slave)
+    device = AnyioSerialStream(_PtyMasterCore(master, f"{path} (device side)"))
+    async with port, device:
+        yield port, device
+
+
+async def wait_until(predicate: Callable[[], bool]) -> None:
+    """Yield to other tasks until *predicate* holds (no timers involved; the
+    deadline only turns a bug into a failure instead of a hang)."""
+    with anyio.fail_after(30):
+        while not predicate():
+            await anyio.lowlevel.checkpoint()
+
+
+def pending(stream: AnyioSerialStream) -> int:
+    """Bytes in *stream*'s kernel input buffer (``FIONREAD``, which a pty answers)."""
+    buf = bytearray(4)
+    fcntl.ioctl(stream.fileno(), termios.FIONREAD, buf)
+    return int.from_bytes(buf, sys.byteorder)
