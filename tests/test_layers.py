@@ -20,6 +20,9 @@ LAYERS: dict[str, int] = {
     "_open": 1,
     "_stream": 2,
     "__init__": 2,
+    "_console": 3,
+    "_cli": 3,
+    "__main__": 3,
 }
 #: Layer-2 front ends that must never import each other.
 FRONT_ENDS = {"_stream", "anyio"}
