@@ -33,6 +33,15 @@ def test_testing_surface() -> None:
         "clog",
         "open_clogged_pty_pair",
         "open_pty_pair",
+        # fake devices (issue 7)
+        "AtModem",
+        "BootLogDevice",
+        "EchoDevice",
+        "FakeDevice",
+        "FakeDevicePort",
+        "LineShell",
+        "ShellHandler",
+        "open_fake_device_port",
     }
 
 
