@@ -29,6 +29,7 @@ def test_all_is_the_documented_surface() -> None:
 
 def test_testing_surface() -> None:
     assert set(trioserial.testing.__all__) == {
+        "FakeModem",
         "PtyDevice",
         "clog",
         "open_clogged_pty_pair",

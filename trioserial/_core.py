@@ -100,6 +100,11 @@ class PortCore(abc.ABC):
         """Start (True) or end (False) a break condition."""
         raise self.unsupported("break")
 
+    @property
+    def break_condition(self) -> bool:
+        """Whether a break is being held (as set by :meth:`set_break`)."""
+        raise self.unsupported("break")
+
     def in_waiting(self) -> int:
         """Bytes received and not read yet."""
         raise self.unsupported("in_waiting")

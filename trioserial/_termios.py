@@ -12,6 +12,7 @@ import platform
 import struct
 import sys
 import termios
+from collections.abc import Callable
 from typing import Any, Final
 
 from ._settings import Parity, SerialSettings, StopBits
@@ -180,3 +181,60 @@ def get_baudrate(fd: int) -> int:
         if const == speed:
             return rate
     return 0
+
+
+# --------------------------------------------------------------------------
+# The control surface's one seam: every modem-line, break, queue and flush
+# request of a tty port goes through an ``Ioctl`` callable (``os_ioctl`` in
+# production). Tests plug in a model of a UART's lines
+# (:class:`trioserial.testing.FakeModem`), because a pty has no modem lines.
+
+#: ``(fd, request, arg) -> result`` in :func:`fcntl.ioctl`'s shape: an ``int``
+#: argument returns an ``int``; a ``bytes`` argument is the input buffer and
+#: the (possibly updated) buffer is returned.
+Ioctl = Callable[[int, int, "int | bytes"], "int | bytes"]
+
+
+def os_ioctl(fd: int, request: int, arg: int | bytes) -> int | bytes:
+    """The real thing: :func:`fcntl.ioctl`."""
+    if isinstance(arg, int):
+        return fcntl.ioctl(fd, request, arg)
+    return fcntl.ioctl(fd, request, arg)
+
+
+def _generic(value: int) -> int | None:
+    """*value* where the asm-generic ioctl numbers hold, else ``None`` (unknown here)."""
+    return value if termios2_supported() else None
+
+
+TIOCM_DTR: Final = termios.TIOCM_DTR
+TIOCM_RTS: Final = termios.TIOCM_RTS
+TIOCM_CTS: Final = termios.TIOCM_CTS
+TIOCM_DSR: Final = termios.TIOCM_DSR
+TIOCM_RI: Final = termios.TIOCM_RI
+TIOCM_CD: Final = termios.TIOCM_CD
+TIOCMGET: Final = termios.TIOCMGET
+TIOCMBIS: Final = termios.TIOCMBIS
+TIOCMBIC: Final = termios.TIOCMBIC
+TIOCINQ: Final = termios.FIONREAD
+TIOCOUTQ: Final = termios.TIOCOUTQ
+TCFLSH: Final = termios.TCFLSH
+TCIFLUSH: Final = termios.TCIFLUSH
+TCOFLUSH: Final = termios.TCOFLUSH
+TCIOFLUSH: Final = termios.TCIOFLUSH
+TIOCEXCL: Final = termios.TIOCEXCL
+TIOCNXCL: Final = termios.TIOCNXCL
+TIOCGICOUNT: Final[int | None] = getattr(termios, "TIOCGICOUNT", None)
+TIOCGSERIAL: Final[int | None] = getattr(termios, "TIOCGSERIAL", None)
+TIOCSSERIAL: Final[int | None] = getattr(termios, "TIOCSSERIAL", None)
+# Not exported by Python's termios module: the asm-generic numbers.
+TIOCSBRK: Final = getattr(termios, "TIOCSBRK", None) or _generic(0x5427)
+TIOCCBRK: Final = getattr(termios, "TIOCCBRK", None) or _generic(0x5428)
+TIOCGRS485: Final = getattr(termios, "TIOCGRS485", None) or _generic(0x542E)
+TIOCSRS485: Final = getattr(termios, "TIOCSRS485", None) or _generic(0x542F)
+
+#: ``int`` as the kernel reads and writes it for TIOCM*/TIOCINQ/TIOCOUTQ.
+INT: Final = struct.Struct("=i")
+#: ``struct serial_icounter_struct``: cts dsr rng dcd tx rx frame overrun parity brk buf_overrun
+#: reserved[9].
+ICOUNT: Final = struct.Struct("=20i")

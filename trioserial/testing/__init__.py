@@ -8,6 +8,7 @@ from ._devices import FakeDevicePort as FakeDevicePort
 from ._devices import LineShell as LineShell
 from ._devices import ShellHandler as ShellHandler
 from ._devices import open_fake_device_port as open_fake_device_port
+from ._modem import FakeModem as FakeModem
 from ._pty import PtyDevice as PtyDevice
 from ._pty import clog as clog
 from ._pty import open_clogged_pty_pair as open_clogged_pty_pair
@@ -19,6 +20,7 @@ __all__ = [
     "EchoDevice",
     "FakeDevice",
     "FakeDevicePort",
+    "FakeModem",
     "LineShell",
     "PtyDevice",
     "ShellHandler",
