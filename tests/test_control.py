@@ -14,10 +14,17 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 import trio
+from noblock import no_blocking_calls
 
 import trioserial
 from trioserial import AsyncSerial, ModemLines, UnsupportedOperationError
 from trioserial.testing import FakeModem, PtyDevice, open_pty_pair
+
+
+@pytest.fixture(autouse=True)
+async def _event_loop_never_blocks() -> AsyncIterator[None]:
+    async with no_blocking_calls():
+        yield
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "_console": 3,
     "_cli": 3,
     "__main__": 3,
+    "_options": 0,
 }
 #: Layer-2 front ends that must never import each other.
 FRONT_ENDS = {"_stream", "anyio"}

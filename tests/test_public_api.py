@@ -18,6 +18,7 @@ DOCUMENTED = {
     "UnsupportedOperationError",
     "UnsupportedURLError",
     "open_serial_port",
+    "RS485Settings",
 }
 
 

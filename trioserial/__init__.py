@@ -7,6 +7,7 @@ from ._errors import PortPermissionError as PortPermissionError
 from ._errors import SerialPortError as SerialPortError
 from ._errors import UnsupportedOperationError as UnsupportedOperationError
 from ._errors import UnsupportedURLError as UnsupportedURLError
+from ._options import RS485Settings as RS485Settings
 from ._settings import ModemLines as ModemLines
 from ._settings import Parity as Parity
 from ._settings import SerialSettings as SerialSettings
@@ -25,6 +26,7 @@ __all__ = [
     "PortBusyError",
     "PortNotFoundError",
     "PortPermissionError",
+    "RS485Settings",
     "SerialPortError",
     "SerialSettings",
     "SerialStatistics",

@@ -16,6 +16,7 @@ import errno
 from typing import Final
 
 from ._errors import UnsupportedOperationError
+from ._options import OpenOptions
 from ._settings import ModemLines, SerialSettings
 
 __all__ = ["DEFAULT_RECEIVE_SIZE", "PortCore"]
@@ -104,6 +105,36 @@ class PortCore(abc.ABC):
     def break_condition(self) -> bool:
         """Whether a break is being held (as set by :meth:`set_break`)."""
         raise self.unsupported("break")
+
+    def modem_change_counts(self) -> tuple[int, int, int, int] | None:
+        """Transitions seen so far on CTS, DSR, RI and CD (``TIOCGICOUNT``).
+
+        ``None`` when the transport keeps no counters: then only levels can be
+        compared, and a pulse between two polls goes unseen.
+        """
+        return None
+
+    def transmitter_empty(self) -> bool | None:
+        """Whether the UART's own FIFO and shift register are empty.
+
+        ``None`` when the transport cannot tell (then :meth:`out_waiting`
+        reaching 0 is all that is known).
+        """
+        return None
+
+    def apply_open_options(self, options: OpenOptions) -> None:
+        """Apply open-time *options* right after opening (blocking is fine here).
+
+        This default drives DTR/RTS through :meth:`set_dtr`/:meth:`set_rts`
+        and refuses the tty-only options.
+        """
+        for name in ("hupcl", "low_latency", "rs485"):
+            if getattr(options, name) is not None:
+                raise self.unsupported(name)
+        if options.dtr is not None:
+            self.set_dtr(options.dtr)
+        if options.rts is not None:
+            self.set_rts(options.rts)
 
     def in_waiting(self) -> int:
         """Bytes received and not read yet."""

@@ -8,7 +8,8 @@ from typing import Final
 
 from ._core import PortCore
 from ._errors import UnsupportedURLError
-from ._port import TtyPort
+from ._options import OpenOptions
+from ._port import DEFAULT_OPEN_OPTIONS, TtyPort
 from ._settings import SerialSettings
 
 __all__ = ["check_url", "open_core"]
@@ -37,11 +38,21 @@ def check_url(url: object) -> str:
     return url
 
 
-def open_core(url: str, settings: SerialSettings) -> PortCore:
-    """Open *url* with *settings*. Blocking; raises the errors :func:`check_url` does,
-    and :class:`~trioserial.SerialPortError` subclasses for OS failures."""
+def open_core(
+    url: str, settings: SerialSettings, options: OpenOptions = DEFAULT_OPEN_OPTIONS
+) -> PortCore:
+    """Open *url* with *settings* and open-time *options*. Blocking; raises the
+    errors :func:`check_url` does, and :class:`~trioserial.SerialPortError`
+    subclasses for OS failures."""
     url = check_url(url)
     scheme, sep, _ = url.partition("://")
     if not sep:
-        return TtyPort.open(url, settings)
-    return OPENERS[scheme.lower()](url, settings)
+        return TtyPort.open(url, settings, options)
+    core = OPENERS[scheme.lower()](url, settings)
+    if options != DEFAULT_OPEN_OPTIONS:
+        try:
+            core.apply_open_options(options)
+        except BaseException:
+            core.close()
+            raise
+    return core

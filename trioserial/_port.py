@@ -16,6 +16,8 @@ import sys
 import termios
 from typing import Final
 
+import attrs
+
 from . import _termios
 from ._core import PortCore
 from ._errors import (
@@ -25,12 +27,14 @@ from ._errors import (
     UnsupportedOperationError,
     open_error,
 )
+from ._options import OpenOptions, RS485Settings
 from ._settings import ModemLines, SerialSettings
 from ._termios import INT, Ioctl, os_ioctl
 
 __all__ = ["TtyPort"]
 
 _OPEN_FLAGS: Final = os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC
+DEFAULT_OPEN_OPTIONS: Final = OpenOptions()
 _HANGUP: Final = select.POLLHUP | select.POLLERR | select.POLLNVAL
 #: What a driver says when it has no such feature (a pty has no modem lines).
 _UNSUPPORTED_ERRNOS: Final = frozenset({errno.ENOTTY, errno.EINVAL, errno.EOPNOTSUPP})
@@ -59,19 +63,37 @@ class TtyPort(PortCore):
         #: and flush request goes through it (see ``_termios.Ioctl``).
         self.ioctl = ioctl
         self._break = False
+        self._excl = False  # we set TIOCEXCL: clear it again on close
+        self._icount = True  # until the driver says it keeps no counters
+        self._lsr = _termios.TIOCSERGETLSR is not None  # until the driver says it has none
 
     @classmethod
-    def open(cls, path: str, settings: SerialSettings) -> TtyPort:
+    def open(
+        cls,
+        path: str,
+        settings: SerialSettings,
+        options: OpenOptions = DEFAULT_OPEN_OPTIONS,
+        *,
+        ioctl: Ioctl = os_ioctl,
+    ) -> TtyPort:
         """Open and configure *path*. Blocking: call it off the event loop.
 
+        Order: open (non-blocking, no controlling tty), check it is a tty,
+        lock it (``flock``, then ``TIOCEXCL``) when ``settings.exclusive``,
+        apply *settings*, then *options* (``HUPCL``, RS-485, low latency,
+        DTR, RTS).
+
         Raises the :class:`~trioserial.SerialPortError` subclass that fits:
-        not found, permission denied, busy (locked by another process), or
-        not a serial port. On any failure the fd is closed again.
+        not found, permission denied, busy (locked by another process), not
+        a serial port, or :class:`~trioserial.UnsupportedOperationError`
+        for an option the driver cannot do. On any failure the fd is closed
+        again (and the lock released with it).
         """
         try:
             fd = os.open(path, _OPEN_FLAGS)
         except OSError as exc:
             raise open_error(path, exc) from exc
+        port = cls(fd, path, settings, ioctl=ioctl)
         try:
             if not os.isatty(fd):
                 raise NotASerialPortError(
@@ -80,19 +102,79 @@ class TtyPort(PortCore):
                     errno=errno.ENOTTY,
                 )
             if settings.exclusive:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    raise PortBusyError(
-                        f"cannot open {path!r}: port is busy (locked by another process)",
-                        port=path,
-                        errno=errno.EBUSY,
-                    ) from None
+                port._lock("cannot open")
             _apply_or_explain(fd, path, settings)
+            port.apply_open_options(options)
         except BaseException:
-            os.close(fd)
+            port.close()
             raise
-        return cls(fd, path, settings)
+        return port
+
+    def _lock(self, doing: str) -> None:
+        """Take the exclusive lock: ``flock`` (also stops root and other handles
+        in this process) and ``TIOCEXCL`` (stops other openers, even those that
+        never call ``flock``, such as a terminal program)."""
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise PortBusyError(
+                f"{doing} {self.name!r}: port is busy (locked by another process, "
+                f"or by another open handle in this one)",
+                port=self.name,
+                errno=errno.EBUSY,
+            ) from None
+        try:
+            self._control("locking the port (TIOCEXCL)", _termios.TIOCEXCL, 0)
+        except BaseException:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            raise
+        self._excl = True
+
+    def _unlock(self) -> None:
+        self._excl = False
+        self._control("unlocking the port (TIOCNXCL)", _termios.TIOCNXCL, 0)
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def apply_open_options(self, options: OpenOptions) -> None:
+        if options.hupcl is not None:
+            try:
+                _termios.set_hupcl(self._fd, options.hupcl)
+            except termios.error as exc:
+                raise _termios_error(self.name, "setting hupcl", exc) from exc
+        if options.rs485 is not None:
+            self._control(
+                "setting rs485 (TIOCSRS485)", _termios.TIOCSRS485, options.rs485.to_struct()
+            )
+        if options.low_latency is not None:
+            self.set_low_latency(options.low_latency)
+        if options.dtr is not None:
+            self.set_dtr(options.dtr)
+        if options.rts is not None:
+            self.set_rts(options.rts)
+
+    def set_low_latency(self, value: bool) -> None:
+        """Set or clear the driver's ``ASYNC_LOW_LATENCY`` flag."""
+        what = f"setting low_latency={value}"
+        current = self._control(
+            f"{what} (TIOCGSERIAL)", _termios.TIOCGSERIAL, bytes(_termios.SERIAL_STRUCT_SIZE)
+        )
+        assert isinstance(current, bytes)
+        flags = _termios.serial_flags(current)
+        new = flags | _termios.ASYNC_LOW_LATENCY if value else flags & ~_termios.ASYNC_LOW_LATENCY
+        if new != flags:
+            self._control(
+                f"{what} (TIOCSSERIAL)",
+                _termios.TIOCSSERIAL,
+                _termios.with_serial_flags(current, new),
+            )
+
+    def rs485(self) -> RS485Settings:
+        """The RS-485 configuration in force (``TIOCGRS485``)."""
+        data = self._control(
+            "reading rs485 (TIOCGRS485)", _termios.TIOCGRS485, bytes(RS485Settings().to_struct())
+        )
+        assert isinstance(data, bytes)
+        return RS485Settings.from_struct(data)
 
     def fileno(self) -> int:
         return self._fd
@@ -111,11 +193,27 @@ class TtyPort(PortCore):
         return os.write(self._fd, data)
 
     def apply_settings(self, settings: SerialSettings) -> None:
-        if settings.exclusive != self.settings.exclusive:
-            fcntl.flock(
-                self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB if settings.exclusive else fcntl.LOCK_UN
-            )
-        _apply_or_explain(self._fd, self.name, settings)
+        """Apply what differs from the settings in force, or nothing at all.
+
+        The line settings go in one ``tcsetattr``/``TCSETS2`` (see
+        :func:`_termios.apply`); if the driver rejects them, the lock change
+        (if any) is undone, so a failure leaves the old settings in force.
+        """
+        old = self.settings
+        locking = settings.exclusive != old.exclusive
+        if locking and settings.exclusive:
+            self._lock("cannot lock")
+        elif locking:
+            self._unlock()
+        try:
+            if attrs.evolve(settings, exclusive=old.exclusive) != old:
+                _apply_or_explain(self._fd, self.name, settings)
+        except BaseException:
+            if locking and settings.exclusive:
+                self._unlock()
+            elif locking:
+                self._lock("cannot lock")
+            raise
         self.settings = settings
 
     # ------------------------------------------------------------ control
@@ -141,8 +239,8 @@ class TtyPort(PortCore):
         name = errno.errorcode.get(code or 0, str(code))
         if code in _UNSUPPORTED_ERRNOS:
             return UnsupportedOperationError(
-                f"{self.name!r} does not support {what} (the driver answered {name}; "
-                f"a pty has no modem lines, and some adapters lack them too)",
+                f"{self.name!r} does not support {what} (the driver answered {name}: "
+                f"ptys and some adapters lack this)",
                 port=self.name,
                 errno=code,
             )
@@ -185,6 +283,33 @@ class TtyPort(PortCore):
             self._control("ending a break (TIOCCBRK)", _termios.TIOCCBRK, 0)
         self._break = value
 
+    def modem_change_counts(self) -> tuple[int, int, int, int] | None:
+        if not self._icount:
+            return None
+        try:
+            data = self._control(
+                "reading the modem-line counters (TIOCGICOUNT)",
+                _termios.TIOCGICOUNT,
+                bytes(_termios.ICOUNT.size),
+            )
+        except UnsupportedOperationError:
+            self._icount = False  # many USB adapters keep none: levels only
+            return None
+        assert isinstance(data, bytes)
+        cts, dsr, rng, dcd = _termios.ICOUNT.unpack(data)[:4]
+        return cts, dsr, rng, dcd
+
+    def transmitter_empty(self) -> bool | None:
+        request = _termios.TIOCSERGETLSR
+        if not self._lsr or request is None:
+            return None
+        try:
+            lsr = self._read_int("reading the transmitter state (TIOCSERGETLSR)", request)
+        except UnsupportedOperationError:
+            self._lsr = False  # USB adapters: TIOCOUTQ is all we get
+            return None
+        return bool(lsr & _termios.TIOCSER_TEMT)
+
     def in_waiting(self) -> int:
         return self._read_int("counting input bytes (TIOCINQ)", _termios.TIOCINQ)
 
@@ -207,6 +332,10 @@ class TtyPort(PortCore):
             # to 30 s. Closing is abortive: discard it. (wait_drained() first
             # if the bytes matter.)
             self.ioctl(fd, _termios.TCFLSH, _termios.TCOFLUSH)
+            if self._excl:
+                # A pty slave's tty outlives our fd while its master is open;
+                # without this, nobody but root could open it again.
+                self.ioctl(fd, _termios.TIOCNXCL, 0)
         except OSError:
             pass
         finally:
@@ -231,6 +360,11 @@ def modem_lines_from_bits(bits: int) -> ModemLines:
         dtr=bool(bits & _termios.TIOCM_DTR),
         rts=bool(bits & _termios.TIOCM_RTS),
     )
+
+
+def _termios_error(name: str, what: str, exc: termios.error) -> SerialPortError:
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    return SerialPortError(f"{what} failed on {name!r}: {exc.args[-1]}", port=name, errno=code)
 
 
 def _apply_or_explain(fd: int, name: str, settings: SerialSettings) -> None:

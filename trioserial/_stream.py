@@ -6,13 +6,15 @@ syscall first, wait only on ``EAGAIN``. Never imports :mod:`anyio`.
 
 from __future__ import annotations
 
+import math
 import os
-from typing import NoReturn, final
+from typing import Any, Final, NoReturn, final
 
 import trio
 
 from ._core import DEFAULT_RECEIVE_SIZE, PortCore
 from ._open import check_url, open_core
+from ._options import OpenOptions, RS485Settings
 from ._settings import ModemLines, Parity, SerialSettings, SerialStatistics, StopBits
 from ._util import ConflictDetector
 
@@ -20,6 +22,10 @@ from ._util import ConflictDetector
 Buffer = bytes | bytearray | memoryview
 
 __all__ = ["AsyncSerial", "open_serial_port"]
+
+
+#: The input lines, in ``TIOCGICOUNT``'s order.
+_INPUT_LINES: Final = ("cts", "dsr", "ri", "cd")
 
 
 def _check_line_value(name: str, value: object) -> bool:
@@ -93,6 +99,11 @@ class AsyncSerial(trio.abc.Stream):
         self._bytes_received = 0
         self._waiting_receive = 0
         self._waiting_send = 0
+        self._break_conflict = ConflictDetector(
+            "another task is sending a break on this serial port", trio.BusyResourceError
+        )
+        # Set by close(): wakes control methods that sleep (drain, break, polls).
+        self._closing = trio.Event()
 
     # ---------------------------------------------------------------- errors
 
@@ -290,6 +301,7 @@ class AsyncSerial(trio.abc.Stream):
         # a wait on a closed (and maybe reused) fd number.
         trio.lowlevel.notify_closing(fd)
         self._core.close()
+        self._closing.set()
 
     async def aclose(self) -> None:
         """Close the port (see :meth:`close`), then checkpoint.
@@ -299,6 +311,232 @@ class AsyncSerial(trio.abc.Stream):
         """
         self.close()
         await trio.lowlevel.checkpoint()
+
+    # --------------------------------------------------------- control, async
+
+    async def _sleep_while_open(self, seconds: float) -> None:
+        """Sleep, but wake with ClosedResourceError as soon as the port is closed."""
+        with trio.move_on_after(seconds):
+            await self._closing.wait()
+        if self._core.closed:
+            raise trio.ClosedResourceError("serial port was closed")
+
+    async def reconfigure(self, **changes: Any) -> None:
+        """Change line settings on the open port, keeping everything else.
+
+        Accepts any of ``baudrate``, ``bytesize``, ``parity``, ``stopbits``,
+        ``xonxoff``, ``rtscts``, ``dsrdtr`` and ``exclusive`` (see
+        :class:`~trioserial.SerialSettings`). The new settings are validated
+        before the device is touched, and only what changed is applied:
+
+        - **buffered data is kept**: no flush of input or output, and no drain
+          (bytes already queued go out at the new rate; await
+          :meth:`wait_drained` first if they must go at the old one);
+        - **DTR and RTS are not touched** (the rate never passes through
+          ``B0``, the one rate that drops them), so a board wired for
+          auto-reset keeps running;
+        - VMIN=1/VTIME=0 stay in force (what lets reads tell "no data yet"
+          from a hangup);
+        - a non-standard ``baudrate`` goes through Linux ``termios2``
+          (``BOTHER``), in the same single ioctl as the other flags;
+        - ``exclusive`` takes or drops the ``flock``/``TIOCEXCL`` lock.
+
+        Always a checkpoint. The change itself is one ``tcsetattr(TCSANOW)``
+        (or ``TCSETS2``), which does not wait for output and is run on the
+        event loop. (A USB adapter's driver sends it to the adapter with a
+        short control transfer inside that call.)
+
+        Cancellation: atomic. A cancellation is only delivered before the
+        change starts (then nothing changed) or after it completed (then all
+        of it is in force), never halfway.
+
+        Raises:
+          TypeError, ValueError: an unknown setting or a bad value (the
+            message names it and what is allowed); nothing was changed.
+          trio.ClosedResourceError: the port was closed.
+          trioserial.PortBusyError: ``exclusive=True`` but another handle
+            holds the lock; nothing was changed.
+          trioserial.SerialPortError: the driver rejected the settings (such
+            as a rate the hardware cannot make); the old settings stay in
+            force.
+        """
+        new = self._core.settings.replace(**changes)
+        core = self._live_core()
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if new != core.settings:
+            try:
+                core.apply_settings(new)
+            except OSError as exc:
+                self._control_error(exc)
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    def _char_time(self) -> float:
+        s = self._core.settings
+        bits = 1 + s.bytesize + (s.parity is not Parity.NONE) + float(s.stopbits)
+        return bits / s.baudrate
+
+    async def wait_drained(self) -> None:
+        """Wait until the output queued so far has been transmitted.
+
+        The replacement for ``tcdrain``/pyserial's ``flush()``, which block
+        the calling thread. Strategy: read the driver's queue (``TIOCOUTQ``)
+        and sleep for as long as that many characters take at the current
+        rate (at least 1 ms, at most 100 ms, then look again), so a long
+        queue costs a handful of ioctls and a short one returns within about
+        a millisecond of draining. Once the queue is empty, a UART that
+        reports its transmitter state (``TIOCSERGETLSR``, 8250-type UARTs)
+        is polled until its FIFO and shift register are empty too: what
+        RS-485 direction switching needs. Polling instead of ``tcdrain`` in a
+        worker thread keeps it cancellable at once and costs no thread.
+
+        What it cannot see: bytes already inside a USB adapter's own FIFO are
+        invisible to the driver, and a pty has no queue (it returns at once).
+        With flow control holding the line (``rtscts``/``xonxoff``), it waits
+        as long as the peer does.
+
+        Always a checkpoint. Cancellation: nothing is discarded or changed;
+        the output keeps draining.
+
+        Raises:
+          trio.ClosedResourceError: the port was closed, before or during the wait.
+          trioserial.UnsupportedOperationError: the transport cannot report
+            its output queue.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            core = self._live_core()
+            try:
+                queued = core.out_waiting()
+                if queued == 0:
+                    idle = core.transmitter_empty()
+                    if idle is None or idle:
+                        break
+                    queued = 1  # the FIFO's size is unknown: look again after a character
+            except OSError as exc:
+                self._control_error(exc)
+            await self._sleep_while_open(min(max(queued * self._char_time(), 0.001), 0.1))
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    async def send_break(self, duration: float = 0.25) -> None:
+        """Hold the line in a break for *duration* seconds.
+
+        Like ``tcsendbreak``, it first waits for queued output to be
+        transmitted (:meth:`wait_drained`), so bytes sent before the break go
+        out before it. Then: start the break, :func:`trio.sleep`, end it. No
+        thread and no blocking call (``tcsendbreak`` sleeps in the kernel;
+        pyserial's ``send_break`` runs it in the calling thread).
+
+        Always a checkpoint. Cancellation: **the break is always ended** (a
+        cancelled call never leaves the line held low); a cancellation while
+        draining sends no break at all. Closing the port from another task
+        ends the break too (closing a UART clears it) and wakes this call
+        with :exc:`trio.ClosedResourceError`. On a pty the break is accepted
+        and does nothing.
+
+        Args:
+          duration: seconds, a finite number > 0 (Linux's own default
+            ``tcsendbreak`` break is 0.25 s).
+
+        Raises:
+          TypeError, ValueError: *duration* is not a positive finite number.
+          trio.ClosedResourceError: the port was closed.
+          trio.BusyResourceError: another task is sending a break.
+          trioserial.UnsupportedOperationError: the port cannot send a break.
+        """
+        if isinstance(duration, bool) or not isinstance(duration, int | float):
+            raise TypeError(f"duration must be a number of seconds > 0, got {duration!r}")
+        if not (math.isfinite(duration) and duration > 0):
+            raise ValueError(f"duration must be a finite number of seconds > 0, got {duration!r}")
+        with self._break_conflict:
+            await self.wait_drained()
+            core = self._live_core()
+            try:
+                core.set_break(True)
+            except OSError as exc:
+                self._control_error(exc)
+            try:
+                await self._sleep_while_open(duration)
+            finally:
+                if not core.closed:
+                    try:
+                        core.set_break(False)
+                    except OSError as exc:
+                        self._control_error(exc)
+
+    async def wait_modem_change(self, *lines: str, poll_interval: float = 0.01) -> ModemLines:
+        """Wait until one of the input lines *lines* changes; return all lines then.
+
+        *lines* are names of input lines: ``"cts"``, ``"dsr"``, ``"ri"``,
+        ``"cd"``; none means all four. A change is a level that differs from
+        the level when the call started, or, where the driver counts
+        transitions (``TIOCGICOUNT``: 8250-type UARTs, FTDI, CP210x, ...),
+        any transition at all, so a ring pulse shorter than *poll_interval*
+        is still seen (the returned snapshot then shows the level after it).
+        Without counters, a pulse that starts and ends between two polls is
+        missed.
+
+        How: it polls ``TIOCMGET`` (and the counters) every *poll_interval*
+        seconds with :func:`trio.sleep`, one or two non-blocking ioctls per
+        poll. The alternative, ``TIOCMIWAIT``, blocks a thread inside the
+        kernel, and nothing we can do wakes it: closing the fd from another
+        thread neither interrupts the wait nor releases the port (the ioctl
+        holds the open file, and with it the ``flock``), so a cancelled wait
+        would leave a thread stuck until a line happens to move. Many USB
+        adapters do not implement it at all. Polling is cancellable at once,
+        costs no thread, and the counters give it ``TIOCMIWAIT``'s ability to
+        see short pulses.
+
+        Always a checkpoint. Cancellation: nothing is changed or consumed; a
+        later call starts from the levels at that time.
+
+        Args:
+          *lines: the input lines to watch.
+          poll_interval: seconds between polls, a finite number > 0.
+
+        Returns:
+          The :class:`~trioserial.ModemLines` read when the change was seen.
+
+        Raises:
+          TypeError, ValueError: a name is not an input line, or
+            *poll_interval* is not a positive finite number.
+          trio.ClosedResourceError: the port was closed, before or during the wait.
+          trioserial.UnsupportedOperationError: the port has no modem lines.
+        """
+        for line in lines:
+            if line not in _INPUT_LINES:
+                raise ValueError(
+                    f"lines must be input line names ({', '.join(map(repr, _INPUT_LINES))}), "
+                    f"got {line!r}"
+                )
+        if isinstance(poll_interval, bool) or not isinstance(poll_interval, int | float):
+            raise TypeError(f"poll_interval must be a number of seconds > 0, got {poll_interval!r}")
+        if not (math.isfinite(poll_interval) and poll_interval > 0):
+            raise ValueError(
+                f"poll_interval must be a finite number of seconds > 0, got {poll_interval!r}"
+            )
+        watched = lines or _INPUT_LINES
+        indexes = [_INPUT_LINES.index(line) for line in watched]
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            core = self._live_core()
+            before = core.modem_lines()
+            counts = core.modem_change_counts()
+            while True:
+                await self._sleep_while_open(poll_interval)
+                core = self._live_core()
+                now = core.modem_lines()
+                if any(getattr(now, line) != getattr(before, line) for line in watched):
+                    return now
+                new_counts = core.modem_change_counts()
+                if (
+                    counts is not None
+                    and new_counts is not None
+                    and any(new_counts[i] != counts[i] for i in indexes)
+                ):
+                    return now
+                counts = new_counts
+        except OSError as exc:
+            self._control_error(exc)
 
     # ------------------------------------------------------------- the port
 
@@ -507,6 +745,11 @@ async def open_serial_port(
     rtscts: bool = False,
     dsrdtr: bool = False,
     exclusive: bool = True,
+    dtr: bool | None = None,
+    rts: bool | None = None,
+    hupcl: bool | None = None,
+    low_latency: bool | None = None,
+    rs485: RS485Settings | None = None,
 ) -> AsyncSerial:
     """Open a serial port and return it as an :class:`AsyncSerial`.
 
@@ -521,8 +764,28 @@ async def open_serial_port(
       port: a device path (``/dev/ttyUSB0``, ``/dev/serial/by-id/...``, a pty
         slave). URL schemes are listed in the "ports and URLs" docs; an
         unknown one raises :exc:`~trioserial.UnsupportedURLError`.
-      baudrate, bytesize, parity, stopbits, xonxoff, rtscts, dsrdtr, exclusive:
+      baudrate, bytesize, parity, stopbits, xonxoff, rtscts, dsrdtr:
         see :class:`SerialSettings`.
+      exclusive: lock the port with both ``flock`` and ``TIOCEXCL``, so a
+        second opener (another process, or a second open in this one) gets
+        :exc:`~trioserial.PortBusyError` naming the port. (``TIOCEXCL`` does
+        not stop root; ``flock`` does, for programs that also use it.)
+      dtr, rts: drive the line high (True) or low (False) right after
+        opening; ``None`` (the default) leaves it as the driver has it. Note
+        that Linux itself raises DTR and RTS when a port is opened: to keep a
+        board wired for auto-reset (Arduino, ESP32) running across opens,
+        also open with ``hupcl=False`` once, which stops the drop at close
+        that causes the reset at the next open.
+      hupcl: whether closing the port drops DTR and RTS (termios
+        ``HUPCL``). ``False`` keeps such a board from resetting on close;
+        ``None`` leaves the setting as it is.
+      low_latency: set (True) or clear (False) the Linux driver's
+        ``ASYNC_LOW_LATENCY`` flag (for FTDI adapters: a 1 ms latency timer
+        instead of 16 ms). Drivers without it (ptys, some adapters) raise
+        :exc:`~trioserial.UnsupportedOperationError`, and the port is not
+        opened: ``None`` (the default) does not touch it.
+      rs485: kernel RS-485 mode (:class:`RS485Settings`, ``TIOCSRS485``);
+        drivers without it raise :exc:`~trioserial.UnsupportedOperationError`.
 
     Raises:
       TypeError, ValueError: a setting or *port* is malformed (the message
@@ -532,6 +795,8 @@ async def open_serial_port(
       trioserial.PortPermissionError: the OS denied access.
       trioserial.PortBusyError: another process holds the port's lock.
       trioserial.NotASerialPortError: the path is not a terminal device.
+      trioserial.UnsupportedOperationError: the port cannot do what *dtr*,
+        *rts*, *low_latency* or *rs485* ask for.
       trioserial.SerialPortError: any other failure to open or configure.
     """
     settings = SerialSettings(
@@ -544,6 +809,7 @@ async def open_serial_port(
         dsrdtr=dsrdtr,
         exclusive=exclusive,
     )
+    options = OpenOptions(dtr=dtr, rts=rts, hupcl=hupcl, low_latency=low_latency, rs485=rs485)
     url = check_url(port)
-    core = await trio.to_thread.run_sync(open_core, url, settings)
+    core = await trio.to_thread.run_sync(open_core, url, settings, options)
     return AsyncSerial(core)

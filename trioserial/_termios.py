@@ -7,13 +7,14 @@ wait for output (on the event loop) or throw away input.
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import platform
 import struct
 import sys
 import termios
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from ._settings import Parity, SerialSettings, StopBits
 
@@ -38,6 +39,7 @@ STANDARD_RATES: Final[dict[int, int]] = {
 # guess, and say so.
 _BOTHER: Final = 0o010000
 _CBAUD: Final = 0o010017
+_IBSHIFT: Final = 16
 _TERMIOS2: Final = struct.Struct("=4I B 19B 2I")  # iflag oflag cflag lflag, line, cc[19], speeds
 _GENERIC_MACHINES: Final = ("x86_64", "i386", "i686", "aarch64", "arm", "riscv", "s390", "loong")
 TCGETS2: Final = 0x802C542A
@@ -120,10 +122,14 @@ def build_attrs(current: list[Any], settings: SerialSettings) -> tuple[list[Any]
         raise ValueError(f"rtscts flow control is not supported on {sys.platform}")
 
     custom = settings.baudrate not in STANDARD_RATES
+    if sys.platform.startswith("linux"):
+        cflag &= ~(_CBAUD << _IBSHIFT)  # input rate = output rate (drop a custom one)
     if not custom:
         speed = STANDARD_RATES[settings.baudrate]
         attrs[_ISPEED] = attrs[_OSPEED] = speed
-        cflag = (cflag & ~_CBAUD) | speed if sys.platform.startswith("linux") else cflag
+        # tcsetattr's cfsetispeed/cfsetospeed put the rate into c_cflag (and
+        # clear a BOTHER left by a custom rate); writing the Bxxx bits here by
+        # hand would break with a libc whose speed_t values are plain rates.
     elif not termios2_supported():
         raise ValueError(
             f"baudrate {settings.baudrate} is not a standard rate, and custom rates are "
@@ -139,35 +145,65 @@ def build_attrs(current: list[Any], settings: SerialSettings) -> tuple[list[Any]
 
 
 def apply(fd: int, settings: SerialSettings) -> None:
-    """Apply *settings* to the tty *fd* now (``TCSANOW``).
+    """Apply *settings* to the tty *fd* now, in one call (``TCSANOW``).
 
-    No drain, no flush, and the modem lines are left as they are.
+    No drain, no flush, and the modem lines are left as they are (the rate
+    never passes through ``B0``, the one rate that drops DTR). A standard rate
+    is one ``tcsetattr``; a custom rate is one ``TCSETS2`` that carries the
+    flags, VMIN/VTIME and the rate together, so either way the driver sees a
+    single change and a rejected value leaves the old settings in force.
     """
     attrs, custom = build_attrs(termios.tcgetattr(fd), settings)
-    termios.tcsetattr(fd, termios.TCSANOW, attrs)
-    if custom:
-        set_custom_baudrate(fd, settings.baudrate)
+    if not custom:
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+        return
+    buf = bytearray(_TERMIOS2.size)
+    fcntl.ioctl(fd, TCGETS2, buf)
+    fields = list(_TERMIOS2.unpack(buf))
+    fields[0:4] = (int(attrs[_IFLAG]), int(attrs[_OFLAG]), int(attrs[_CFLAG]), int(attrs[_LFLAG]))
+    # Output and input rate both BOTHER: the speeds below are the rates.
+    cflag = fields[2] & ~_CBAUD & ~(_CBAUD << _IBSHIFT)
+    fields[2] = cflag | _BOTHER | (_BOTHER << _IBSHIFT)
+    fields[5 + termios.VMIN] = 1
+    fields[5 + termios.VTIME] = 0
+    fields[-2] = fields[-1] = settings.baudrate
+    fcntl.ioctl(fd, TCSETS2, _TERMIOS2.pack(*fields))
+
+
+def set_hupcl(fd: int, value: bool) -> None:
+    """Set or clear ``HUPCL`` (lower DTR/RTS on the last close)."""
+    attrs = termios.tcgetattr(fd)
+    cflag = int(attrs[_CFLAG])
+    new = cflag | termios.HUPCL if value else cflag & ~termios.HUPCL
+    if new != cflag:
+        attrs[_CFLAG] = new
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+
+
+def get_hupcl(fd: int) -> bool:
+    """Whether ``HUPCL`` is set."""
+    return bool(termios.tcgetattr(fd)[_CFLAG] & termios.HUPCL)
+
+
+def get_vmin_vtime(fd: int) -> tuple[int, int]:
+    """VMIN and VTIME as the tty has them."""
+    cc = termios.tcgetattr(fd)[_CC]
+    return _cc_int(cc[termios.VMIN]), _cc_int(cc[termios.VTIME])
+
+
+def _cc_int(value: int | bytes) -> int:
+    return value if isinstance(value, int) else value[0]
 
 
 def ensure_vmin(fd: int) -> None:
     """Re-assert VMIN=1, VTIME=0 if something reset them behind our back."""
     attrs = termios.tcgetattr(fd)
     cc = attrs[_CC]
-    if cc[termios.VMIN] != 1 or cc[termios.VTIME] != 0:
+    if _cc_int(cc[termios.VMIN]) != 1 or _cc_int(cc[termios.VTIME]) != 0:
         cc = list(cc)
         cc[termios.VMIN], cc[termios.VTIME] = 1, 0
         attrs[_CC] = cc
         termios.tcsetattr(fd, termios.TCSANOW, attrs)
-
-
-def set_custom_baudrate(fd: int, rate: int) -> None:
-    """Set any rate with Linux ``termios2`` (``BOTHER``), both directions."""
-    buf = bytearray(_TERMIOS2.size)
-    fcntl.ioctl(fd, TCGETS2, buf)
-    fields = list(_TERMIOS2.unpack(buf))
-    fields[2] = (fields[2] & ~_CBAUD) | _BOTHER
-    fields[-2] = fields[-1] = rate
-    fcntl.ioctl(fd, TCSETS2, _TERMIOS2.pack(*fields))
 
 
 def get_baudrate(fd: int) -> int:
@@ -222,6 +258,8 @@ TCFLSH: Final = termios.TCFLSH
 TCIFLUSH: Final = termios.TCIFLUSH
 TCOFLUSH: Final = termios.TCOFLUSH
 TCIOFLUSH: Final = termios.TCIOFLUSH
+TIOCSERGETLSR: Final[int | None] = getattr(termios, "TIOCSERGETLSR", None)
+TIOCSER_TEMT: Final = getattr(termios, "TIOCSER_TEMT", 1)
 TIOCEXCL: Final = termios.TIOCEXCL
 TIOCNXCL: Final = termios.TIOCNXCL
 TIOCGICOUNT: Final[int | None] = getattr(termios, "TIOCGICOUNT", None)
@@ -238,3 +276,48 @@ INT: Final = struct.Struct("=i")
 #: ``struct serial_icounter_struct``: cts dsr rng dcd tx rx frame overrun parity brk buf_overrun
 #: reserved[9].
 ICOUNT: Final = struct.Struct("=20i")
+
+#: ``ASYNC_LOW_LATENCY`` in ``serial_struct.flags``.
+ASYNC_LOW_LATENCY: Final = 1 << 13
+
+
+class _SerialStruct(ctypes.Structure):
+    """``struct serial_struct`` (linux/serial.h), for its size and ``flags`` offset."""
+
+    _fields_: ClassVar = [
+        ("type", ctypes.c_int),
+        ("line", ctypes.c_int),
+        ("port", ctypes.c_uint),
+        ("irq", ctypes.c_int),
+        ("flags", ctypes.c_int),
+        ("xmit_fifo_size", ctypes.c_int),
+        ("custom_divisor", ctypes.c_int),
+        ("baud_base", ctypes.c_int),
+        ("close_delay", ctypes.c_ushort),
+        ("io_type", ctypes.c_char),
+        ("reserved_char", ctypes.c_char),
+        ("hub6", ctypes.c_int),
+        ("closing_wait", ctypes.c_ushort),
+        ("closing_wait2", ctypes.c_ushort),
+        ("iomem_base", ctypes.c_void_p),
+        ("iomem_reg_shift", ctypes.c_ushort),
+        ("port_high", ctypes.c_uint),
+        ("iomap_base", ctypes.c_ulong),
+    ]
+
+
+SERIAL_STRUCT_SIZE: Final = ctypes.sizeof(_SerialStruct)
+_SERIAL_FLAGS: Final = struct.Struct("=i")
+_SERIAL_FLAGS_OFFSET: Final = _SerialStruct.flags.offset
+
+
+def serial_flags(data: bytes) -> int:
+    """``serial_struct.flags`` from a ``TIOCGSERIAL`` buffer."""
+    return int(_SERIAL_FLAGS.unpack_from(data, _SERIAL_FLAGS_OFFSET)[0])
+
+
+def with_serial_flags(data: bytes, flags: int) -> bytes:
+    """A copy of the ``serial_struct`` buffer *data* with *flags*."""
+    out = bytearray(data)
+    _SERIAL_FLAGS.pack_into(out, _SERIAL_FLAGS_OFFSET, flags)
+    return bytes(out)

@@ -50,7 +50,8 @@ class FakeModem:
     - the kernel's transition counters (``TIOCGICOUNT``), so a pulse shorter
       than a poll interval is still seen;
     - the break condition; the transmit queue (:attr:`out_queue` bytes that
-      ``TIOCOUTQ`` reports and ``TCOFLUSH`` discards);
+      ``TIOCOUTQ`` reports and ``TCOFLUSH`` discards) and the UART's FIFO
+      (:attr:`fifo`, seen only through ``TIOCSERGETLSR``);
     - the driver's ``serial_struct`` flags (``TIOCGSERIAL``/``TIOCSSERIAL``)
       and RS-485 configuration (``TIOCGRS485``/``TIOCSRS485``), kept as raw
       bytes.
@@ -67,6 +68,10 @@ class FakeModem:
       passthrough: send other requests to the real fd.
       unsupported: request numbers to answer with ``ENOTTY`` (as a driver
         without the feature does), such as ``{termios.TIOCGICOUNT}``.
+      on_change: called as ``on_change(name, value)`` after every change the
+        port makes (the device's view of its lines); it runs inside the
+        port's call, so it must not block (hand the news to a task with
+        ``send_nowait`` on a memory channel).
     """
 
     def __init__(
@@ -76,8 +81,10 @@ class FakeModem:
         clock: Callable[[], float] = time.monotonic,
         passthrough: bool = True,
         unsupported: frozenset[int] | set[int] = frozenset(),
+        on_change: Callable[[str, object], None] | None = None,
     ) -> None:
         self.loopback = loopback
+        self.on_change = on_change
         self.clock = clock
         self.passthrough = passthrough
         self.unsupported = set(unsupported)
@@ -91,6 +98,10 @@ class FakeModem:
         self.break_condition = False
         #: Bytes waiting to be transmitted (what ``TIOCOUTQ`` reports).
         self.out_queue = 0
+        #: Bytes in the UART's own FIFO and shift register, which ``TIOCOUTQ``
+        #: does not count; ``TIOCSERGETLSR`` reports "empty" only when this
+        #: and :attr:`out_queue` are 0.
+        self.fifo = 0
         #: ``(time, name, value)`` of every change the port made.
         self.events: list[tuple[float, str, object]] = []
         #: Raw ``struct serial_struct`` (``None``: the driver has none, ``ENOTTY``).
@@ -148,6 +159,8 @@ class FakeModem:
 
     def _record(self, name: str, value: object) -> None:
         self.events.append((self.clock(), name, value))
+        if self.on_change is not None:
+            self.on_change(name, value)
 
     def _set_output(self, name: str, value: bool) -> None:
         if getattr(self, name) == value:
@@ -188,12 +201,15 @@ class FakeModem:
             return 0
         if request == t.TIOCOUTQ:
             return INT.pack(self.out_queue)
+        if request == t.TIOCSERGETLSR:
+            empty = self.out_queue == 0 and self.fifo == 0
+            return INT.pack(t.TIOCSER_TEMT if empty else 0)
         if request == t.TIOCGICOUNT:
             c = self.counts
             return t.ICOUNT.pack(c["cts"], c["dsr"], c["ri"], c["cd"], *([0] * 16))
         if request == t.TCFLSH and arg in (t.TCOFLUSH, t.TCIOFLUSH):
             self._record("discard output", self.out_queue)
-            self.out_queue = 0
+            self.out_queue = self.fifo = 0
             if arg == t.TCOFLUSH:
                 return 0
         elif request == t.TCFLSH:
