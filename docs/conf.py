@@ -30,6 +30,7 @@ nitpick_ignore_regex = [
         r"|memoryview|int|float|str|bool|None|Exception|BaseException|object|Any|Path"
         r"|StopAsyncIteration|type|dict|list|tuple)",
     ),
+    (r"py:.*", r"(re|codecs)(\..*)?"),  # issue 7 (Expect)
 ]
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"

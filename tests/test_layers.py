@@ -19,7 +19,8 @@ LAYERS: dict[str, int] = {
     "_port": 1,
     "_open": 1,
     "_stream": 2,
-    "__init__": 2,
+    "__init__": 3,  # re-exports layer 3 (Expect)
+    "_expect": 3,
     "_console": 3,
     "_cli": 3,
     "__main__": 3,

@@ -19,6 +19,13 @@ DOCUMENTED = {
     "UnsupportedURLError",
     "open_serial_port",
     "RS485Settings",
+    # expect (issue 7)
+    "Expect",
+    "ExpectBufferFullError",
+    "ExpectEOFError",
+    "ExpectError",
+    "ExpectMatch",
+    "ExpectTimeoutError",
 }
 
 
