@@ -7,13 +7,13 @@ from ._errors import PortPermissionError as PortPermissionError
 from ._errors import SerialPortError as SerialPortError
 from ._errors import UnsupportedOperationError as UnsupportedOperationError
 from ._errors import UnsupportedURLError as UnsupportedURLError
-from ._options import RS485Settings as RS485Settings
 from ._expect import Expect as Expect
 from ._expect import ExpectBufferFullError as ExpectBufferFullError
 from ._expect import ExpectEOFError as ExpectEOFError
 from ._expect import ExpectError as ExpectError
 from ._expect import ExpectMatch as ExpectMatch
 from ._expect import ExpectTimeoutError as ExpectTimeoutError
+from ._options import RS485Settings as RS485Settings
 from ._settings import ModemLines as ModemLines
 from ._settings import Parity as Parity
 from ._settings import SerialSettings as SerialSettings

@@ -10,6 +10,7 @@ run before it exits with ``128 + signal``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import os
@@ -23,9 +24,10 @@ import attrs
 import trio
 
 from . import __version__
-from ._console import EOL, ConsoleOptions, key_name, parse_key, run_console
-from ._errors import SerialPortError
+from ._console import EOL, ConsoleOptions, parse_key, run_console
+from ._errors import SerialPortError, UnsupportedOperationError
 from ._settings import SerialSettings
+from ._sim import SIM_KINDS, check_link, run_demo, run_sim
 from ._stream import AsyncSerial, open_serial_port
 
 __all__ = ["main"]
@@ -144,19 +146,22 @@ async def _open_output(path: str, *, append: bool) -> trio.lowlevel.FdStream:
     return trio.lowlevel.FdStream(fd)
 
 
-def _std_stream(fd: int) -> trio.lowlevel.FdStream | None:
-    """A stream on a duplicate of stdin/stdout, or None if that fd is closed.
+def _std_stream(fd: int, closed_message: str) -> trio.lowlevel.FdStream:
+    """A stream on a duplicate of stdin or stdout.
 
     :class:`~trio.lowlevel.FdStream` makes the fd non-blocking, which also
     affects everyone sharing the open file description (the shell, the other
     end of a pipe); it restores the original mode when closed, and the CLI
     always closes it.
+
+    Raises:
+      CliError: *fd* is not open (``closed_message``).
     """
     try:
         return trio.lowlevel.FdStream(os.dup(fd))
     except OSError as exc:
         if exc.errno == errno.EBADF:
-            return None
+            raise CliError(closed_message, 2) from None
         raise
 
 
@@ -290,51 +295,44 @@ def cmd_pipe(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Body:
     settings = _settings(args, parser)
 
     async def body() -> int:
-        port = await _open_port(args.url, settings)
-        async with port:
-            stdin = _std_stream(0) if send_input else None
-            if send_input and stdin is None:
-                raise CliError("stdin is closed: nothing to send (use --no-input)", 2)
+        async with contextlib.AsyncExitStack() as stack:
+            port = await stack.enter_async_context(await _open_port(args.url, settings))
+            stdin = None
+            if send_input:
+                stdin = await stack.enter_async_context(
+                    _std_stream(0, "stdin is closed: nothing to send (use --no-input)")
+                )
             if args.no_output:
                 assert stdin is not None
                 return await _fire_and_forget(stdin, port)
             if args.output:
                 out = await _open_output(args.output, append=args.append)
             else:
-                maybe_out = _std_stream(1)
-                if maybe_out is None:
-                    raise CliError("stdout is closed: use --output FILE or --no-output", 2)
-                out = maybe_out
-            async with out:
-                if sys.stderr.isatty():
-                    where = args.output or "stdout"
-                    source = "stdin -> " if send_input else ""
-                    print(f"{PROG}: {source}{args.url} -> {where} (Ctrl-C to stop)", file=sys.stderr)
-                async with trio.open_nursery() as nursery:
-                    if stdin is not None:
-                        nursery.start_soon(_send_stdin, stdin, port)
-                    code = await _receive_to(port, out, args.url)
-                    nursery.cancel_scope.cancel()
-                return code
+                out = _std_stream(1, "stdout is closed: use --output FILE or --no-output")
+            await stack.enter_async_context(out)
+            if sys.stderr.isatty():
+                flow = f"{args.url} -> {args.output or 'stdout'}"
+                flow = f"stdin -> {flow}" if send_input else flow
+                print(f"{PROG}: {flow} (Ctrl-C to stop)", file=sys.stderr)
+            async with trio.open_nursery() as nursery:
+                if stdin is not None:
+                    # Until stdin's end; the output side keeps running after it.
+                    nursery.start_soon(_copy, stdin, port)
+                code = await _receive_to(port, out, args.url)
+                nursery.cancel_scope.cancel()
+            return code
+        raise AssertionError("unreachable")  # pragma: no cover
 
     return body
 
 
-async def _fire_and_forget(stdin: trio.lowlevel.FdStream, port: AsyncSerial) -> int:
+async def _fire_and_forget(stdin: trio.abc.ReceiveStream, port: AsyncSerial) -> int:
     """Send stdin until its EOF, wait until the driver has sent it, return 0."""
-    async with stdin:
-        await _copy(stdin, port)
+    await _copy(stdin, port)
     # Closing the port discards output still queued in the driver: wait for it.
-    wait_drained = getattr(port, "wait_drained", None)
-    if wait_drained is not None:
-        await wait_drained()
+    with contextlib.suppress(UnsupportedOperationError):  # a transport with no queue
+        await port.wait_drained()
     return 0
-
-
-async def _send_stdin(stdin: trio.lowlevel.FdStream, port: AsyncSerial) -> None:
-    """stdin to the port until stdin's EOF; the output side keeps running."""
-    async with stdin:
-        await _copy(stdin, port)
 
 
 async def _receive_to(port: AsyncSerial, out: trio.abc.SendStream, url: str) -> int:
@@ -352,6 +350,26 @@ async def _receive_to(port: AsyncSerial, out: trio.abc.SendStream, url: str) -> 
             return 0  # whoever read our output is gone (`| head`): stop quietly
 
 
+# ------------------------------------------------------------- sim, demo
+
+
+def cmd_sim(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Body:
+    if args.link is not None:
+        try:
+            check_link(args.link)
+        except ValueError as exc:
+            parser.error(str(exc))
+
+    async def body() -> int:
+        return await run_sim(args.kind, args.link)
+
+    return body
+
+
+def cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Body:
+    return run_demo
+
+
 # ------------------------------------------------------------------ parser
 
 
@@ -359,7 +377,7 @@ _Command = Callable[[argparse.Namespace, argparse.ArgumentParser], Body]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    debug = argparse.ArgumentParser(add_help=False)
+    debug = _Parser(add_help=False)
     debug.add_argument(
         "--debug",
         action="store_true",
@@ -453,6 +471,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="fire and forget: send stdin, wait until it has been sent, exit",
     )
 
+    p = command(
+        "sim",
+        cmd_sim,
+        help="run a simulated device on a pty and print the path to open",
+        description="Run a simulated device on a pty until Ctrl-C. The first line on "
+        "stdout is the path to open (a symlink to the pty).\n\nkinds:\n"
+        + "\n".join(f"  {name:<6} {text}" for name, (text, _) in SIM_KINDS.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "kind", nargs="?", default="shell", choices=list(SIM_KINDS), help="default: shell"
+    )
+    p.add_argument(
+        "--link",
+        metavar="PATH",
+        help="put the symlink to the device at PATH (default: in a new temporary directory)",
+    )
+
+    command(
+        "demo",
+        cmd_demo,
+        help="see the library at work with a simulated device (no hardware needed)",
+        description="Start a simulated device, open it through the library and run a "
+        "short scripted session: send, expect, reconfigure, modem lines, unplug.",
+    )
     return parser
 
 

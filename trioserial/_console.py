@@ -13,13 +13,14 @@ signals the command turns into a cancellation (SIGINT, SIGTERM, SIGHUP).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
 import termios
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Final
+from typing import Any, Final
 
 import attrs
 import trio
@@ -104,11 +105,9 @@ class ConsoleOptions:
     reconnect: bool = False
 
 
-def _raw(attributes: list[object]) -> list[object]:
+def _raw(attributes: list[Any]) -> list[Any]:
     """cfmakeraw(3): no echo, no line editing, no signals, no output processing."""
     iflag, oflag, cflag, lflag, ispeed, ospeed, cc = attributes
-    assert isinstance(iflag, int) and isinstance(oflag, int)
-    assert isinstance(cflag, int) and isinstance(lflag, int) and isinstance(cc, list)
     iflag &= ~(
         termios.IGNBRK
         | termios.BRKINT
@@ -203,7 +202,7 @@ class _Session:
             if not data:  # the terminal went away (window closed, ssh dropped)
                 self._stop(1)
                 return
-            typed, hit, _ = data.partition(exit_key)
+            typed, hit, _ = bytes(data).partition(exit_key)
             if typed:
                 self._keys_in.send_nowait(typed)
             if hit:
@@ -218,10 +217,9 @@ class _Session:
             port = self.port
             if port is None:
                 continue  # no device right now: like typing into an unplugged cable
-            try:
+            # If the device went away meanwhile, _serve_port says so and decides what next.
+            with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
                 await port.send_all(typed if eol == b"\r" else typed.replace(b"\r", eol))
-            except (trio.ClosedResourceError, trio.BrokenResourceError):
-                pass  # the device went away; _serve_port says so and decides what next
 
     async def _serve_port(self, port: AsyncSerial) -> None:
         key = key_name(self.options.exit_key)
@@ -261,7 +259,7 @@ class _Session:
         """Wait until the device can be opened again (path reappears, udev done)."""
         path = None if "://" in self.url else self.url
         while True:
-            if path is None or os.path.exists(path):
+            if path is None or await trio.Path(path).exists():
                 try:
                     return await open_serial_port(self.url, **attrs.asdict(self.settings))
                 except (PortNotFoundError, PortPermissionError, PortBusyError):
