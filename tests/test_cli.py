@@ -152,6 +152,15 @@ async def test_missing_port_is_one_line_and_debug_shows_the_traceback() -> None:
     )
 
 
+async def test_modem_lines_on_a_pty_are_a_one_line_error(echo: FakeDevicePort) -> None:
+    result = await run_cli("pipe", echo.path, "--no-input", "--dtr", "on")
+    assert result.returncode == 1
+    err = result.stderr.decode()
+    assert err.count("\n") == 1, err
+    assert "does not support setting DTR" in err
+    assert "ENOTTY" in err
+
+
 async def test_console_missing_port_with_a_terminal(tmp_path: Path) -> None:
     # stdin is a tty (a pty's slave), so the console gets as far as opening.
     master, slave = os.openpty()

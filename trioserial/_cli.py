@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import functools
 import json
 import os
 import signal
@@ -108,14 +109,26 @@ def _add_line_options(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="do not lock the port against other processes",
     )
+    for name in ("dtr", "rts"):
+        line.add_argument(
+            f"--{name}",
+            choices=("on", "off"),
+            help=f"drive {name.upper()} after opening (default: leave it as the driver has it)",
+        )
+    line.add_argument(
+        "--no-hupcl",
+        action="store_true",
+        help="do not drop DTR/RTS on close (keeps auto-reset boards such as ESP32 running)",
+    )
 
 
-def _settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> SerialSettings:
+def _open_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """The keyword arguments of :func:`open_serial_port`, checked (usage error if bad)."""
     stopbits = args.stopbits
     if stopbits == int(stopbits):
         stopbits = int(stopbits)
     try:
-        return SerialSettings(
+        settings = SerialSettings(
             baudrate=args.baudrate,
             bytesize=args.bytesize,
             parity=args.parity,
@@ -126,11 +139,18 @@ def _settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Seri
         )
     except (TypeError, ValueError) as exc:
         parser.error(str(exc))
+    level = {None: None, "on": True, "off": False}
+    return {
+        **attrs.asdict(settings),
+        "dtr": level[args.dtr],
+        "rts": level[args.rts],
+        "hupcl": False if args.no_hupcl else None,
+    }
 
 
-async def _open_port(url: str, settings: SerialSettings) -> AsyncSerial:
+async def _open_port(url: str, options: dict[str, Any]) -> AsyncSerial:
     try:
-        return await open_serial_port(url, **attrs.asdict(settings))
+        return await open_serial_port(url, **options)
     except ValueError as exc:  # an unknown URL scheme: the argument is wrong
         raise CliError(str(exc), code=2) from exc
 
@@ -248,16 +268,17 @@ def cmd_console(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Bo
         lf_to_crlf=args.lf_to_crlf,
         reconnect=args.reconnect,
     )
-    settings = _settings(args, parser)
+    open_options = _open_options(args, parser)
     if not os.isatty(0):
         parser.error("console needs a terminal on stdin; for pipes and files use 'pipe'")
 
     async def body() -> int:
-        port = await _open_port(args.url, settings)
+        reopen = functools.partial(_open_port, args.url, open_options)
+        port = await reopen()
         async with port:
             log = await _open_output(args.log, append=True) if args.log else None
             try:
-                return await run_console(port, args.url, settings, options, log=log)
+                return await run_console(port, args.url, reopen, options, log=log)
             finally:
                 if log is not None:
                     await log.aclose()
@@ -292,11 +313,11 @@ async def _copy(source: trio.abc.ReceiveStream, sink: trio.abc.SendStream) -> No
 
 def cmd_pipe(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Body:
     send_input = _pipe_modes(args, parser)
-    settings = _settings(args, parser)
+    open_options = _open_options(args, parser)
 
     async def body() -> int:
         async with contextlib.AsyncExitStack() as stack:
-            port = await stack.enter_async_context(await _open_port(args.url, settings))
+            port = await stack.enter_async_context(await _open_port(args.url, open_options))
             stdin = None
             if send_input:
                 stdin = await stack.enter_async_context(
@@ -413,7 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_console,
         help="interactive terminal on a serial port",
         description="An interactive terminal: keys go to the device, its output to the "
-        "screen. Every key (Ctrl-C too) goes to the device except the exit key.",
+        "screen. Every key (Ctrl-C too) goes to the device except the exit key, "
+        "Ctrl-] unless --exit-key says otherwise.",
     )
     p.add_argument("url", metavar="PORT", help="device path (/dev/ttyUSB0) or URL")
     _add_line_options(p)
@@ -448,12 +470,15 @@ def build_parser() -> argparse.ArgumentParser:
         "pipe",
         cmd_pipe,
         help="pipe stdin to a port and the port to stdout or a file",
-        description="Copy the port's output to stdout (or a file) and, when stdin is "
-        "piped, stdin to the port. After stdin's end the output keeps flowing until "
-        "Ctrl-C or the device disappears. With --no-output: send stdin, wait until it "
-        "has left, exit.",
-        epilog="Examples: 'trioserial pipe /dev/ttyUSB0 -o boot.log'; "
-        "'printf \"reboot\\r\" | trioserial pipe /dev/ttyUSB0 --no-output'",
+        description="Copy the port's output to stdout (or a file) and, when stdin is\n"
+        "piped, stdin to the port. After stdin's end the output keeps flowing until\n"
+        "Ctrl-C or until the device disappears. With --no-output: send stdin, wait\n"
+        "until it has been transmitted, exit.",
+        epilog="examples:\n"
+        "  trioserial pipe /dev/ttyUSB0 -o boot.log\n"
+        "  cat commands.txt | trioserial pipe /dev/ttyUSB0\n"
+        "  printf 'reboot\\r' | trioserial pipe /dev/ttyUSB0 --no-output",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("url", metavar="PORT", help="device path (/dev/ttyUSB0) or URL")
     _add_line_options(p)
@@ -475,8 +500,8 @@ def build_parser() -> argparse.ArgumentParser:
         "sim",
         cmd_sim,
         help="run a simulated device on a pty and print the path to open",
-        description="Run a simulated device on a pty until Ctrl-C. The first line on "
-        "stdout is the path to open (a symlink to the pty).\n\nkinds:\n"
+        description="Run a simulated device on a pty until Ctrl-C. The first line on\n"
+        "stdout is the path to open: a symlink to the pty.\n\nkinds:\n"
         + "\n".join(f"  {name:<6} {text}" for name, (text, _) in SIM_KINDS.items()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -18,7 +18,7 @@ import math
 import os
 import re
 import termios
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Final
 
@@ -26,8 +26,7 @@ import attrs
 import trio
 
 from ._errors import PortBusyError, PortNotFoundError, PortPermissionError
-from ._settings import SerialSettings
-from ._stream import AsyncSerial, open_serial_port
+from ._stream import AsyncSerial
 
 __all__ = [
     "RECONNECT_INTERVAL",
@@ -155,14 +154,14 @@ class _Session:
     def __init__(
         self,
         url: str,
-        settings: SerialSettings,
+        reopen: Callable[[], Awaitable[AsyncSerial]],
         options: ConsoleOptions,
         keyboard: trio.abc.ReceiveStream,
         screen: trio.abc.SendStream,
         log: trio.abc.SendStream | None,
     ) -> None:
         self.url = url
-        self.settings = settings
+        self.reopen = reopen
         self.options = options
         self.keyboard = keyboard
         self.screen = screen
@@ -198,7 +197,10 @@ class _Session:
     async def _read_keyboard(self) -> None:
         exit_key = bytes([self.options.exit_key])
         while True:
-            data = await self.keyboard.receive_some()
+            try:
+                data = await self.keyboard.receive_some()
+            except trio.BrokenResourceError:  # EIO: the terminal hung up
+                data = b""
             if not data:  # the terminal went away (window closed, ssh dropped)
                 self._stop(1)
                 return
@@ -261,7 +263,7 @@ class _Session:
         while True:
             if path is None or await trio.Path(path).exists():
                 try:
-                    return await open_serial_port(self.url, **attrs.asdict(self.settings))
+                    return await self.reopen()
                 except (PortNotFoundError, PortPermissionError, PortBusyError):
                     pass  # appeared but not ready yet (udev still setting permissions)
             await trio.sleep(RECONNECT_INTERVAL)
@@ -270,7 +272,7 @@ class _Session:
 async def run_console(
     port: AsyncSerial,
     url: str,
-    settings: SerialSettings,
+    reopen: Callable[[], Awaitable[AsyncSerial]],
     options: ConsoleOptions,
     *,
     log: trio.abc.SendStream | None = None,
@@ -280,9 +282,10 @@ async def run_console(
     """Run an interactive session on the open *port* until the exit key.
 
     Puts the terminal on *stdin* in raw mode and restores it on every exit
-    path (cancellation included). Returns the exit code: 0 after the exit key,
-    1 when the device disappeared (without ``reconnect``) or the terminal
-    closed. *port* is closed on return.
+    path (cancellation included). *reopen* opens the same port again, for
+    ``options.reconnect``. Returns the exit code: 0 after the exit key, 1 when
+    the device disappeared (without ``reconnect``) or the terminal closed.
+    The port in use is closed on return.
     """
     with raw_terminal(stdin, stdout):
         keyboard = trio.lowlevel.FdStream(os.dup(stdin))
@@ -292,7 +295,7 @@ async def run_console(
             keyboard.close()
             raise
         async with port, keyboard, screen:
-            session = _Session(url, settings, options, keyboard, screen, log)
+            session = _Session(url, reopen, options, keyboard, screen, log)
             code = await session.run(port)
             if code == 0:
                 await session.say("exit")
