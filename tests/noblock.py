@@ -21,7 +21,7 @@ import trio
 
 SCHEDSTAT = Path("/proc/thread-self/schedstat")
 #: Longest a task step may sleep in the kernel.
-LIMIT = 0.003
+LIMIT = 0.005
 
 
 def _clock() -> tuple[int, int]:

@@ -18,6 +18,7 @@ from noblock import no_blocking_calls
 
 import trioserial
 from trioserial import AsyncSerial, ModemLines, UnsupportedOperationError
+from trioserial._control import character_time, drain_delay
 from trioserial.testing import FakeModem, PtyDevice, open_pty_pair
 
 
@@ -93,11 +94,18 @@ async def test_pty_counts_and_discards_input(pair: tuple[AsyncSerial, PtyDevice]
 
 
 async def test_pty_output_queue_and_discard(pair: tuple[AsyncSerial, PtyDevice]) -> None:
+    # A pty has no transmit queue: TIOCOUTQ says 0, and TCOFLUSH can only race
+    # the kernel worker that moves bytes to the master. So: after the device
+    # took the bytes, the queue is empty and a discard loses nothing later.
     port, device = pair
     await port.send_all(b"abc")
-    assert port.out_waiting == 0  # a pty moves bytes across at once: nothing queued
+    with trio.fail_after(5):
+        assert await device.receive_some() == b"abc"
+    assert port.out_waiting == 0
     port.reset_output_buffer()
-    assert await device.receive_some() == b"abc"
+    await port.send_all(b"def")
+    with trio.fail_after(5):
+        assert await device.receive_some() == b"def"
 
 
 async def test_pty_accepts_a_break_and_reports_it(pair: tuple[AsyncSerial, PtyDevice]) -> None:
@@ -256,3 +264,40 @@ async def test_other_os_errors_name_the_port_and_keep_the_errno(
         port.modem_lines()
     assert info.value.errno == 5
     assert not isinstance(info.value, UnsupportedOperationError)
+
+
+# ------------------------------------------- the decisions behind the waits
+
+
+@pytest.mark.parametrize(
+    ("baudrate", "out_queue", "fifo", "expected"),
+    [
+        (9600, 0, 0, None),  # drained
+        (9600, 1, 0, 10 / 9600),  # one 8N1 character
+        (9600, 50, 0, 500 / 9600),  # as long as the queue takes
+        (9600, 5000, 0, 0.1),  # capped: look again at least every 100 ms
+        (921600, 3, 0, 0.001),  # at least 1 ms
+        (9600, 0, 16, 10 / 9600),  # queue empty, UART FIFO not: one character more
+    ],
+)
+async def test_drain_delay(
+    pair: tuple[AsyncSerial, PtyDevice],
+    modem: FakeModem,
+    baudrate: int,
+    out_queue: int,
+    fifo: int,
+    expected: float | None,
+) -> None:
+    port, _ = pair
+    await port.reconfigure(baudrate=baudrate)
+    modem.out_queue, modem.fifo = out_queue, fifo
+    delay = drain_delay(port._core)
+    assert delay == (None if expected is None else pytest.approx(expected))
+
+
+async def test_character_time_counts_start_parity_and_stop_bits(
+    pair: tuple[AsyncSerial, PtyDevice],
+) -> None:
+    port, _ = pair
+    await port.reconfigure(baudrate=1200, bytesize=7, parity="E", stopbits=2)
+    assert character_time(port._core) == pytest.approx(11 / 1200)

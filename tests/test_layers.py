@@ -26,6 +26,7 @@ LAYERS: dict[str, int] = {
     "__main__": 3,
     "_sim": 3,
     "_options": 0,
+    "_control": 1,
 }
 #: The CLI's sim/demo module fronts the testing fakes for users; nothing else may import them.
 IMPORTS_TESTING = {"_sim"}

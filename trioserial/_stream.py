@@ -6,12 +6,12 @@ syscall first, wait only on ``EAGAIN``. Never imports :mod:`anyio`.
 
 from __future__ import annotations
 
-import math
 import os
-from typing import Any, Final, NoReturn, final
+from typing import Any, NoReturn, final
 
 import trio
 
+from ._control import ModemChangeWatch, check_input_lines, check_seconds, drain_delay
 from ._core import DEFAULT_RECEIVE_SIZE, PortCore
 from ._open import check_url, open_core
 from ._options import OpenOptions, RS485Settings
@@ -22,10 +22,6 @@ from ._util import ConflictDetector
 Buffer = bytes | bytearray | memoryview
 
 __all__ = ["AsyncSerial", "open_serial_port"]
-
-
-#: The input lines, in ``TIOCGICOUNT``'s order.
-_INPUT_LINES: Final = ("cts", "dsr", "ri", "cd")
 
 
 def _check_line_value(name: str, value: object) -> bool:
@@ -102,8 +98,9 @@ class AsyncSerial(trio.abc.Stream):
         self._break_conflict = ConflictDetector(
             "another task is sending a break on this serial port", trio.BusyResourceError
         )
-        # Set by close(): wakes control methods that sleep (drain, break, polls).
-        self._closing = trio.Event()
+        # Set by close(): wakes control methods that sleep (drain, break,
+        # polls). Made on first use, so ports that never sleep stay small.
+        self._closing: trio.Event | None = None
 
     # ---------------------------------------------------------------- errors
 
@@ -301,7 +298,8 @@ class AsyncSerial(trio.abc.Stream):
         # a wait on a closed (and maybe reused) fd number.
         trio.lowlevel.notify_closing(fd)
         self._core.close()
-        self._closing.set()
+        if self._closing is not None:
+            self._closing.set()
 
     async def aclose(self) -> None:
         """Close the port (see :meth:`close`), then checkpoint.
@@ -316,6 +314,10 @@ class AsyncSerial(trio.abc.Stream):
 
     async def _sleep_while_open(self, seconds: float) -> None:
         """Sleep, but wake with ClosedResourceError as soon as the port is closed."""
+        if self._closing is None:
+            self._closing = trio.Event()
+        if self._core.closed:  # closed before the event existed: close() could not set it
+            self._closing.set()
         with trio.move_on_after(seconds):
             await self._closing.wait()
         if self._core.closed:
@@ -370,11 +372,6 @@ class AsyncSerial(trio.abc.Stream):
                 self._control_error(exc)
         await trio.lowlevel.cancel_shielded_checkpoint()
 
-    def _char_time(self) -> float:
-        s = self._core.settings
-        bits = 1 + s.bytesize + (s.parity is not Parity.NONE) + float(s.stopbits)
-        return bits / s.baudrate
-
     async def wait_drained(self) -> None:
         """Wait until the output queued so far has been transmitted.
 
@@ -406,15 +403,12 @@ class AsyncSerial(trio.abc.Stream):
         while True:
             core = self._live_core()
             try:
-                queued = core.out_waiting()
-                if queued == 0:
-                    idle = core.transmitter_empty()
-                    if idle is None or idle:
-                        break
-                    queued = 1  # the FIFO's size is unknown: look again after a character
+                delay = drain_delay(core)
             except OSError as exc:
                 self._control_error(exc)
-            await self._sleep_while_open(min(max(queued * self._char_time(), 0.001), 0.1))
+            if delay is None:
+                break
+            await self._sleep_while_open(delay)
         await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def send_break(self, duration: float = 0.25) -> None:
@@ -443,10 +437,7 @@ class AsyncSerial(trio.abc.Stream):
           trio.BusyResourceError: another task is sending a break.
           trioserial.UnsupportedOperationError: the port cannot send a break.
         """
-        if isinstance(duration, bool) or not isinstance(duration, int | float):
-            raise TypeError(f"duration must be a number of seconds > 0, got {duration!r}")
-        if not (math.isfinite(duration) and duration > 0):
-            raise ValueError(f"duration must be a finite number of seconds > 0, got {duration!r}")
+        duration = check_seconds("duration", duration)
         with self._break_conflict:
             await self.wait_drained()
             core = self._live_core()
@@ -469,7 +460,7 @@ class AsyncSerial(trio.abc.Stream):
         *lines* are names of input lines: ``"cts"``, ``"dsr"``, ``"ri"``,
         ``"cd"``; none means all four. A change is a level that differs from
         the level when the call started, or, where the driver counts
-        transitions (``TIOCGICOUNT``: 8250-type UARTs, FTDI, CP210x, ...),
+        transitions (``TIOCGICOUNT``: 8250-type UARTs and many USB adapters),
         any transition at all, so a ring pulse shorter than *poll_interval*
         is still seen (the returned snapshot then shows the level after it).
         Without counters, a pulse that starts and ends between two polls is
@@ -502,39 +493,15 @@ class AsyncSerial(trio.abc.Stream):
           trio.ClosedResourceError: the port was closed, before or during the wait.
           trioserial.UnsupportedOperationError: the port has no modem lines.
         """
-        for line in lines:
-            if line not in _INPUT_LINES:
-                raise ValueError(
-                    f"lines must be input line names ({', '.join(map(repr, _INPUT_LINES))}), "
-                    f"got {line!r}"
-                )
-        if isinstance(poll_interval, bool) or not isinstance(poll_interval, int | float):
-            raise TypeError(f"poll_interval must be a number of seconds > 0, got {poll_interval!r}")
-        if not (math.isfinite(poll_interval) and poll_interval > 0):
-            raise ValueError(
-                f"poll_interval must be a finite number of seconds > 0, got {poll_interval!r}"
-            )
-        watched = lines or _INPUT_LINES
-        indexes = [_INPUT_LINES.index(line) for line in watched]
+        watched = check_input_lines(lines)
+        poll_interval = check_seconds("poll_interval", poll_interval)
         await trio.lowlevel.checkpoint_if_cancelled()
         try:
-            core = self._live_core()
-            before = core.modem_lines()
-            counts = core.modem_change_counts()
+            watch = ModemChangeWatch(self._live_core(), watched)
             while True:
                 await self._sleep_while_open(poll_interval)
-                core = self._live_core()
-                now = core.modem_lines()
-                if any(getattr(now, line) != getattr(before, line) for line in watched):
-                    return now
-                new_counts = core.modem_change_counts()
-                if (
-                    counts is not None
-                    and new_counts is not None
-                    and any(new_counts[i] != counts[i] for i in indexes)
-                ):
-                    return now
-                counts = new_counts
+                if (changed := watch.poll()) is not None:
+                    return changed
         except OSError as exc:
             self._control_error(exc)
 
@@ -615,7 +582,7 @@ class AsyncSerial(trio.abc.Stream):
 
     @property
     def dtr(self) -> bool:
-        """Data Terminal Ready, an output line: read back from the driver, or set it.
+        """Data Terminal Ready (an output line). Read back from the driver, or set it.
 
         Setting it is one ``TIOCMBIS``/``TIOCMBIC`` that touches no other line
         (boards wired like an ESP32 or an Arduino reset on a DTR edge).
@@ -633,7 +600,7 @@ class AsyncSerial(trio.abc.Stream):
 
     @property
     def rts(self) -> bool:
-        """Request To Send, an output line: read back from the driver, or set it.
+        """Request To Send (an output line). Read back from the driver, or set it.
 
         With ``rtscts=True`` the kernel drives RTS itself for flow control.
         Raises as :meth:`modem_lines`.

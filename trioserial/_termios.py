@@ -233,7 +233,7 @@ Ioctl = Callable[[int, int, "int | bytes"], "int | bytes"]
 
 def os_ioctl(fd: int, request: int, arg: int | bytes) -> int | bytes:
     """The real thing: :func:`fcntl.ioctl`."""
-    if isinstance(arg, int):
+    if isinstance(arg, int):  # two calls, so each matches one of fcntl.ioctl's overloads
         return fcntl.ioctl(fd, request, arg)
     return fcntl.ioctl(fd, request, arg)
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 from .. import _termios
+from .._core import PortCore
 from .._port import TtyPort
 from .._termios import INT, os_ioctl
 
@@ -113,7 +114,7 @@ class FakeModem:
 
     # ---------------------------------------------------------------- wiring
 
-    def attach(self, port: AsyncSerial | TtyPort) -> FakeModem:
+    def attach(self, port: AsyncSerial | PortCore) -> FakeModem:
         """Route *port*'s control requests to this model; returns the model."""
         core = getattr(port, "_core", port)
         if not isinstance(core, TtyPort):

@@ -1,0 +1,208 @@
+"""reconfigure() on a pty: termios changes a pty really keeps, read back from the kernel.
+
+A pty keeps the rate (including termios2 custom rates), stop bits, IXON/IXOFF,
+CRTSCTS, VMIN/VTIME and its buffered bytes, so all of that is checked on the
+real thing. (It resets CS7 and parity to 8N, so those are checked on the
+attribute list we build instead.) DTR/RTS cannot be seen on a pty: the
+``ioctl`` seam shows that reconfigure sends no modem-line or flush request.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import termios
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import trio
+from noblock import no_blocking_calls
+
+from trioserial import AsyncSerial, Parity, PortBusyError, SerialSettings, StopBits, _termios
+from trioserial.testing import FakeModem, PtyDevice, open_pty_pair
+
+
+@pytest.fixture(autouse=True)
+async def _event_loop_never_blocks() -> AsyncIterator[None]:
+    async with no_blocking_calls():
+        yield
+
+
+@pytest.fixture
+async def pair() -> AsyncIterator[tuple[AsyncSerial, PtyDevice]]:
+    port, device = await open_pty_pair()
+    async with port, device:
+        yield port, device
+
+
+def tcattrs(port: AsyncSerial) -> list[Any]:
+    return termios.tcgetattr(port.fileno())
+
+
+def termios2_speeds(fd: int) -> tuple[int, int]:
+    buf = bytearray(_termios._TERMIOS2.size)
+    fcntl.ioctl(fd, _termios.TCGETS2, buf)
+    fields = _termios._TERMIOS2.unpack(buf)
+    return fields[-2], fields[-1]
+
+
+async def test_reconfigure_keeps_buffered_bytes_both_ways_and_vmin(
+    pair: tuple[AsyncSerial, PtyDevice],
+) -> None:
+    port, device = pair
+    await device.send_all(b"unread input")
+    with trio.fail_after(5):
+        await trio.lowlevel.wait_readable(port.fileno())
+    await port.send_all(b"unread output")
+    modem = FakeModem().attach(port)
+
+    await port.reconfigure(baudrate=9600, stopbits=2, xonxoff=True, rtscts=True)
+
+    assert port.settings.framing == "9600 8N2"
+    assert _termios.get_vmin_vtime(port.fileno()) == (1, 0)
+    assert port.in_waiting == len(b"unread input")
+    assert await port.receive_some() == b"unread input"
+    assert await device.receive_some() == b"unread output"
+    # No flush, no drain, no modem-line request (DTR/RTS untouched).
+    assert modem.calls == {termios.FIONREAD: 1}
+    assert modem.events == []
+
+
+async def test_flags_reach_the_kernel_and_come_back_off(
+    pair: tuple[AsyncSerial, PtyDevice],
+) -> None:
+    port, _ = pair
+    await port.reconfigure(xonxoff=True, rtscts=True, stopbits=StopBits.TWO)
+    iflag, _, cflag, *_ = tcattrs(port)
+    assert iflag & termios.IXON
+    assert iflag & termios.IXOFF
+    assert cflag & termios.CRTSCTS
+    assert cflag & termios.CSTOPB
+    await port.reconfigure(xonxoff=False, rtscts=False, stopbits=1)
+    iflag, _, cflag, *_ = tcattrs(port)
+    assert not iflag & (termios.IXON | termios.IXOFF)
+    assert not cflag & (termios.CRTSCTS | termios.CSTOPB)
+
+
+async def test_custom_rate_reads_back_through_termios2(
+    pair: tuple[AsyncSerial, PtyDevice],
+) -> None:
+    if not _termios.termios2_supported():
+        pytest.skip("termios2 ioctl numbers unknown on this architecture")
+    port, device = pair
+    await port.reconfigure(baudrate=250000)
+    assert termios2_speeds(port.fileno()) == (250000, 250000)
+    assert _termios.get_baudrate(port.fileno()) == 250000
+    assert _termios.get_vmin_vtime(port.fileno()) == (1, 0)  # VMIN rides in the same ioctl
+    await port.reconfigure(baudrate=115200)  # and back: the custom input rate goes too
+    assert termios2_speeds(port.fileno()) == (115200, 115200)
+    assert tcattrs(port)[4:6] == [termios.B115200, termios.B115200]
+    await port.reconfigure(baudrate=1_000_001, xonxoff=True)
+    assert termios2_speeds(port.fileno()) == (1_000_001, 1_000_001)
+    assert tcattrs(port)[0] & termios.IXON
+    # Data still flows after all of that.
+    await device.send_all(b"ok")
+    assert await port.receive_some() == b"ok"
+
+
+async def test_opening_at_a_custom_rate() -> None:
+    if not _termios.termios2_supported():
+        pytest.skip("termios2 ioctl numbers unknown on this architecture")
+    port, device = await open_pty_pair(baudrate=31250)  # MIDI
+    async with port, device:
+        assert termios2_speeds(port.fileno()) == (31250, 31250)
+
+
+async def test_framing_bits_we_build() -> None:
+    # A pty resets CS7 and parity, so check what we ask the kernel for.
+    current = [0, 0, termios.CS8, 0, termios.B9600, termios.B9600, [b"\0"] * 32]
+    for parity, on, odd in [
+        (Parity.EVEN, True, False),
+        (Parity.ODD, True, True),
+        (Parity.NONE, False, False),
+    ]:
+        built, custom = _termios.build_attrs(
+            current, SerialSettings(bytesize=7, parity=parity, baudrate=9600)
+        )
+        cflag = built[2]
+        assert not custom
+        assert cflag & termios.CSIZE == termios.CS7
+        assert bool(cflag & termios.PARENB) is on
+        assert bool(cflag & termios.PARODD) is odd
+
+
+async def test_a_rejected_value_changes_nothing(pair: tuple[AsyncSerial, PtyDevice]) -> None:
+    port, _ = pair
+    before, attrs_before = port.settings, tcattrs(port)
+    with pytest.raises(ValueError, match="bytesize must be 5, 6, 7 or 8, got 9"):
+        await port.reconfigure(baudrate=9600, bytesize=9)
+    with pytest.raises(TypeError, match=r"unknown serial setting.*baud;"):
+        await port.reconfigure(baud=9600)
+    with pytest.raises(ValueError, match="baudrate must be between 1 and"):
+        await port.reconfigure(baudrate=0)
+    assert port.settings == before
+    assert tcattrs(port) == attrs_before
+
+
+async def test_taking_the_lock_fails_cleanly_when_someone_holds_it() -> None:
+    port, device = await open_pty_pair(exclusive=False)
+    async with port, device:
+        other = os.open(port.port, os.O_RDWR | os.O_NOCTTY)
+        try:
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            attrs_before = tcattrs(port)
+            with pytest.raises(PortBusyError, match=f"cannot lock {port.port!r}: port is busy"):
+                await port.reconfigure(exclusive=True, baudrate=9600)
+            assert port.settings.exclusive is False
+            assert port.settings.baudrate == 115200
+            assert tcattrs(port) == attrs_before
+        finally:
+            os.close(other)
+        await port.reconfigure(exclusive=True)
+        assert port.settings.exclusive is True
+        await port.reconfigure(exclusive=False)
+        again = os.open(port.port, os.O_RDWR | os.O_NOCTTY)
+        try:
+            fcntl.flock(again, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released: free for others
+        finally:
+            os.close(again)
+
+
+async def test_an_unchanged_setting_is_not_reapplied(
+    pair: tuple[AsyncSerial, PtyDevice], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port, _ = pair
+    applied: list[SerialSettings] = []
+    real_apply = _termios.apply
+
+    def spy(fd: int, settings: SerialSettings) -> None:
+        applied.append(settings)
+        real_apply(fd, settings)
+
+    monkeypatch.setattr(_termios, "apply", spy)
+    await port.reconfigure(baudrate=115200)  # what it already is
+    await port.reconfigure(exclusive=False)  # only the lock, not the line
+    assert applied == []
+    await port.reconfigure(baudrate=57600)
+    assert [s.baudrate for s in applied] == [57600]
+
+
+async def test_cancelled_before_it_starts_changes_nothing(
+    pair: tuple[AsyncSerial, PtyDevice],
+) -> None:
+    port, _ = pair
+    attrs_before = tcattrs(port)
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await port.reconfigure(baudrate=9600)
+    assert scope.cancelled_caught
+    assert port.settings.baudrate == 115200
+    assert tcattrs(port) == attrs_before
+
+
+async def test_reconfigure_after_close(pair: tuple[AsyncSerial, PtyDevice]) -> None:
+    port, _ = pair
+    await port.aclose()
+    with pytest.raises(trio.ClosedResourceError, match="serial port was already closed"):
+        await port.reconfigure(baudrate=9600)
