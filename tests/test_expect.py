@@ -108,6 +108,32 @@ async def test_complete_match_does_not_wait_for_an_earlier_incomplete_one() -> N
     assert (await ex.expect([b"login", b"in"])).index == 1
 
 
+async def test_clear_while_waiting_restarts_the_search() -> None:
+    stream = chunked(b"xxxxxx")
+    ex = Expect(stream)
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ex.expect, b"abc")
+            await trio.testing.wait_all_tasks_blocked()
+            assert ex.clear() == b"xxxxxx"
+            stream.send.send_nowait(b"abc")
+    assert ex.before == b""
+    assert ex.after == b"abc"
+
+
+async def test_a_cancelled_expect_does_not_consume_a_ready_match(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    ex = Expect(chunked(b"login: "))
+    with trio.move_on_after(1):
+        await ex.expect(b"nothing")  # fills the buffer
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await ex.expect(b"login: ")
+    assert ex.buffer == b"login: "
+    assert ex.match is None
+
+
 async def test_regex_groups_and_anchor() -> None:
     ex = Expect(chunked(b"eth0: 10.0.0.7/24\n", b"ok\n"))
     result = await ex.expect(re.compile(rb"(\w+): (?P<ip>[\d.]+)/(\d+)"))

@@ -229,15 +229,15 @@ class Expect(Generic[AnyStr]):
     ) -> None:
         if not isinstance(stream, trio.abc.ReceiveStream):
             raise TypeError(f"stream must be a trio.abc.ReceiveStream, got {stream!r}")
-        for name, value, low in (
-            ("max_buffer", max_buffer, 1),
-            ("receive_size", receive_size, 1),
-            ("search_window", search_window, 1),
+        for name, value in (
+            ("max_buffer", max_buffer),
+            ("receive_size", receive_size),
+            ("search_window", search_window),
         ):
             if value is None and name == "search_window":
                 continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
         if encoding is not None:
             try:
                 decoder = codecs.getincrementaldecoder(encoding)(errors)
@@ -257,6 +257,8 @@ class Expect(Generic[AnyStr]):
         self._text = encoding is not None
         self._buf: bytearray | str = "" if self._text else bytearray()
         self._eof = False
+        #: How much of the buffer the current expect() has searched.
+        self._searched = 0
         self._before: Any = self._empty()
         self._after: Any = self._empty()
         self._match: re.Match[Any] | None = None
@@ -302,6 +304,7 @@ class Expect(Generic[AnyStr]):
         """Drop everything buffered and return it."""
         data = self.buffer
         self._buf = "" if self._text else bytearray()
+        self._searched = 0  # an expect() waiting meanwhile starts over
         return data
 
     # ------------------------------------------------------------ transcript
@@ -402,9 +405,10 @@ class Expect(Generic[AnyStr]):
                 )
         return given, compiled
 
-    def _search(self, compiled: list[_Compiled], searched: int) -> tuple[int, int] | None:
+    def _search(self, compiled: list[_Compiled]) -> tuple[int, int] | None:
         """(pattern index, search start) of the earliest match, first listed on ties."""
         buf = self._buf
+        searched = self._searched
         best: tuple[int, int] | None = None
         best_start = -1
         for index, pattern in enumerate(compiled):
@@ -452,7 +456,9 @@ class Expect(Generic[AnyStr]):
         self,
         patterns: Pattern | Sequence[Pattern],
         *,
-        timeout: float | None = None,  # noqa: ASYNC109 (the issue asks for both styles)
+        # A cancel scope works too; timeout= exists for an error that says what
+        # was awaited and what arrived instead.
+        timeout: float | None = None,  # noqa: ASYNC109
     ) -> ExpectMatch[AnyStr]:
         """Wait until one of *patterns* matches what was received; consume up to its end.
 
@@ -497,16 +503,16 @@ class Expect(Generic[AnyStr]):
         self, given: tuple[Pattern, ...], compiled: list[_Compiled]
     ) -> ExpectMatch[AnyStr]:
         await trio.lowlevel.checkpoint_if_cancelled()
-        searched = 0
+        self._searched = 0
         while True:
             # From a successful receive to here there is no checkpoint: the
             # data is in the buffer before anything can cancel us.
-            found = self._search(compiled, searched)
+            found = self._search(compiled)
             if found is not None:
                 result = self._consume(given, compiled, *found)
                 await trio.lowlevel.cancel_shielded_checkpoint()
                 return result
-            searched = len(self._buf)
+            self._searched = len(self._buf)
             if self._eof:
                 data = self.buffer
                 raise ExpectEOFError(

@@ -124,7 +124,7 @@ class _Terminal:
                     self._after_cr = False
                     continue
                 self._after_cr = byte == _CR
-                if byte in (_CR, _LF) or byte == _CTRL_C:
+                if byte in (_CR, _LF, _CTRL_C):
                     self._pending[:0] = data[i + 1 :]
                     if byte == _CTRL_C:
                         out += b"^C"
