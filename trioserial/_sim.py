@@ -123,7 +123,8 @@ async def run_demo() -> int:
     _show()
     async with open_fake_device_port(_shell()) as device:
         path = device.path
-        _show(f"1. a simulated shell device is running at {path} (-> {device.pty_path})")
+        _show("1. device = trioserial.testing.open_fake_device_port(LineShell(...))")
+        _show(f"   a simulated shell is running at {path} (a symlink to {device.pty_path})")
         _show()
         _show(f"2. port = await trioserial.open_serial_port({path!r}, baudrate=115200)")
         port = await open_serial_port(path, baudrate=115200)
@@ -131,7 +132,8 @@ async def run_demo() -> int:
             _show(f"   opened {port.port}: {port.settings.framing}")
             _show()
             ex = Expect(port, encoding="utf-8")
-            _show("3. send a command and expect the reply (trioserial.Expect)")
+            _show("3. ex = trioserial.Expect(port, encoding='utf-8')")
+            _show("   await ex.sendline(command); await ex.expect('$ ')")
             found = await ex.expect("$ ", timeout=STEP_TIMEOUT)
             _show(f"   <- {_shown(found.before + found.after)}")
             for command in ("echo hello, serial world", "version"):
