@@ -28,6 +28,7 @@ from serial.tools.list_ports_common import ListPortInfo
 
 import trioserial
 from trioserial._cli import by_id_links, format_ports, port_record
+from trioserial._console import key_name, parse_key
 from trioserial.testing import (
     EchoDevice,
     FakeDevice,
@@ -121,6 +122,7 @@ async def test_help_everywhere(command: str) -> None:
         (["pipe", "/dev/null", "--no-output", "-o", "x"], "--no-output and --output"),
         (["pipe", "/dev/null", "-b", "0"], "baudrate must be between 1 and"),
         (["pipe", "/dev/null", "--parity", "Q"], "parity must be one of"),
+        (["pipe", "/dev/null", "--stopbits", "nan"], "stopbits must be 1, 1.5 or 2"),
         (["pipe", "/dev/null", "-b", "fast"], "invalid int value: 'fast'"),
         (["pipe", "nope://x"], "unsupported URL scheme 'nope'"),
         (["console", "/dev/null"], "console needs a terminal on stdin"),
@@ -181,6 +183,30 @@ async def test_console_missing_port_with_a_terminal(tmp_path: Path) -> None:
     assert result.stderr.decode() == (
         f"trioserial console: cannot open '{tmp_path}/ttyGONE': No such file or directory\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "name"),
+    [
+        ("^]", 0x1D, "Ctrl-]"),
+        ("ctrl-a", 0x01, "Ctrl-A"),
+        ("C-x", 0x18, "Ctrl-X"),
+        ("Ctrl-T", 0x14, "Ctrl-T"),
+        ("^@", 0x00, "Ctrl-@"),
+        ("^?", 0x7F, "Ctrl-?"),
+        ("0x1d", 0x1D, "Ctrl-]"),
+        ("0x7e", 0x7E, "0x7e"),
+    ],
+)
+def test_exit_key_names(text: str, value: int, name: str) -> None:
+    assert parse_key(text) == value
+    assert key_name(value) == name
+
+
+@pytest.mark.parametrize("text", ["q", "^", "ctrl-ab", "^1", "0x100", "0xzz", ""])
+def test_exit_key_rejects(text: str) -> None:
+    with pytest.raises(ValueError, match="exit key must be a control key"):
+        parse_key(text)
 
 
 # -------------------------------------------------------------------- list

@@ -124,8 +124,8 @@ def _add_line_options(parser: argparse.ArgumentParser) -> None:
 
 def _open_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, Any]:
     """The keyword arguments of :func:`open_serial_port`, checked (usage error if bad)."""
-    stopbits = args.stopbits
-    if stopbits == int(stopbits):
+    stopbits: float = float(args.stopbits)
+    if stopbits.is_integer():  # 1.0 -> 1, so messages show what was typed
         stopbits = int(stopbits)
     try:
         settings = SerialSettings(
@@ -156,11 +156,15 @@ async def _open_port(url: str, options: dict[str, Any]) -> AsyncSerial:
 
 
 async def _open_output(path: str, *, append: bool) -> trio.lowlevel.FdStream:
-    """A file opened for writing, as a stream (``open`` runs off the event loop:
-    a FIFO or a network file system can make it block)."""
+    """A file opened for writing, as a stream.
+
+    ``open`` runs off the event loop, as a FIFO without a reader or a network
+    file system can make it block; Ctrl-C abandons such an open (the command
+    is ending, and the fd, should it ever open, goes with the process).
+    """
     flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_APPEND if append else os.O_TRUNC)
     try:
-        fd = await trio.to_thread.run_sync(os.open, path, flags, 0o666)
+        fd = await trio.to_thread.run_sync(os.open, path, flags, 0o666, abandon_on_cancel=True)
     except OSError as exc:
         raise CliError(f"cannot open {path!r} for writing: {exc.strerror}") from exc
     return trio.lowlevel.FdStream(fd)
