@@ -673,6 +673,22 @@ async def test_console_reconnects(
 
 
 @needs_tmux
+async def test_console_reconnect_waits_for_a_device_to_appear(
+    terminal: Terminal, tmp_path: Path
+) -> None:
+    link = tmp_path / "ttyLATER"
+    await terminal.run_console(str(link), "--reconnect")
+    await terminal.wait_for(f"waiting for {link} to appear")
+    device = Recorder()
+    async with open_fake_device_port(device, link=link):
+        await terminal.wait_for(f"connected to {link}")
+        await terminal.keys("hi")
+        await device.wait_received(b"hi")
+        await terminal.keys("C-]")
+        await terminal.finished(0)
+
+
+@needs_tmux
 async def test_console_sigterm_restores_the_terminal(
     terminal: Terminal, recorder: tuple[Recorder, FakeDevicePort]
 ) -> None:

@@ -26,7 +26,7 @@ import trio
 
 from . import __version__
 from ._console import EOL, ConsoleOptions, parse_key, run_console
-from ._errors import SerialPortError, UnsupportedOperationError
+from ._errors import PortNotFoundError, SerialPortError, UnsupportedOperationError
 from ._settings import SerialSettings
 from ._sim import SIM_KINDS, check_link, run_demo, run_sim
 from ._stream import AsyncSerial, open_serial_port
@@ -278,14 +278,19 @@ def cmd_console(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Bo
 
     async def body() -> int:
         reopen = functools.partial(_open_port, args.url, open_options)
-        port = await reopen()
-        async with port:
-            log = await _open_output(args.log, append=True) if args.log else None
+        async with contextlib.AsyncExitStack() as stack:
+            port = None
             try:
-                return await run_console(port, args.url, reopen, options, log=log)
-            finally:
-                if log is not None:
-                    await log.aclose()
+                port = await stack.enter_async_context(await reopen())
+            except PortNotFoundError:
+                if not options.reconnect:
+                    raise
+                # --reconnect: wait for the device to appear, as for it to come back.
+            log = None
+            if args.log:
+                log = await stack.enter_async_context(await _open_output(args.log, append=True))
+            return await run_console(port, args.url, reopen, options, log=log)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     return body
 
@@ -467,7 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--reconnect",
         action="store_true",
-        help="when the device disappears, wait for it to come back instead of exiting",
+        help="when the device disappears (or is not there yet), wait for it instead of exiting",
     )
 
     p = command(

@@ -182,7 +182,7 @@ class _Session:
         """A status line of ours, set apart from the device's output."""
         await self.show(f"\r\n[trioserial] {message}\r\n".encode())
 
-    async def run(self, port: AsyncSerial) -> int:
+    async def run(self, port: AsyncSerial | None) -> int:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self._read_keyboard)
@@ -223,9 +223,12 @@ class _Session:
             with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
                 await port.send_all(typed if eol == b"\r" else typed.replace(b"\r", eol))
 
-    async def _serve_port(self, port: AsyncSerial) -> None:
+    async def _serve_port(self, port: AsyncSerial | None) -> None:
         key = key_name(self.options.exit_key)
         verb = "connected"
+        if port is None:
+            await self.say(f"waiting for {self.url} to appear; exit with {key}")
+            port = await self._reopen()
         while True:
             self.port = port
             try:
@@ -270,7 +273,7 @@ class _Session:
 
 
 async def run_console(
-    port: AsyncSerial,
+    port: AsyncSerial | None,
     url: str,
     reopen: Callable[[], Awaitable[AsyncSerial]],
     options: ConsoleOptions,
@@ -283,20 +286,18 @@ async def run_console(
 
     Puts the terminal on *stdin* in raw mode and restores it on every exit
     path (cancellation included). *reopen* opens the same port again, for
-    ``options.reconnect``. Returns the exit code: 0 after the exit key, 1 when
-    the device disappeared (without ``reconnect``) or the terminal closed.
-    The port in use is closed on return.
+    ``options.reconnect``; with *port* ``None`` the session starts by waiting
+    for the device to appear. Returns the exit code: 0 after the exit key, 1
+    when the device disappeared (without ``reconnect``) or the terminal
+    closed. Every port the session used is closed on return.
     """
-    with raw_terminal(stdin, stdout):
+    with raw_terminal(stdin, stdout), contextlib.ExitStack() as fds:
         keyboard = trio.lowlevel.FdStream(os.dup(stdin))
-        try:
-            screen = trio.lowlevel.FdStream(os.dup(stdout))
-        except BaseException:
-            keyboard.close()
-            raise
-        async with port, keyboard, screen:
-            session = _Session(url, reopen, options, keyboard, screen, log)
-            code = await session.run(port)
-            if code == 0:
-                await session.say("exit")
-            return code
+        fds.callback(keyboard.close)
+        screen = trio.lowlevel.FdStream(os.dup(stdout))
+        fds.callback(screen.close)  # closed first: blocking modes come back in order
+        session = _Session(url, reopen, options, keyboard, screen, log)
+        code = await session.run(port)
+        if code == 0:
+            await session.say("exit")
+        return code
