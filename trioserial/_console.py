@@ -161,7 +161,7 @@ class _Session:
         log: trio.abc.SendStream | None,
     ) -> None:
         self.url = url
-        self.reopen = reopen
+        self._open_port = reopen
         self.options = options
         self.keyboard = keyboard
         self.screen = screen
@@ -228,7 +228,7 @@ class _Session:
         verb = "connected"
         if port is None:
             await self.say(f"waiting for {self.url} to appear; exit with {key}")
-            port = await self._reopen()
+            port = await self._wait_for_device()
         while True:
             self.port = port
             try:
@@ -243,7 +243,7 @@ class _Session:
                 self._stop(1)
                 return
             await self.say(f"waiting for {self.url} to come back; exit with {key}")
-            port = await self._reopen()
+            port = await self._wait_for_device()
             verb = "reconnected"
 
     async def _copy_to_screen(self, port: AsyncSerial) -> str:
@@ -260,13 +260,13 @@ class _Session:
                 await self.log.send_all(data)
             await self.show(data.replace(b"\n", b"\r\n") if lf_to_crlf else data)
 
-    async def _reopen(self) -> AsyncSerial:
+    async def _wait_for_device(self) -> AsyncSerial:
         """Wait until the device can be opened again (path reappears, udev done)."""
         path = None if "://" in self.url else self.url
         while True:
             if path is None or await trio.Path(path).exists():
                 try:
-                    return await self.reopen()
+                    return await self._open_port()
                 except (PortNotFoundError, PortPermissionError, PortBusyError):
                     pass  # appeared but not ready yet (udev still setting permissions)
             await trio.sleep(RECONNECT_INTERVAL)
