@@ -412,6 +412,7 @@ async def test_pipe_fire_and_forget_exits_after_stdin_ends() -> None:
             with trio.fail_after(DEADLINE):
                 while got != b"reboot\r":
                     got += await device.receive_some()
+            assert process.poll() is None  # still waiting for more stdin
             # Only stdin's end makes it exit. (The device reads first so the
             # test does not depend on what closing a pty does to bytes its
             # other side has not read yet: a pty has no queue to drain.)
