@@ -1,0 +1,568 @@
+"""The ``trioserial`` command (layer 3): list, console, pipe, sim and demo.
+
+Every subcommand is a Trio program. Errors the user can act on (a missing
+port, a bad option) end as one line on stderr and a non-zero exit code;
+``--debug`` adds the traceback. SIGINT, SIGTERM and SIGHUP cancel the running
+command, so its ``finally`` blocks (restoring the terminal, closing the port)
+run before it exits with ``128 + signal``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import functools
+import json
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final, NoReturn
+
+import attrs
+import trio
+
+from . import __version__
+from ._console import EOL, ConsoleOptions, parse_key, run_console
+from ._errors import PortNotFoundError, SerialPortError, UnsupportedOperationError
+from ._settings import SerialSettings
+from ._sim import SIM_KINDS, check_link, run_demo, run_sim
+from ._stream import AsyncSerial, open_serial_port
+
+__all__ = ["main"]
+
+PROG: Final = "trioserial"
+#: The signals that stop a command cleanly (exit code 128 + signal number).
+STOP_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+#: Where udev keeps stable names for USB serial devices.
+BY_ID_DIR: Final = "/dev/serial/by-id"
+
+
+#: A subcommand, once its arguments are checked: the Trio program to run.
+Body = Callable[[], Awaitable[int]]
+
+
+class CliError(Exception):
+    """A failure to report as one line, with an exit code."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``trioserial pipe: error: ... (see --help)``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+# ----------------------------------------------------------------- helpers
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside (nested) exception groups, or *exc* itself."""
+    inner = getattr(exc, "exceptions", None)
+    if isinstance(exc, BaseException) and isinstance(inner, tuple) and inner:
+        return [leaf for sub in inner for leaf in _leaves(sub)]
+    return [exc]
+
+
+async def _until_signal(body: Callable[[], Awaitable[int]]) -> int:
+    """Run *body*; a stop signal cancels it and the result is ``128 + signal``."""
+    code = 0
+    with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def run_body() -> None:
+                nonlocal code
+                code = await body()
+                nursery.cancel_scope.cancel()
+
+            async def watch() -> None:
+                nonlocal code
+                async for signum in signals:
+                    code = 128 + signum
+                    nursery.cancel_scope.cancel()
+                    return
+
+            nursery.start_soon(run_body)
+            nursery.start_soon(watch)
+    return code
+
+
+def _add_line_options(parser: argparse.ArgumentParser) -> None:
+    line = parser.add_argument_group("line settings")
+    line.add_argument(
+        "-b", "--baudrate", type=int, default=115200, metavar="RATE", help="default: 115200"
+    )
+    line.add_argument("--bytesize", type=int, default=8, metavar="N", help="5 to 8; default: 8")
+    line.add_argument("--parity", default="N", metavar="P", help="N, E, O, M or S; default: N")
+    line.add_argument("--stopbits", type=float, default=1, metavar="N", help="1, 1.5 or 2")
+    line.add_argument("--xonxoff", action="store_true", help="software flow control")
+    line.add_argument("--rtscts", action="store_true", help="hardware (RTS/CTS) flow control")
+    line.add_argument(
+        "--no-exclusive",
+        dest="exclusive",
+        action="store_false",
+        help="do not lock the port against other processes",
+    )
+    for name in ("dtr", "rts"):
+        line.add_argument(
+            f"--{name}",
+            choices=("on", "off"),
+            help=f"drive {name.upper()} after opening (default: leave it as the driver has it)",
+        )
+    line.add_argument(
+        "--no-hupcl",
+        action="store_true",
+        help="do not drop DTR/RTS on close (keeps auto-reset boards such as ESP32 running)",
+    )
+
+
+def _open_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """The keyword arguments of :func:`open_serial_port`, checked (usage error if bad)."""
+    stopbits: float = float(args.stopbits)
+    if stopbits.is_integer():  # 1.0 -> 1, so messages show what was typed
+        stopbits = int(stopbits)
+    try:
+        settings = SerialSettings(
+            baudrate=args.baudrate,
+            bytesize=args.bytesize,
+            parity=args.parity,
+            stopbits=stopbits,
+            xonxoff=args.xonxoff,
+            rtscts=args.rtscts,
+            exclusive=args.exclusive,
+        )
+    except (TypeError, ValueError) as exc:
+        parser.error(str(exc))
+    level = {None: None, "on": True, "off": False}
+    return {
+        **attrs.asdict(settings),
+        "dtr": level[args.dtr],
+        "rts": level[args.rts],
+        "hupcl": False if args.no_hupcl else None,
+    }
+
+
+async def _open_port(url: str, options: dict[str, Any]) -> AsyncSerial:
+    try:
+        return await open_serial_port(url, **options)
+    except ValueError as exc:  # an unknown URL scheme: the argument is wrong
+        raise CliError(str(exc), code=2) from exc
+
+
+async def _open_output(path: str, *, append: bool) -> trio.lowlevel.FdStream:
+    """A file opened for writing, as a stream.
+
+    ``open`` runs off the event loop, as a FIFO without a reader or a network
+    file system can make it block; Ctrl-C abandons such an open (the command
+    is ending, and the fd, should it ever open, goes with the process).
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_APPEND if append else os.O_TRUNC)
+    try:
+        fd = await trio.to_thread.run_sync(os.open, path, flags, 0o666, abandon_on_cancel=True)
+    except OSError as exc:
+        raise CliError(f"cannot open {path!r} for writing: {exc.strerror}") from exc
+    return trio.lowlevel.FdStream(fd)
+
+
+def _std_stream(fd: int, closed_message: str) -> trio.lowlevel.FdStream:
+    """A stream on a duplicate of stdin or stdout.
+
+    :class:`~trio.lowlevel.FdStream` makes the fd non-blocking, which also
+    affects everyone sharing the open file description (the shell, the other
+    end of a pipe); it restores the original mode when closed, and the CLI
+    always closes it.
+
+    Raises:
+      CliError: *fd* is not open (``closed_message``).
+    """
+    try:
+        return trio.lowlevel.FdStream(os.dup(fd))
+    except OSError as exc:
+        if exc.errno == errno.EBADF:
+            raise CliError(closed_message, 2) from None
+        raise
+
+
+# -------------------------------------------------------------------- list
+
+
+def port_record(info: Any, by_id: dict[str, str]) -> dict[str, str | None]:
+    """What ``trioserial list`` shows of one ``serial.tools.list_ports`` entry."""
+
+    def known(value: object) -> str | None:
+        return None if value in (None, "", "n/a") else str(value)
+
+    vid_pid = None
+    if info.vid is not None and info.pid is not None:
+        vid_pid = f"{info.vid:04x}:{info.pid:04x}"
+    return {
+        "device": info.device,
+        "by_id": by_id.get(os.path.realpath(info.device)),
+        "description": known(info.description),
+        "vid_pid": vid_pid,
+        "serial_number": known(info.serial_number),
+        "manufacturer": known(info.manufacturer),
+    }
+
+
+def by_id_links(directory: str = BY_ID_DIR) -> dict[str, str]:
+    """Device path -> its stable ``/dev/serial/by-id`` link."""
+    links: dict[str, str] = {}
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+    except FileNotFoundError:  # no USB serial devices: udev creates no directory
+        return links
+    for entry in entries:
+        links.setdefault(os.path.realpath(entry.path), entry.path)
+    return links
+
+
+def scan_ports() -> list[dict[str, str | None]]:
+    """Ask pyserial for the serial ports (blocking: reads sysfs)."""
+    from serial.tools import list_ports
+
+    links = by_id_links()
+    return [port_record(info, links) for info in sorted(list_ports.comports())]
+
+
+def format_ports(records: list[dict[str, str | None]]) -> str:
+    if not records:
+        return "no serial ports found"
+    labels = {
+        "by_id": "by-id",
+        "description": "description",
+        "vid_pid": "VID:PID",
+        "serial_number": "serial number",
+        "manufacturer": "manufacturer",
+    }
+    lines = []
+    for record in records:
+        lines.append(str(record["device"]))
+        lines += [f"  {label + ':':<14} {record[k]}" for k, label in labels.items() if record[k]]
+    return "\n".join(lines)
+
+
+def cmd_list(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Body:
+    async def body() -> int:
+        records = await trio.to_thread.run_sync(scan_ports)
+        print(json.dumps(records, indent=2) if args.json else format_ports(records))
+        return 0
+
+    return body
+
+
+# ----------------------------------------------------------------- console
+
+
+def cmd_console(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Body:
+    try:
+        exit_key = parse_key(args.exit_key)
+    except ValueError as exc:
+        parser.error(str(exc))
+    options = ConsoleOptions(
+        exit_key=exit_key,
+        echo=args.echo,
+        eol=EOL[args.eol],
+        lf_to_crlf=args.lf_to_crlf,
+        reconnect=args.reconnect,
+    )
+    open_options = _open_options(args, parser)
+    if not os.isatty(0):
+        parser.error("console needs a terminal on stdin; for pipes and files use 'pipe'")
+
+    async def body() -> int:
+        reopen = functools.partial(_open_port, args.url, open_options)
+        async with contextlib.AsyncExitStack() as stack:
+            port = None
+            try:
+                port = await stack.enter_async_context(await reopen())
+            except PortNotFoundError:
+                if not options.reconnect:
+                    raise
+                # --reconnect: wait for the device to appear, as for it to come back.
+            log = None
+            if args.log:
+                log = await stack.enter_async_context(await _open_output(args.log, append=True))
+            return await run_console(port, args.url, reopen, options, log=log)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    return body
+
+
+# -------------------------------------------------------------------- pipe
+
+
+def _pipe_modes(args: argparse.Namespace, parser: argparse.ArgumentParser) -> bool:
+    """Check the option combination; return whether stdin goes to the port."""
+    if args.append and not args.output:
+        parser.error("--append needs --output FILE")
+    if args.input and args.no_input:
+        parser.error("--input and --no-input contradict each other")
+    if args.no_output:
+        if args.output:
+            parser.error("--no-output and --output contradict each other")
+        if args.no_input:
+            parser.error("--no-output with --no-input leaves nothing to do")
+        return True
+    if args.no_input:
+        return False
+    return bool(args.input) or not os.isatty(0)
+
+
+async def _copy(source: trio.abc.ReceiveStream, sink: trio.abc.SendStream) -> None:
+    while data := await source.receive_some():
+        await sink.send_all(data)
+
+
+def cmd_pipe(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Body:
+    send_input = _pipe_modes(args, parser)
+    open_options = _open_options(args, parser)
+
+    async def body() -> int:
+        async with contextlib.AsyncExitStack() as stack:
+            port = await stack.enter_async_context(await _open_port(args.url, open_options))
+            stdin = None
+            if send_input:
+                stdin = await stack.enter_async_context(
+                    _std_stream(0, "stdin is closed: nothing to send (use --no-input)")
+                )
+            if args.no_output:
+                assert stdin is not None
+                return await _fire_and_forget(stdin, port)
+            if args.output:
+                out = await _open_output(args.output, append=args.append)
+            else:
+                out = _std_stream(1, "stdout is closed: use --output FILE or --no-output")
+            await stack.enter_async_context(out)
+            if sys.stderr.isatty():
+                flow = f"{args.url} -> {args.output or 'stdout'}"
+                flow = f"stdin -> {flow}" if send_input else flow
+                print(f"{PROG}: {flow} (Ctrl-C to stop)", file=sys.stderr)
+            async with trio.open_nursery() as nursery:
+                if stdin is not None:
+                    # Until stdin's end; the output side keeps running after it.
+                    nursery.start_soon(_copy, stdin, port)
+                code = await _receive_to(port, out, args.url)
+                nursery.cancel_scope.cancel()
+            return code
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    return body
+
+
+async def _fire_and_forget(stdin: trio.abc.ReceiveStream, port: AsyncSerial) -> int:
+    """Send stdin until its EOF, wait until the driver has sent it, return 0."""
+    await _copy(stdin, port)
+    # Closing the port discards output still queued in the driver: wait for it.
+    with contextlib.suppress(UnsupportedOperationError):  # a transport with no queue
+        await port.wait_drained()
+    return 0
+
+
+async def _receive_to(port: AsyncSerial, out: trio.abc.SendStream, url: str) -> int:
+    """Port to *out* until the device hangs up (exit 1) or *out* is closed (exit 0)."""
+    while True:
+        try:
+            data = await port.receive_some()
+        except trio.BrokenResourceError as exc:
+            raise CliError(f"{url} failed: {exc.__cause__ or exc}") from exc
+        if not data:
+            raise CliError(f"{url} hung up (the device disappeared)")
+        try:
+            await out.send_all(data)
+        except trio.BrokenResourceError:
+            return 0  # whoever read our output is gone (`| head`): stop quietly
+
+
+# ------------------------------------------------------------- sim, demo
+
+
+def cmd_sim(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Body:
+    if args.link is not None:
+        try:
+            check_link(args.link)
+        except ValueError as exc:
+            parser.error(str(exc))
+
+    async def body() -> int:
+        return await run_sim(args.kind, args.link)
+
+    return body
+
+
+def cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Body:
+    return run_demo
+
+
+# ------------------------------------------------------------------ parser
+
+
+_Command = Callable[[argparse.Namespace, argparse.ArgumentParser], Body]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    debug = _Parser(add_help=False)
+    debug.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show the traceback when something fails",
+    )
+    parser = _Parser(
+        prog=PROG,
+        description="Serial ports from the command line, on Trio.",
+        epilog="New here? 'trioserial demo' shows the library at work with no hardware.",
+        parents=[debug],
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    def command(name: str, run: _Command, **kwargs: Any) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, parents=[debug], **kwargs)
+        assert isinstance(sub, argparse.ArgumentParser)
+        sub.set_defaults(run=run, parser=sub)
+        return sub
+
+    p = command(
+        "list",
+        cmd_list,
+        help="list the serial ports of this machine",
+        description="List serial ports: device, /dev/serial/by-id link, description, "
+        "VID:PID, serial number and manufacturer.",
+    )
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+
+    p = command(
+        "console",
+        cmd_console,
+        help="interactive terminal on a serial port",
+        description="An interactive terminal: keys go to the device, its output to the "
+        "screen. Every key (Ctrl-C too) goes to the device except the exit key, "
+        "Ctrl-] unless --exit-key says otherwise.",
+    )
+    p.add_argument("url", metavar="PORT", help="device path (/dev/ttyUSB0) or URL")
+    _add_line_options(p)
+    p.add_argument(
+        "--exit-key",
+        default="^]",
+        metavar="KEY",
+        help="key that ends the session: '^]' (the default), 'ctrl-a', '0x1d', ...",
+    )
+    p.add_argument("--echo", action="store_true", help="show typed keys (local echo)")
+    p.add_argument(
+        "--eol",
+        choices=sorted(EOL),
+        default="cr",
+        help="what Enter sends: cr (default, like a terminal), lf or crlf",
+    )
+    p.add_argument(
+        "--lf-to-crlf",
+        action="store_true",
+        help="show each LF from the device as CR LF (devices that end lines with LF only)",
+    )
+    p.add_argument(
+        "--log", metavar="FILE", help="append everything the device sends to FILE (a transcript)"
+    )
+    p.add_argument(
+        "--reconnect",
+        action="store_true",
+        help="when the device disappears (or is not there yet), wait for it instead of exiting",
+    )
+
+    p = command(
+        "pipe",
+        cmd_pipe,
+        help="pipe stdin to a port and the port to stdout or a file",
+        description="Copy the port's output to stdout (or a file) and, when stdin is\n"
+        "piped, stdin to the port. After stdin's end the output keeps flowing until\n"
+        "Ctrl-C or until the device disappears. With --no-output: send stdin, wait\n"
+        "until it has been transmitted, exit.",
+        epilog="examples:\n"
+        "  trioserial pipe /dev/ttyUSB0 -o boot.log\n"
+        "  cat commands.txt | trioserial pipe /dev/ttyUSB0\n"
+        "  printf 'reboot\\r' | trioserial pipe /dev/ttyUSB0 --no-output",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("url", metavar="PORT", help="device path (/dev/ttyUSB0) or URL")
+    _add_line_options(p)
+    p.add_argument("-o", "--output", metavar="FILE", help="write the port's output to FILE")
+    p.add_argument("-a", "--append", action="store_true", help="append to FILE (with -o)")
+    p.add_argument(
+        "-i", "--input", action="store_true", help="send stdin even when it is a terminal"
+    )
+    p.add_argument(
+        "--no-input", action="store_true", help="do not send stdin, even when it is piped"
+    )
+    p.add_argument(
+        "--no-output",
+        action="store_true",
+        help="fire and forget: send stdin, wait until it has been sent, exit",
+    )
+
+    p = command(
+        "sim",
+        cmd_sim,
+        help="run a simulated device on a pty and print the path to open",
+        description="Run a simulated device on a pty until Ctrl-C. The first line on\n"
+        "stdout is the path to open: a symlink to the pty.\n\nkinds:\n"
+        + "\n".join(f"  {name:<6} {text}" for name, (text, _) in SIM_KINDS.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "kind", nargs="?", default="shell", choices=list(SIM_KINDS), help="default: shell"
+    )
+    p.add_argument(
+        "--link",
+        metavar="PATH",
+        help="put the symlink to the device at PATH (default: in a new temporary directory)",
+    )
+
+    command(
+        "demo",
+        cmd_demo,
+        help="see the library at work with a simulated device (no hardware needed)",
+        description="Start a simulated device, open it through the library and run a "
+        "short scripted session: send, expect, reconfigure, modem lines, unplug.",
+    )
+    return parser
+
+
+# -------------------------------------------------------------------- main
+
+
+def _message(exc: BaseException) -> tuple[str, int]:
+    if isinstance(exc, CliError):
+        return str(exc), exc.code
+    if isinstance(exc, SerialPortError):
+        return str(exc), 1
+    if isinstance(exc, trio.BrokenResourceError) and exc.__cause__ is not None:
+        return f"{exc} ({exc.__cause__})", 1
+    text = str(exc) or type(exc).__name__
+    return f"{text} ({type(exc).__name__}; run with --debug for the traceback)", 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``trioserial`` command; return its exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = getattr(args, "debug", False)
+    sub: argparse.ArgumentParser = args.parser
+    body: Body = args.run(args, sub)  # checks the arguments: usage errors exit here
+    try:
+        return trio.run(_until_signal, body)
+    except BaseException as exc:
+        leaves = _leaves(exc)
+        if all(isinstance(leaf, KeyboardInterrupt) for leaf in leaves):
+            return 128 + signal.SIGINT  # before our handler was installed
+        if debug:
+            traceback.print_exception(exc)
+        errors = [leaf for leaf in leaves if not isinstance(leaf, trio.Cancelled)]
+        message, code = _message(errors[0] if errors else exc)
+        print(f"{sub.prog}: {message}", file=sys.stderr)
+        return code

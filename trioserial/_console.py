@@ -1,0 +1,303 @@
+"""``trioserial console``: an interactive terminal on a serial port (layer 3).
+
+The local terminal is put in raw mode so every key (Ctrl-C included) goes to
+the device, except the exit key. Keyboard and screen are Trio streams
+(:class:`trio.lowlevel.FdStream` on duplicated fds), so the whole session is
+one Trio program: no threads, no polling on the data path.
+
+Restoring the terminal is the part users notice when it goes wrong, so it is
+done in one place (:func:`raw_terminal`), in a ``finally`` that every exit
+path goes through: the exit key, the device vanishing, an error, and the
+signals the command turns into a cancellation (SIGINT, SIGTERM, SIGHUP).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import termios
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Final
+
+import attrs
+import trio
+
+from ._errors import PortBusyError, PortNotFoundError, PortPermissionError
+from ._stream import AsyncSerial
+
+__all__ = [
+    "RECONNECT_INTERVAL",
+    "ConsoleOptions",
+    "key_name",
+    "parse_key",
+    "raw_terminal",
+    "run_console",
+]
+
+#: How often ``--reconnect`` looks for the device path to come back, in
+#: seconds. This waits for a device to be plugged in (a human-scale event), not
+#: for data, so a short periodic check is simpler and as good as inotify.
+RECONNECT_INTERVAL: Final = 0.2
+
+_CARET: Final = re.compile(r"^(?:\^|ctrl-|c-)(.)$", re.IGNORECASE)
+
+
+def parse_key(text: str) -> int:
+    """Parse a key name (``^]``, ``ctrl-a``, ``C-x``, ``0x1d``) into its byte value.
+
+    Raises:
+      ValueError: *text* names no single control key.
+    """
+    match = _CARET.match(text.strip())
+    if match:
+        char = match.group(1).upper()
+        if char == "?":
+            return 0x7F
+        if "@" <= char <= "_":
+            return ord(char) ^ 0x40
+    elif text.lower().startswith("0x"):
+        try:
+            value = int(text, 16)
+        except ValueError:
+            pass
+        else:
+            if 0 <= value <= 0xFF:
+                return value
+    raise ValueError(
+        f"exit key must be a control key such as '^]', 'ctrl-a' or '0x1d', got {text!r}"
+    )
+
+
+def key_name(value: int) -> str:
+    """``0x1d`` -> ``"Ctrl-]"``: how to tell a person which key to press."""
+    if value < 0x20:
+        return f"Ctrl-{chr(value ^ 0x40)}"
+    if value == 0x7F:
+        return "Ctrl-?"
+    return f"0x{value:02x}"
+
+
+#: What the Enter key (which a raw terminal delivers as CR) sends to the device.
+EOL: Final = {"cr": b"\r", "lf": b"\n", "crlf": b"\r\n"}
+
+
+@attrs.frozen(kw_only=True)
+class ConsoleOptions:
+    """What ``trioserial console`` was asked to do.
+
+    Attributes:
+      exit_key: the byte that ends the session (default Ctrl-], 0x1d).
+      echo: show typed keys locally (for devices that do not echo).
+      eol: what Enter sends: ``b"\\r"``, ``b"\\n"`` or ``b"\\r\\n"``.
+      lf_to_crlf: show each LF from the device as CR LF (for devices that end
+        lines with a bare LF).
+      reconnect: when the device disappears, wait for it to come back.
+    """
+
+    exit_key: int = 0x1D
+    echo: bool = False
+    eol: bytes = b"\r"
+    lf_to_crlf: bool = False
+    reconnect: bool = False
+
+
+def _raw(attributes: list[Any]) -> list[Any]:
+    """cfmakeraw(3): no echo, no line editing, no signals, no output processing."""
+    iflag, oflag, cflag, lflag, ispeed, ospeed, cc = attributes
+    iflag &= ~(
+        termios.IGNBRK
+        | termios.BRKINT
+        | termios.PARMRK
+        | termios.ISTRIP
+        | termios.INLCR
+        | termios.IGNCR
+        | termios.ICRNL
+        | termios.IXON
+    )
+    oflag &= ~termios.OPOST
+    lflag &= ~(termios.ECHO | termios.ECHONL | termios.ICANON | termios.ISIG | termios.IEXTEN)
+    cflag = (cflag & ~(termios.CSIZE | termios.PARENB)) | termios.CS8
+    cc = list(cc)
+    cc[termios.VMIN] = 1
+    cc[termios.VTIME] = 0
+    return [iflag, oflag, cflag, lflag, ispeed, ospeed, cc]
+
+
+@contextmanager
+def raw_terminal(fd: int, *others: int) -> Iterator[None]:
+    """Put the terminal on *fd* in raw mode; restore it, whatever happens.
+
+    Also records the blocking mode of *fd* and *others* (stdout, stderr) and
+    puts it back: :class:`trio.lowlevel.FdStream` makes an fd non-blocking,
+    and the terminal's stdin, stdout and stderr usually share one open file
+    description with the shell, which must not inherit ``O_NONBLOCK``.
+    """
+    saved = termios.tcgetattr(fd)
+    blocking = {n: os.get_blocking(n) for n in (fd, *others)}
+    termios.tcsetattr(fd, termios.TCSANOW, _raw(saved))
+    try:
+        yield
+    finally:
+        # TCSANOW, not TCSADRAIN: restoring must not wait for the terminal to
+        # take our output (a stalled terminal would hang the exit).
+        termios.tcsetattr(fd, termios.TCSANOW, saved)
+        for n, was_blocking in blocking.items():
+            os.set_blocking(n, was_blocking)
+
+
+class _Session:
+    """One console run: keyboard -> port, port -> screen, reconnects."""
+
+    def __init__(
+        self,
+        url: str,
+        reopen: Callable[[], Awaitable[AsyncSerial]],
+        options: ConsoleOptions,
+        keyboard: trio.abc.ReceiveStream,
+        screen: trio.abc.SendStream,
+        log: trio.abc.SendStream | None,
+    ) -> None:
+        self.url = url
+        self._open_port = reopen
+        self.options = options
+        self.keyboard = keyboard
+        self.screen = screen
+        self.log = log
+        self.port: AsyncSerial | None = None
+        self.exit_code = 0
+        self._screen_lock = trio.Lock()
+        # Keys typed while the device is slow to take them. Unbounded on
+        # purpose: the keyboard reader must never block, or the exit key
+        # would not be seen; a person types (or pastes) a bounded amount.
+        self._keys_in, self._keys_out = trio.open_memory_channel[bytes](math.inf)
+
+    async def show(self, data: bytes) -> None:
+        async with self._screen_lock:
+            await self.screen.send_all(data)
+
+    async def say(self, message: str) -> None:
+        """A status line of ours, set apart from the device's output."""
+        await self.show(f"\r\n[trioserial] {message}\r\n".encode())
+
+    async def run(self, port: AsyncSerial | None) -> int:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(self._read_keyboard)
+            nursery.start_soon(self._send_keys)
+            nursery.start_soon(self._serve_port, port)
+        return self.exit_code
+
+    def _stop(self, code: int) -> None:
+        self.exit_code = code
+        self._nursery.cancel_scope.cancel()
+
+    async def _read_keyboard(self) -> None:
+        exit_key = bytes([self.options.exit_key])
+        while True:
+            try:
+                data = await self.keyboard.receive_some()
+            except trio.BrokenResourceError:  # EIO: the terminal hung up
+                data = b""
+            if not data:  # the terminal went away (window closed, ssh dropped)
+                self._stop(1)
+                return
+            typed, hit, _ = bytes(data).partition(exit_key)
+            if typed:
+                self._keys_in.send_nowait(typed)
+            if hit:
+                self._stop(0)
+                return
+
+    async def _send_keys(self) -> None:
+        eol = self.options.eol
+        async for typed in self._keys_out:
+            if self.options.echo:
+                await self.show(typed.replace(b"\r", b"\r\n"))
+            port = self.port
+            if port is None:
+                continue  # no device right now: like typing into an unplugged cable
+            # If the device went away meanwhile, _serve_port says so and decides what next.
+            with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
+                await port.send_all(typed if eol == b"\r" else typed.replace(b"\r", eol))
+
+    async def _serve_port(self, port: AsyncSerial | None) -> None:
+        key = key_name(self.options.exit_key)
+        verb = "connected"
+        if port is None:
+            await self.say(f"waiting for {self.url} to appear; exit with {key}")
+            port = await self._wait_for_device()
+        while True:
+            self.port = port
+            try:
+                framing = port.settings.framing
+                await self.say(f"{verb} to {self.url} ({framing}); exit with {key}")
+                reason = await self._copy_to_screen(port)
+            finally:
+                self.port = None
+                port.close()
+            await self.say(f"{self.url} disappeared ({reason})")
+            if not self.options.reconnect:
+                self._stop(1)
+                return
+            await self.say(f"waiting for {self.url} to come back; exit with {key}")
+            port = await self._wait_for_device()
+            verb = "reconnected"
+
+    async def _copy_to_screen(self, port: AsyncSerial) -> str:
+        """Show what the device sends until it goes away; return why it did."""
+        lf_to_crlf = self.options.lf_to_crlf
+        while True:
+            try:
+                data = await port.receive_some()
+            except trio.BrokenResourceError as exc:
+                return str(exc.__cause__ or exc)
+            if not data:
+                return "the device hung up: unplugged, powered off or closed"
+            if self.log is not None:
+                await self.log.send_all(data)
+            await self.show(data.replace(b"\n", b"\r\n") if lf_to_crlf else data)
+
+    async def _wait_for_device(self) -> AsyncSerial:
+        """Wait until the device can be opened again (path reappears, udev done)."""
+        path = None if "://" in self.url else self.url
+        while True:
+            if path is None or await trio.Path(path).exists():
+                try:
+                    return await self._open_port()
+                except (PortNotFoundError, PortPermissionError, PortBusyError):
+                    pass  # appeared but not ready yet (udev still setting permissions)
+            await trio.sleep(RECONNECT_INTERVAL)
+
+
+async def run_console(
+    port: AsyncSerial | None,
+    url: str,
+    reopen: Callable[[], Awaitable[AsyncSerial]],
+    options: ConsoleOptions,
+    *,
+    log: trio.abc.SendStream | None = None,
+    stdin: int = 0,
+    stdout: int = 1,
+) -> int:
+    """Run an interactive session on the open *port* until the exit key.
+
+    Puts the terminal on *stdin* in raw mode and restores it on every exit
+    path (cancellation included). *reopen* opens the same port again, for
+    ``options.reconnect``; with *port* ``None`` the session starts by waiting
+    for the device to appear. Returns the exit code: 0 after the exit key, 1
+    when the device disappeared (without ``reconnect``) or the terminal
+    closed. Every port the session used is closed on return.
+    """
+    with raw_terminal(stdin, stdout), contextlib.ExitStack() as fds:
+        keyboard = trio.lowlevel.FdStream(os.dup(stdin))
+        fds.callback(keyboard.close)
+        screen = trio.lowlevel.FdStream(os.dup(stdout))
+        fds.callback(screen.close)  # closed first: blocking modes come back in order
+        session = _Session(url, reopen, options, keyboard, screen, log)
+        code = await session.run(port)
+        if code == 0:
+            await session.say("exit")
+        return code
