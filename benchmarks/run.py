@@ -186,7 +186,7 @@ def summarize(records: list[Record], params: Params) -> dict[str, Any]:
 
 def print_table(summary: dict[str, Any], params: Params) -> None:
     width = max(len(name) for name in summary) + 2
-    print(f"\n{'':<{width}}{'median':>12}{'min':>12}{'max':>12}{'× raw':>9}")
+    print(f"\n{'':<{width}}{'median':>12}{'min':>12}{'max':>12}{'x raw':>9}")
     for metric in metrics_for(params):
         better = "higher" if metric.higher_is_better else "lower"
         print(f"{metric.label} ({metric.unit or 'count'}, {better} is better)")
@@ -199,7 +199,7 @@ def print_table(summary: dict[str, Any], params: Params) -> None:
                 why = why or next(iter(entry["errors"].values()), "no result")
                 print(f"  {name:<{width}}{why}")
                 continue
-            ratio = f"{row['ratio_to_raw']:.2f}×" if "ratio_to_raw" in row else "-"
+            ratio = f"{row['ratio_to_raw']:.2f}x" if "ratio_to_raw" in row else "-"
             print(
                 f"  {name:<{width}}"
                 f"{fmt(row['median'], metric.digits):>12}"
@@ -220,7 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small workloads (CI)")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--reps", type=int, help="repetitions (default 5, quick 2)")
-    parser.add_argument("--only", help="comma-separated contender names (the raw limit always runs)")
+    parser.add_argument(
+        "--only", help="comma-separated contender names (the raw limit always runs)"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--suite", choices=sorted(SUITES), help=argparse.SUPPRESS)
     parser.add_argument("--params", help=argparse.SUPPRESS)
@@ -238,7 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     started = time.monotonic()
     for rep in range(reps):
-        for record in records:
+        # Rotate the order every repetition: no contender always runs first.
+        shift = rep % len(records)
+        for record in records[shift:] + records[:shift]:
             if record.unavailable:
                 continue
             # Scale runs every repetition in a full run, once in a quick one.

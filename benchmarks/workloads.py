@@ -54,9 +54,9 @@ class Params:
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> Params:
-        fields = dict(data)
-        fields["scale_ports"] = tuple(fields["scale_ports"])  # type: ignore[call-overload]
-        return cls(**fields)  # type: ignore[arg-type]
+        ports = data["scale_ports"]
+        assert isinstance(ports, list)
+        return cls(**{**data, "scale_ports": tuple(ports)})  # type: ignore[arg-type]
 
 
 FULL = Params()
@@ -192,7 +192,9 @@ async def bulk_tx(contender: Contender, nbytes: int) -> Metrics:
         _, got, crc, t_end = await device.line()
         cpu = cpu_seconds() - cpu0
     if int(got) != nbytes or int(crc) != expected:
-        raise BenchmarkError(f"bulk tx: device got {got} bytes crc {crc}, sent {nbytes} crc {expected}")
+        raise BenchmarkError(
+            f"bulk tx: device got {got} bytes crc {crc}, sent {nbytes} crc {expected}"
+        )
     return {
         "bulk_tx_MBps": nbytes / MB / (float(t_end) - t0),
         "cpu_tx_ms_per_MB": cpu * 1e3 / (nbytes / MB),
@@ -200,7 +202,7 @@ async def bulk_tx(contender: Contender, nbytes: int) -> Metrics:
 
 
 async def bulk_rx(contender: Contender, nbytes: int) -> Metrics:
-    """Device to port: *nbytes* after a start byte; counted and checksummed after the clock stops."""
+    """Device to port: *nbytes* after a start byte; counted and checksummed afterwards."""
     chunks: list[bytes] = []
     async with open_ports(contender, 1, "source", nbytes) as (ports, _device):
         receive_some = ports[0].receive_some
@@ -292,7 +294,7 @@ async def idle(contender: Contender, seconds: float) -> Metrics:
     return {"idle_cpu_pct": silent, "idle_after_wait_cpu_pct": after_wait}
 
 
-async def scale_one(contender: Contender, nports: int, rounds: int, timeout: float) -> Metrics:
+async def scale_one(contender: Contender, nports: int, rounds: int, stall_s: float) -> Metrics:
     """*nports* ports in this process, all doing *rounds* 16-byte echo exchanges at once."""
     raise_fd_limit(3 * nports + 256)
     message = b"0123456789abcdef"
@@ -312,7 +314,7 @@ async def scale_one(contender: Contender, nports: int, rounds: int, timeout: flo
                     raise BenchmarkError(f"scale: sent {message!r}, got back {reply!r}")
 
         t1 = time.monotonic()
-        with anyio.fail_after(timeout):
+        with anyio.fail_after(stall_s):
             async with anyio.create_task_group() as tasks:
                 for port in ports:
                     tasks.start_soon(exchange, port)
