@@ -20,6 +20,8 @@ LAYERS: dict[str, int] = {
     "_open": 1,
     "_stream": 2,
     "__init__": 2,
+    "anyio": 2,
+    "jumpstarter": 3,
 }
 #: Layer-2 front ends that must never import each other.
 FRONT_ENDS = {"_stream", "anyio"}

@@ -18,10 +18,40 @@ from typing import Final
 from ._errors import UnsupportedOperationError
 from ._settings import ModemLines, SerialSettings
 
-__all__ = ["DEFAULT_RECEIVE_SIZE", "PortCore"]
+__all__ = ["DEFAULT_RECEIVE_SIZE", "PortCore", "byte_view", "check_max_bytes"]
 
 #: What ``receive_some()`` asks for when the caller does not say.
 DEFAULT_RECEIVE_SIZE: Final = 65536
+
+
+# Argument checks shared by both front ends (they never import each other).
+
+
+def check_max_bytes(max_bytes: int | None) -> int:
+    if max_bytes is None:
+        return DEFAULT_RECEIVE_SIZE
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int):
+        raise TypeError(f"max_bytes must be an int >= 1 or None, got {max_bytes!r}")
+    if max_bytes < 1:
+        raise ValueError(f"max_bytes must be an int >= 1 or None, got {max_bytes!r}")
+    return max_bytes
+
+
+def byte_view(data: object) -> memoryview:
+    """A flat byte view of *data*, or a :exc:`TypeError` that names what was passed."""
+    if isinstance(data, str):
+        raise TypeError(
+            "data must be bytes-like (bytes, bytearray, memoryview), got str: encode it"
+        )
+    try:
+        view = memoryview(data)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(
+            f"data must be bytes-like (bytes, bytearray, memoryview), got {type(data).__name__}"
+        ) from None
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
+    return view
 
 
 class PortCore(abc.ABC):
