@@ -145,7 +145,7 @@ async def open_trioserial(path: str) -> Port:
 
 
 async def open_trioserial_anyio(path: str) -> Port:
-    from trioserial import anyio as trioserial_anyio  # type: ignore[attr-defined,unused-ignore]
+    from trioserial import anyio as trioserial_anyio
 
     stream = await trioserial_anyio.open_serial_port(path)
     return Port(stream.send, stream.receive, stream.aclose)
