@@ -7,8 +7,9 @@ Usage::
 Each contender runs in its own subprocess (one for the stream workloads, one
 for the scale workload), several repetitions, interleaved so that a noisy
 neighbour hurts every contender alike. The table gives the median, min and max
-over the repetitions, and each median's ratio to the raw limit's median from
-the same run. Contenders that cannot run here get a "not available" row.
+over the repetitions, and the ratio to the raw limit: the median (and range)
+over repetitions of contender / raw limit within the same repetition.
+Contenders that cannot run here get a "not available" row.
 """
 
 from __future__ import annotations
@@ -77,11 +78,24 @@ class Record:
 
     contender: Contender
     unavailable: str | None = None
-    runs: list[dict[str, float]] = field(default_factory=list)
+    #: One dict of metrics per repetition (the stream and scale suites merged).
+    runs: dict[int, dict[str, float]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
 
     def values(self, key: str) -> list[float]:
-        return [run[key] for run in self.runs if key in run]
+        return [run[key] for run in self.runs.values() if key in run]
+
+    def ratios(self, key: str, raw: Record) -> list[float]:
+        """This contender's value over the raw limit's, repetition by repetition.
+
+        Each repetition runs every contender within a short stretch of time,
+        so a pair from one repetition shares most of the machine's noise.
+        """
+        return [
+            run[key] / raw.runs[rep][key]
+            for rep, run in self.runs.items()
+            if key in run and key in raw.runs.get(rep, {}) and raw.runs[rep][key] > 0
+        ]
 
 
 # ------------------------------------------------------------------- the worker
@@ -175,18 +189,21 @@ def summarize(records: list[Record], params: Params) -> dict[str, Any]:
                 "max": max(values),
                 "n": len(values),
             }
-            raw_values = raw.values(metric.key)
-            if metric.ratio and raw_values and statistics.median(raw_values) > 0:
-                row["ratio_to_raw"] = median / statistics.median(raw_values)
+            ratios = record.ratios(metric.key, raw) if metric.ratio else []
+            if ratios:
+                row["ratio_to_raw"] = statistics.median(ratios)
+                row["ratio_min"] = min(ratios)
+                row["ratio_max"] = max(ratios)
             stats[metric.key] = row
         entry["metrics"] = stats
+        entry["runs"] = record.runs
         summary[record.contender.name] = entry
     return summary
 
 
 def print_table(summary: dict[str, Any], params: Params) -> None:
     width = max(len(name) for name in summary) + 2
-    print(f"\n{'':<{width}}{'median':>12}{'min':>12}{'max':>12}{'x raw':>9}")
+    print(f"\n{'':<{width}}{'median':>12}{'min':>12}{'max':>12}{'x raw':>9}{'(range)':>14}")
     for metric in metrics_for(params):
         better = "higher" if metric.higher_is_better else "lower"
         print(f"{metric.label} ({metric.unit or 'count'}, {better} is better)")
@@ -199,13 +216,16 @@ def print_table(summary: dict[str, Any], params: Params) -> None:
                 why = why or next(iter(entry["errors"].values()), "no result")
                 print(f"  {name:<{width}}{why}")
                 continue
-            ratio = f"{row['ratio_to_raw']:.2f}x" if "ratio_to_raw" in row else "-"
+            ratio = spread = "-"
+            if "ratio_to_raw" in row:
+                ratio = f"{row['ratio_to_raw']:.2f}x"
+                spread = f"{row['ratio_min']:.2f}-{row['ratio_max']:.2f}"
             print(
                 f"  {name:<{width}}"
                 f"{fmt(row['median'], metric.digits):>12}"
                 f"{fmt(row['min'], metric.digits):>12}"
                 f"{fmt(row['max'], metric.digits):>12}"
-                f"{ratio:>9}"
+                f"{ratio:>9}{spread:>14}"
             )
     for name, entry in summary.items():
         for workload, error in entry["errors"].items():
@@ -250,8 +270,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"rep {rep + 1}/{reps}: {record.contender.name}: {suite}", file=sys.stderr)
                 timeout = 60 + 3 * params.scale_timeout * len(params.scale_ports)
                 metrics, errors = run_worker(record.contender, suite, params, timeout)
-                if metrics:
-                    record.runs.append(metrics)
+                record.runs.setdefault(rep, {}).update(metrics)
                 for workload, error in errors.items():
                     record.errors.setdefault(workload, error)
     elapsed = time.monotonic() - started
