@@ -38,6 +38,9 @@ DEFAULT_OPEN_OPTIONS: Final = OpenOptions()
 _HANGUP: Final = select.POLLHUP | select.POLLERR | select.POLLNVAL
 #: What a driver says when it has no such feature (a pty has no modem lines).
 _UNSUPPORTED_ERRNOS: Final = frozenset({errno.ENOTTY, errno.EINVAL, errno.EOPNOTSUPP})
+#: A read at least this long found the line discipline's buffer (4 KiB on
+#: Linux) full or nearly so: more input is probably queued behind it.
+_FULL_READ: Final = 2048
 
 
 def is_hung_up(fd: int) -> bool:
@@ -181,6 +184,8 @@ class TtyPort(PortCore):
 
     def read_nowait(self, max_bytes: int) -> bytes:
         data = os.read(self._fd, max_bytes)
+        if _FULL_READ <= len(data) < max_bytes:
+            return self._read_more(data, max_bytes)
         if not data and not is_hung_up(self._fd):
             # Someone reset VMIN to 0 behind our back (pyserial does on any
             # property change): an idle read now returns b"" instead of EAGAIN.
@@ -188,6 +193,31 @@ class TtyPort(PortCore):
             _termios.ensure_vmin(self._fd)
             raise BlockingIOError(errno.EAGAIN, "no data yet (VMIN was reset; restored)")
         return data
+
+    def _read_more(self, first: bytes, max_bytes: int) -> bytes:
+        """Go on reading while reads come back full, up to *max_bytes* in all.
+
+        A tty read returns at most the line discipline's 4 KiB, so a fast
+        sender would otherwise cost the front end one event-loop pass per
+        4 KiB; this way it costs one per burst. Short reads (the usual case
+        on a real line, and every small message) never come here. Bytes
+        already read are never dropped: an error on a later read ends the
+        burst, and the next call meets the same error (EIO and EBADF persist).
+        """
+        chunks = [first]
+        total = len(first)
+        while total < max_bytes:
+            try:
+                data = os.read(self._fd, max_bytes - total)
+            except OSError:  # EAGAIN (drained), or an error for the next call
+                break
+            if not data:  # hangup or VMIN reset: the next call tells which
+                break
+            chunks.append(data)
+            total += len(data)
+            if len(data) < _FULL_READ:
+                break
+        return b"".join(chunks)
 
     def write_nowait(self, data: memoryview) -> int:
         return os.write(self._fd, data)

@@ -1,0 +1,72 @@
+"""The summary table as reStructuredText, for docs/performance.rst.
+
+``python benchmarks/report.py RESULTS.json`` prints it from a run's JSON, so
+the docs table is never typed by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+#: (metric key, column title, digits)
+COLUMNS = (
+    ("bulk_tx_MBps", "bulk tx MB/s", 1),
+    ("bulk_rx_MBps", "bulk rx MB/s", 1),
+    ("echo1_p50_us", "1 B echo p50 µs", 1),
+    ("echo64_p50_us", "64 B echo p50 µs", 1),
+    ("cpu_tx_ms_per_MB", "CPU tx ms/MB", 2),
+    ("cpu_rx_ms_per_MB", "CPU rx ms/MB", 2),
+    ("idle_cpu_pct", "idle CPU %", 2),
+    ("idle_after_wait_cpu_pct", "idle CPU after a wait %", 2),
+)
+
+
+def scale_columns(results: dict[str, Any]) -> list[tuple[str, str, int]]:
+    largest = max(results["params"]["scale_ports"])
+    return [
+        (f"scale{largest}_exchange_s", f"{largest:,} ports echo s", 3),
+        (f"scale{largest}_KiB_per_port", f"{largest:,} ports KiB/port", 1),
+        (f"scale{largest}_threads", f"{largest:,} ports threads", 0),
+    ]
+
+
+def cell(entry: dict[str, Any], key: str, digits: int) -> str:
+    row = entry["metrics"].get(key)
+    if row is None:
+        if entry.get("unavailable"):
+            return "n/a"
+        failed = [w for w in entry["errors"] if key.startswith(w)]
+        return f"failed ({failed[0]})" if failed else "n/a"
+    text = f"{row['median']:,.{digits}f}"
+    if "ratio_to_raw" in row:
+        text += f" ({row['ratio_to_raw']:.2f}x)"
+    return text
+
+
+def rst(results: dict[str, Any]) -> str:
+    columns = [*COLUMNS, *scale_columns(results)]
+    lines = [
+        ".. list-table::",
+        "   :header-rows: 1",
+        "   :stub-columns: 1",
+        "",
+        "   * - contender",
+    ]
+    lines += [f"     - {title}" for _, title, _ in columns]
+    for name, entry in results["contenders"].items():
+        lines.append(f"   * - {name}")
+        lines += [f"     - {cell(entry, key, digits)}" for key, _, digits in columns]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    if len(sys.argv) != 2:
+        raise SystemExit("usage: python benchmarks/report.py RESULTS.json")
+    print(rst(json.loads(Path(sys.argv[1]).read_text())))
+
+
+if __name__ == "__main__":
+    main()
