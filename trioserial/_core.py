@@ -15,11 +15,11 @@ import abc
 import errno
 from typing import Final
 
-from ._errors import UnsupportedOperationError
+from ._errors import SerialPortError, UnsupportedOperationError
 from ._options import OpenOptions
 from ._settings import ModemLines, SerialSettings
 
-__all__ = ["DEFAULT_RECEIVE_SIZE", "PortCore", "byte_view", "check_max_bytes"]
+__all__ = ["DEFAULT_RECEIVE_SIZE", "PortCore", "byte_view", "check_max_bytes", "port_error"]
 
 #: What ``receive_some()`` asks for when the caller does not say.
 DEFAULT_RECEIVE_SIZE: Final = 65536
@@ -53,6 +53,25 @@ def byte_view(data: object) -> memoryview:
     if view.format != "B" or view.ndim != 1:
         view = view.cast("B")
     return view
+
+
+def port_error(core: PortCore, exc: OSError) -> SerialPortError:
+    """*exc*, from a control call on *core*, as the :exc:`~trioserial.SerialPortError` documented.
+
+    Cores raise :exc:`~trioserial.SerialPortError` for what they expect
+    (``TtyPort`` maps every ioctl's errno), and that is returned as it is.
+    Anything else (a ``socket://`` peer's reset met by ``recv`` while
+    discarding input, say) becomes one that names the port and keeps the
+    errno, with *exc* as its ``__cause__``. "Closed" errors are the front
+    end's to report first (:meth:`PortCore.is_closed_error`).
+    """
+    if isinstance(exc, SerialPortError):
+        return exc
+    error = SerialPortError(
+        f"serial port {core.name!r} failed: {exc.strerror or exc}", port=core.name, errno=exc.errno
+    )
+    error.__cause__ = exc
+    return error
 
 
 class PortCore(abc.ABC):

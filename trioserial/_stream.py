@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any, NoReturn, final
 
 import trio
@@ -19,7 +20,7 @@ from ._control import (
     close_drain_limit,
     drain_delay,
 )
-from ._core import DEFAULT_RECEIVE_SIZE, PortCore, byte_view, check_max_bytes
+from ._core import DEFAULT_RECEIVE_SIZE, PortCore, byte_view, check_max_bytes, port_error
 from ._open import check_url, open_core
 from ._options import OpenOptions, RS485Settings
 from ._settings import ModemLines, Parity, SerialSettings, SerialStatistics, StopBits
@@ -132,11 +133,7 @@ class AsyncSerial(trio.abc.Stream):
                             n = core.write_nowait(remaining)
                         except BlockingIOError:
                             waited = True
-                            self._waiting_send += 1
-                            try:
-                                await trio.lowlevel.wait_writable(core.fileno())
-                            finally:
-                                self._waiting_send -= 1
+                            await self._wait_writable()
                             continue
                         except OSError as exc:
                             self._raise_for(exc)
@@ -161,7 +158,8 @@ class AsyncSerial(trio.abc.Stream):
         with self._send_conflict:
             if self._core.closed:
                 self._raise_closed()
-            await trio.lowlevel.wait_writable(self._core.fileno())
+            with self._closed_while_waiting():
+                await trio.lowlevel.wait_writable(self._core.fileno())
 
     async def send_eof(self) -> None:
         """Stop sending from this side; receiving goes on.
@@ -223,11 +221,7 @@ class AsyncSerial(trio.abc.Stream):
                 await trio.lowlevel.cancel_shielded_checkpoint()
                 return data
             while True:
-                self._waiting_receive += 1
-                try:
-                    await trio.lowlevel.wait_readable(core.fileno())
-                finally:
-                    self._waiting_receive -= 1
+                await self._wait_readable()
                 # No checkpoint from here to the return: nothing read can be lost.
                 try:
                     data = core.read_nowait(n)
@@ -237,6 +231,32 @@ class AsyncSerial(trio.abc.Stream):
                     self._raise_for(exc)
                 self._bytes_received += len(data)
                 return data
+
+    # Trio reports a close during the wait as "another task closed this fd";
+    # say what was closed, as the anyio front end does.
+
+    @contextlib.contextmanager
+    def _closed_while_waiting(self) -> Iterator[None]:
+        try:
+            yield
+        except trio.ClosedResourceError:
+            raise trio.ClosedResourceError("serial port was closed") from None
+
+    async def _wait_readable(self) -> None:
+        self._waiting_receive += 1
+        try:
+            with self._closed_while_waiting():
+                await trio.lowlevel.wait_readable(self._core.fileno())
+        finally:
+            self._waiting_receive -= 1
+
+    async def _wait_writable(self) -> None:
+        self._waiting_send += 1
+        try:
+            with self._closed_while_waiting():
+                await trio.lowlevel.wait_writable(self._core.fileno())
+        finally:
+            self._waiting_send -= 1
 
     async def receive(self, max_bytes: int = DEFAULT_RECEIVE_SIZE) -> bytes:
         """Like :meth:`receive_some`, but never returns ``b""``.
@@ -553,7 +573,7 @@ class AsyncSerial(trio.abc.Stream):
     def _control_error(self, exc: OSError) -> NoReturn:
         if self._core.is_closed_error(exc):
             raise trio.ClosedResourceError("serial port was closed") from None
-        raise exc
+        raise port_error(self._core, exc)
 
     def modem_lines(self) -> ModemLines:
         """Read all six modem lines at once (one ``TIOCMGET``).

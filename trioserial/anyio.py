@@ -30,7 +30,7 @@ from ._control import (
     close_drain_limit,
     drain_delay,
 )
-from ._core import DEFAULT_RECEIVE_SIZE, PortCore, byte_view, check_max_bytes
+from ._core import DEFAULT_RECEIVE_SIZE, PortCore, byte_view, check_max_bytes, port_error
 from ._open import check_url, open_core
 from ._options import OpenOptions, RS485Settings
 from ._settings import ModemLines, Parity, SerialSettings, SerialStatistics, StopBits
@@ -329,6 +329,14 @@ class AnyioSerialStream(ByteStream):
         return self._core.name
 
     @property
+    def transport(self) -> str:
+        """The kind of transport carrying the bytes, as :attr:`trioserial.AsyncSerial.transport`.
+
+        ``"tty"``, ``"loop"``, ``"socket"`` or ``"rfc2217"``.
+        """
+        return self._core.transport
+
+    @property
     def settings(self) -> SerialSettings:
         """The line settings in force."""
         return self._core.settings
@@ -355,7 +363,7 @@ class AnyioSerialStream(ByteStream):
     def _control_error(self, exc: OSError) -> NoReturn:
         if self._core.is_closed_error(exc):
             raise anyio.ClosedResourceError("serial port was closed") from None
-        raise exc
+        raise port_error(self._core, exc)
 
     def modem_lines(self) -> ModemLines:
         """Read all six modem lines at once (one ``TIOCMGET``).
