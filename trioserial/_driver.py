@@ -35,7 +35,7 @@ from ._options import OpenOptions
 from ._port import TtyPort
 from ._settings import ModemLines, SerialSettings, SerialStatistics
 from ._stream import AsyncSerial, Buffer
-from ._util import ConflictDetector
+from ._util import ConflictDetector, check_bool
 
 __all__ = ["DriverStream", "PySerial", "SupervisedStream"]
 
@@ -61,12 +61,6 @@ def _check_cps(value: object) -> float | None:
             f"cps must be a finite number >= 0 (0 or None: no throttle), got {value!r}"
         )
     return float(value) if value else None
-
-
-def _check_bool(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return value
 
 
 def _check_present(url: str) -> None:
@@ -440,8 +434,8 @@ class PySerial:
     ) -> None:
         url = check_url(url)
         line_settings = _settings_from(baudrate, settings)
-        check_present = _check_bool("check_present", check_present)
-        disable_hupcl = _check_bool("disable_hupcl", disable_hupcl)
+        check_present = check_bool("check_present", check_present)
+        disable_hupcl = check_bool("disable_hupcl", disable_hupcl)
         cps = _check_cps(cps)
         if check_present:
             _check_present(url)
@@ -650,12 +644,12 @@ class PySerial:
             (a pty, a plain socket).
           trioserial.SerialPortError: the brief open failed.
         """
-        value = _check_bool("dtr", value)
+        value = check_bool("dtr", value)
         self._set_line("dtr", value)
 
     def set_rts(self, value: bool) -> None:
         """Drive RTS; the same rules as :meth:`set_dtr`."""
-        value = _check_bool("rts", value)
+        value = check_bool("rts", value)
         self._set_line("rts", value)
 
     def _set_line(self, name: str, value: bool) -> None:

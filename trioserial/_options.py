@@ -8,6 +8,8 @@ from typing import Any, Final
 
 import attrs
 
+from ._util import bool_validator
+
 __all__ = ["MAX_RS485_DELAY", "OpenOptions", "RS485Settings"]
 
 #: Linux clamps the RTS delays of RS-485 to 100 ms (``RS485_MAX_RTS_DELAY``).
@@ -21,11 +23,6 @@ SER_RS485_RTS_ON_SEND: Final = 1 << 1
 SER_RS485_RTS_AFTER_SEND: Final = 1 << 2
 SER_RS485_RX_DURING_TX: Final = 1 << 4
 SER_RS485_TERMINATE_BUS: Final = 1 << 5
-
-
-def _check_bool(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if not isinstance(value, bool):
-        raise TypeError(f"{attribute.name} must be True or False, got {value!r}")
 
 
 def _check_optional_bool(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -67,11 +64,11 @@ class RS485Settings:
         0 to 0.1 (kept in whole milliseconds).
     """
 
-    enabled: bool = attrs.field(default=True, validator=_check_bool)
-    rts_level_for_tx: bool = attrs.field(default=True, validator=_check_bool)
-    rts_level_for_rx: bool = attrs.field(default=False, validator=_check_bool)
-    loopback: bool = attrs.field(default=False, validator=_check_bool)
-    terminate_bus: bool = attrs.field(default=False, validator=_check_bool)
+    enabled: bool = attrs.field(default=True, validator=bool_validator)
+    rts_level_for_tx: bool = attrs.field(default=True, validator=bool_validator)
+    rts_level_for_rx: bool = attrs.field(default=False, validator=bool_validator)
+    loopback: bool = attrs.field(default=False, validator=bool_validator)
+    terminate_bus: bool = attrs.field(default=False, validator=bool_validator)
     delay_before_tx: float = attrs.field(default=0.0, validator=_check_delay)
     delay_before_rx: float = attrs.field(default=0.0, validator=_check_delay)
 

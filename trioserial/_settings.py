@@ -7,6 +7,8 @@ from typing import Any, Final
 
 import attrs
 
+from ._util import bool_validator
+
 __all__ = ["MAX_BAUDRATE", "ModemLines", "Parity", "SerialSettings", "SerialStatistics", "StopBits"]
 
 #: The largest rate the Linux termios2 interface can carry (``speed_t`` is 32 bits;
@@ -77,11 +79,6 @@ def _check_bytesize(_inst: object, _attr: object, value: Any) -> None:
         raise ValueError(f"bytesize must be 5, 6, 7 or 8, got {value!r}")
 
 
-def _check_bool(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if not isinstance(value, bool):
-        raise TypeError(f"{attribute.name} must be True or False, got {value!r}")
-
-
 @attrs.frozen(kw_only=True)
 class SerialSettings:
     """How the line is framed and flow-controlled.
@@ -108,10 +105,10 @@ class SerialSettings:
     bytesize: int = attrs.field(default=8, validator=_check_bytesize)
     parity: Parity = attrs.field(default=Parity.NONE, converter=_to_parity)
     stopbits: StopBits = attrs.field(default=StopBits.ONE, converter=_to_stopbits)
-    xonxoff: bool = attrs.field(default=False, validator=_check_bool)
-    rtscts: bool = attrs.field(default=False, validator=_check_bool)
-    dsrdtr: bool = attrs.field(default=False, validator=_check_bool)
-    exclusive: bool = attrs.field(default=True, validator=_check_bool)
+    xonxoff: bool = attrs.field(default=False, validator=bool_validator)
+    rtscts: bool = attrs.field(default=False, validator=bool_validator)
+    dsrdtr: bool = attrs.field(default=False, validator=bool_validator)
+    exclusive: bool = attrs.field(default=True, validator=bool_validator)
 
     def replace(self, **changes: Any) -> SerialSettings:
         """A copy with *changes* applied and validated. Unknown names raise :exc:`TypeError`."""

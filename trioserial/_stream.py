@@ -24,18 +24,12 @@ from ._core import DEFAULT_RECEIVE_SIZE, PortCore, byte_view, check_max_bytes, p
 from ._open import check_url, open_core
 from ._options import OpenOptions, RS485Settings
 from ._settings import ModemLines, Parity, SerialSettings, SerialStatistics, StopBits
-from ._util import ConflictDetector
+from ._util import ConflictDetector, check_bool
 
 #: What ``send_all`` accepts, as in :mod:`trio`.
 Buffer = bytes | bytearray | memoryview
 
 __all__ = ["AsyncSerial", "open_serial_port"]
-
-
-def _check_line_value(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return value
 
 
 @final
@@ -622,7 +616,7 @@ class AsyncSerial(trio.abc.Stream):
 
     @dtr.setter
     def dtr(self, value: bool) -> None:
-        value = _check_line_value("dtr", value)
+        value = check_bool("dtr", value)
         try:
             self._live_core().set_dtr(value)
         except OSError as exc:
@@ -639,7 +633,7 @@ class AsyncSerial(trio.abc.Stream):
 
     @rts.setter
     def rts(self, value: bool) -> None:
-        value = _check_line_value("rts", value)
+        value = check_bool("rts", value)
         try:
             self._live_core().set_rts(value)
         except OSError as exc:
@@ -664,7 +658,7 @@ class AsyncSerial(trio.abc.Stream):
 
     @break_condition.setter
     def break_condition(self, value: bool) -> None:
-        value = _check_line_value("break_condition", value)
+        value = check_bool("break_condition", value)
         try:
             self._live_core().set_break(value)
         except OSError as exc:

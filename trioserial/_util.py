@@ -3,6 +3,21 @@
 from __future__ import annotations
 
 from types import TracebackType
+from typing import Any
+
+import attrs
+
+
+def check_bool(name: str, value: object) -> bool:
+    """*value* if it is a bool, else a :exc:`TypeError` naming *name* (``1`` is no bool here)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def bool_validator(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """:func:`check_bool` as an ``attrs`` validator."""
+    check_bool(attribute.name, value)
 
 
 class ConflictDetector:

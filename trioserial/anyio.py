@@ -34,7 +34,7 @@ from ._core import DEFAULT_RECEIVE_SIZE, PortCore, byte_view, check_max_bytes, p
 from ._open import check_url, open_core
 from ._options import OpenOptions, RS485Settings
 from ._settings import ModemLines, Parity, SerialSettings, SerialStatistics, StopBits
-from ._util import ConflictDetector
+from ._util import ConflictDetector, check_bool
 
 __all__ = ["AnyioSerialStream", "SerialAttribute", "open_serial_port"]
 
@@ -410,7 +410,7 @@ class AnyioSerialStream(ByteStream):
 
     @dtr.setter
     def dtr(self, value: bool) -> None:
-        value = _check_bool("dtr", value)
+        value = check_bool("dtr", value)
         try:
             self._live_core().set_dtr(value)
         except OSError as exc:
@@ -426,7 +426,7 @@ class AnyioSerialStream(ByteStream):
 
     @rts.setter
     def rts(self, value: bool) -> None:
-        value = _check_bool("rts", value)
+        value = check_bool("rts", value)
         try:
             self._live_core().set_rts(value)
         except OSError as exc:
@@ -450,7 +450,7 @@ class AnyioSerialStream(ByteStream):
 
     @break_condition.setter
     def break_condition(self, value: bool) -> None:
-        value = _check_bool("break_condition", value)
+        value = check_bool("break_condition", value)
         try:
             self._live_core().set_break(value)
         except OSError as exc:
@@ -628,12 +628,6 @@ class AnyioSerialStream(ByteStream):
     def __repr__(self) -> str:
         state = "closed" if self.closed else self._core.settings.framing
         return f"<trioserial.anyio.AnyioSerialStream {self._core.name!r} {state}>"
-
-
-def _check_bool(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return value
 
 
 async def open_serial_port(

@@ -44,6 +44,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from ._errors import SerialPortError, open_error
 from ._open import check_url, open_core
 from ._settings import SerialSettings
+from ._util import check_bool
 from .anyio import AnyioSerialStream, open_serial_port
 
 __all__ = ["LOOP", "PySerial"]
@@ -367,8 +368,7 @@ class PySerial(Driver):
         super().close()  # type: ignore[no-untyped-call]
 
     def _set_line(self, line: str, value: bool) -> None:
-        if not isinstance(value, bool):
-            raise TypeError(f"{line} must be True or False, got {value!r}")
+        check_bool(line, value)
         if self.url == LOOP:
             return
         live = [c for c in self._live() if isinstance(c, _SerialConnection)]
