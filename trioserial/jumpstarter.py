@@ -191,7 +191,9 @@ class _SerialConnection(_Connection):
 
     async def send_eof(self) -> None:
         """Stop sending on this connection. The port stays open (a client left)."""
-        if not self.port.closed:
+        if self.port.closed:
+            await anyio.lowlevel.checkpoint()
+        else:
             await self.port.send_eof()
 
     async def aclose(self) -> None:
@@ -220,7 +222,9 @@ class _LoopConnection(_Connection):
         self._eof_sent = False
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
-        if not self._rest:
+        if self._rest:  # the rest of an item that was bigger than max_bytes
+            await anyio.lowlevel.checkpoint()
+        else:
             try:
                 self._rest = await self._rx.receive()
             except anyio.ClosedResourceError:
@@ -235,6 +239,8 @@ class _LoopConnection(_Connection):
             raise anyio.ClosedResourceError("can't send data after sending EOF")
         if data:
             await self._tx.send(bytes(data))
+        else:
+            await anyio.lowlevel.checkpoint()
 
     async def send_eof(self) -> None:
         await anyio.lowlevel.checkpoint()
