@@ -323,7 +323,10 @@ class DriverStream(trio.abc.Stream):
         return data
 
     async def aclose(self) -> None:
-        """Close this connection (idempotent; still closes if cancelled). Others stay open."""
+        """Close this connection gracefully, as :meth:`AsyncSerial.aclose`. Others stay open.
+
+        Idempotent. Cancellation: it still closes, discarding output not yet sent.
+        """
         await self._serial.aclose()
 
     def statistics(self) -> SerialStatistics:
@@ -495,10 +498,15 @@ class PySerial:
         No task group or cancel scope spans the ``yield``: the body runs in
         the caller's own task.
 
+        Leaving the block closes the connection as :meth:`DriverStream.aclose`
+        does: output the body sent and the device has not taken yet is given
+        time to go out (twice what it takes at the line rate, at least a
+        second), so a last command is not discarded by the close.
+
         Cancellation: the open runs in a worker thread and cannot be
         interrupted; a cancellation that arrives meanwhile is delivered at
-        the body's first checkpoint, and leaving the block closes the
-        connection. No fd leaks.
+        the body's first checkpoint. Leaving the block cancelled closes the
+        connection at once (queued output is discarded). No fd leaks.
 
         Raises:
           trioserial.SerialPortError: the port could not be opened (the
@@ -508,7 +516,10 @@ class PySerial:
         try:
             yield stream
         finally:
-            self._release(stream)
+            try:
+                await stream.aclose()  # let what the body sent go out (bounded)
+            finally:
+                self._release(stream)
 
     async def _open_connection(self) -> DriverStream:
         self._claim_token()
