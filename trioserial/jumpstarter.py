@@ -54,11 +54,9 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 export: Callable[[_F], _F] = _export
 exportstream: Callable[[_F], _F] = _exportstream
 
-#: The URL of an in-memory echo port (what is sent comes back, one item per send).
+#: The URL of an in-memory echo port: trioserial's own ``loop://``, where what
+#: is sent comes back, one chunk per send.
 LOOP: Final = "loop://"
-
-#: Items a ``loop://`` connection holds before a send waits, as in the original driver.
-_LOOP_BUFFER: Final = 32
 
 
 def _check_present(url: str, baudrate: int) -> None:
@@ -212,50 +210,6 @@ class _SerialConnection(_Connection):
         return self.port.extra_attributes
 
 
-class _LoopConnection(_Connection):
-    """``loop://``: every send comes back from :meth:`receive`, one item per send."""
-
-    def __init__(self, cps: float | None) -> None:
-        super().__init__(cps)
-        self._tx, self._rx = anyio.create_memory_object_stream[bytes](_LOOP_BUFFER)
-        self._rest = b""
-        self._eof_sent = False
-
-    async def receive(self, max_bytes: int = 65536) -> bytes:
-        if self._rest:  # the rest of an item that was bigger than max_bytes
-            await anyio.lowlevel.checkpoint()
-        else:
-            try:
-                self._rest = await self._rx.receive()
-            except anyio.ClosedResourceError:
-                if self.forced:
-                    raise anyio.EndOfStream from None
-                raise
-        data, self._rest = self._rest[:max_bytes], self._rest[max_bytes:]
-        return data
-
-    async def _send_raw(self, data: bytes) -> None:
-        if self._eof_sent:
-            raise anyio.ClosedResourceError("can't send data after sending EOF")
-        if data:
-            await self._tx.send(bytes(data))
-        else:
-            await anyio.lowlevel.checkpoint()
-
-    async def send_eof(self) -> None:
-        await anyio.lowlevel.checkpoint()
-        self._eof_sent = True
-
-    async def aclose(self) -> None:
-        self._tx.close()
-        self._rx.close()
-        await anyio.lowlevel.checkpoint()
-
-    def force_close(self) -> None:
-        self.forced = True
-        self._tx.close()  # a waiting receive ends with EndOfStream
-
-
 @dataclass(kw_only=True)
 class PySerial(Driver):
     """A serial port exported by a Jumpstarter exporter; a drop-in for
@@ -338,12 +292,8 @@ class PySerial(Driver):
         """
         cps_info = f", cps: {self.cps}" if self.cps is not None else ""
         self.logger.info("connecting to %s, baudrate: %d%s", self.url, self.baudrate, cps_info)
-        connection: _Connection
-        if self.url == LOOP:
-            connection = _LoopConnection(self.cps)
-        else:
-            port = await self.open_port()
-            connection = _SerialConnection(port, self.cps)
+        port = await self.open_port()
+        connection = _SerialConnection(port, self.cps)
         with self._lock:
             self._connections.add(connection)
         try:
@@ -375,8 +325,6 @@ class PySerial(Driver):
 
     def _set_line(self, line: str, value: bool) -> None:
         check_bool(line, value)
-        if self.url == LOOP:
-            return
         live = [c for c in self._live() if isinstance(c, _SerialConnection)]
         if live:
             for connection in live:
