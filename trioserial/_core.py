@@ -13,13 +13,21 @@ from __future__ import annotations
 
 import abc
 import errno
+import socket
 from typing import Final
 
 from ._errors import SerialPortError, UnsupportedOperationError
 from ._options import OpenOptions
 from ._settings import ModemLines, SerialSettings
 
-__all__ = ["DEFAULT_RECEIVE_SIZE", "PortCore", "byte_view", "check_max_bytes", "port_error"]
+__all__ = [
+    "DEFAULT_RECEIVE_SIZE",
+    "PortCore",
+    "SocketCore",
+    "byte_view",
+    "check_max_bytes",
+    "port_error",
+]
 
 #: What ``receive_some()`` asks for when the caller does not say.
 DEFAULT_RECEIVE_SIZE: Final = 65536
@@ -209,3 +217,45 @@ class PortCore(abc.ABC):
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"fd={self.fileno()}"
         return f"<{type(self).__name__} {self.name!r} {state}>"
+
+
+class SocketCore(PortCore):
+    """A core that owns one socket (``loop://``, ``socket://``, ``rfc2217://``).
+
+    Owning, closing, closing on garbage collection and the "closed" check
+    live here once; a subclass calls :meth:`_own` in its constructor and
+    drops what it buffered in :meth:`_forget`.
+    """
+
+    _sock: socket.socket | None = None
+    _fd: int = -1
+
+    def _own(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        self._sock = sock
+        self._fd = sock.fileno()
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def close(self) -> None:
+        sock, self._sock = self._sock, None
+        self._fd = -1
+        self._forget()
+        if sock is not None:
+            sock.close()
+
+    def _forget(self) -> None:
+        """Drop data buffered in user space (called by :meth:`close`)."""
+
+    def __del__(self) -> None:
+        # GC closes a forgotten port (quietly: no ResourceWarning from the socket).
+        sock = getattr(self, "_sock", None)
+        if sock is not None:
+            sock.close()
+
+    def _socket(self) -> socket.socket:
+        """The socket, or ``EBADF`` once closed (reported as "closed" by the front ends)."""
+        if self._sock is None:
+            raise OSError(errno.EBADF, f"{self.transport} port is closed")
+        return self._sock

@@ -10,12 +10,11 @@ front ends wait on it like on any other fd.
 
 from __future__ import annotations
 
-import errno
 import logging
 import socket
 from typing import Final
 
-from ._core import PortCore
+from ._core import SocketCore
 from ._errors import UnsupportedURLError
 from ._settings import ModemLines, SerialSettings
 from ._url import parse_log_level, parse_options, split_url
@@ -38,7 +37,7 @@ def check_loop_url(url: str) -> int | None:
     return parse_log_level(url, parse_options(url, query, values=("logging",)).get("logging"))
 
 
-class LoopPort(PortCore):
+class LoopPort(SocketCore):
     """A loop-back port: every write comes back to the reader.
 
     Settings are accepted and kept. Modem lines are emulated as pyserial
@@ -54,12 +53,10 @@ class LoopPort(PortCore):
         try:
             sock.bind("")  # an autobound abstract address, nothing in the file system
             sock.connect(sock.getsockname())
-            sock.setblocking(False)
         except BaseException:
             sock.close()
             raise
-        self._sock: socket.socket | None = sock
-        self._fd = sock.fileno()
+        self._own(sock)
         # A datagram cannot be read in part (the kernel drops the tail), so
         # one is always read whole and what the caller did not ask for waits here.
         self._rest = b""
@@ -69,9 +66,6 @@ class LoopPort(PortCore):
         self._break = False
         self.name = name
         self.settings = settings
-
-    def fileno(self) -> int:
-        return self._fd
 
     def read_nowait(self, max_bytes: int) -> bytes:
         if not self._rest:
@@ -135,23 +129,8 @@ class LoopPort(PortCore):
     def reset_output_buffer(self) -> None:
         self._socket()
 
-    def close(self) -> None:
-        sock, self._sock = self._sock, None
-        self._fd = -1
+    def _forget(self) -> None:
         self._rest = b""
-        if sock is not None:
-            sock.close()
-
-    def __del__(self) -> None:
-        # GC closes a forgotten port (quietly: no ResourceWarning from the socket).
-        sock = getattr(self, "_sock", None)
-        if sock is not None:
-            sock.close()
-
-    def _socket(self) -> socket.socket:
-        if self._sock is None:
-            raise OSError(errno.EBADF, "loop port is closed")
-        return self._sock
 
 
 def open_loop(url: str, settings: SerialSettings) -> LoopPort:

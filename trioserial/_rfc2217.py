@@ -34,7 +34,7 @@ from collections.abc import Callable
 from typing import Final
 
 from . import _telnet as telnet
-from ._core import PortCore
+from ._core import SocketCore
 from ._errors import SerialPortError
 from ._settings import ModemLines, SerialSettings
 from ._socket import connect_tcp, parse_timeout, unsent_bytes
@@ -72,7 +72,7 @@ class Options:
         self.logging = parse_log_level(url, found.get("logging"))
 
 
-class RFC2217Port(PortCore):
+class RFC2217Port(SocketCore):
     """An RFC 2217 (Telnet Com Port Control) client over a non-blocking socket.
 
     Data bytes are escaped on the way out and unescaped on the way in;
@@ -100,9 +100,7 @@ class RFC2217Port(PortCore):
         received: bytes = b"",
     ) -> None:
         """Take over the negotiated connection. Use :func:`open_rfc2217` instead."""
-        sock.setblocking(False)
-        self._sock: socket.socket | None = sock
-        self._fd = sock.fileno()
+        self._own(sock)
         self._protocol = protocol
         self._options = options
         self._rx = bytearray(received)
@@ -118,9 +116,6 @@ class RFC2217Port(PortCore):
         self._poll_time = -1.0
         self.name = name
         self.settings = settings
-
-    def fileno(self) -> int:
-        return self._fd
 
     # ---------------------------------------------------------- data path
 
@@ -316,23 +311,8 @@ class RFC2217Port(PortCore):
         self._pump(self._socket(), MAX_BUFFERED)
         return self._protocol.pending()
 
-    def close(self) -> None:
-        sock, self._sock = self._sock, None
-        self._fd = -1
+    def _forget(self) -> None:
         self._rx.clear()
-        if sock is not None:
-            sock.close()
-
-    def __del__(self) -> None:
-        # GC closes a forgotten port (quietly: no ResourceWarning from the socket).
-        sock = getattr(self, "_sock", None)
-        if sock is not None:
-            sock.close()
-
-    def _socket(self) -> socket.socket:
-        if self._sock is None:
-            raise OSError(errno.EBADF, "rfc2217 port is closed")
-        return self._sock
 
 
 # ------------------------------------------------------------------ opening

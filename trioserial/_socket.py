@@ -18,7 +18,7 @@ import struct
 import termios
 from typing import Final
 
-from ._core import PortCore
+from ._core import SocketCore
 from ._errors import PortNotFoundError, SerialPortError, UnsupportedURLError
 from ._settings import SerialSettings
 from ._url import parse_host_port, parse_log_level, parse_options, split_url
@@ -108,7 +108,7 @@ def unread_bytes(sock: socket.socket) -> int:
     return int(struct.unpack("i", buf)[0])
 
 
-class SocketPort(PortCore):
+class SocketPort(SocketCore):
     """A connected TCP socket, non-blocking.
 
     The server closing the connection is end of stream (``b""``); a reset
@@ -120,14 +120,9 @@ class SocketPort(PortCore):
 
     def __init__(self, sock: socket.socket, name: str, settings: SerialSettings) -> None:
         """Take ownership of the connected *sock*. Use :func:`open_socket` instead."""
-        sock.setblocking(False)
-        self._sock: socket.socket | None = sock
-        self._fd = sock.fileno()
+        self._own(sock)
         self.name = name
         self.settings = settings
-
-    def fileno(self) -> int:
-        return self._fd
 
     def read_nowait(self, max_bytes: int) -> bytes:
         return self._socket().recv(max_bytes)
@@ -159,23 +154,6 @@ class SocketPort(PortCore):
         # Bytes handed to the kernel cannot be taken back; pyserial ignores
         # this call for socket:// too.
         self._socket()
-
-    def close(self) -> None:
-        sock, self._sock = self._sock, None
-        self._fd = -1
-        if sock is not None:
-            sock.close()
-
-    def __del__(self) -> None:
-        # GC closes a forgotten port (quietly: no ResourceWarning from the socket).
-        sock = getattr(self, "_sock", None)
-        if sock is not None:
-            sock.close()
-
-    def _socket(self) -> socket.socket:
-        if self._sock is None:
-            raise OSError(errno.EBADF, "socket port is closed")
-        return self._sock
 
 
 def open_socket(url: str, settings: SerialSettings) -> SocketPort:
