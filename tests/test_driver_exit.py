@@ -97,3 +97,20 @@ async def test_leaving_connect_gives_up_on_a_held_line(
         uart.queued = 1  # flow control holds it forever
     assert stream.fileno() == -1
     assert uart.discarded  # after aclose's bound (at least a second, on the mock clock)
+
+
+async def test_closing_the_supervised_port_from_outside_is_a_disconnect(
+    pty_path: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    """``port.serial`` is the live connection, for the control surface; a user
+    who closes it (to force a reopen, say) must not crash the supervisor."""
+    driver = PySerial(pty_path)
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(driver.run)
+        assert port.serial is not None
+        port.serial.close()
+        await port.connected.wait_value(False)
+        await port.connected.wait_value(True)  # reopened after the backoff
+        assert port.connect_count == 2
+        assert port.last_error.value is not None
+        driver.close()

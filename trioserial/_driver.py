@@ -957,9 +957,14 @@ class SupervisedStream(trio.abc.Stream):
             try:
                 data = await serial.receive_some(self._buffer_size - len(self._buffer))
             except trio.ClosedResourceError:
-                if not self._ended:
-                    raise
-                await trio.sleep_forever()  # _stop() cancelled us: this raises Cancelled
+                if self._ended:
+                    await trio.sleep_forever()  # _stop() cancelled us: this raises Cancelled
+                # Someone closed port.serial: a disconnect like any other.
+                return SerialPortError(
+                    f"serial port {self.path!r} was closed outside the supervisor",
+                    port=self.path,
+                    errno=errno.EBADF,
+                )
             except trio.BrokenResourceError as exc:
                 cause = exc.__cause__
                 if isinstance(cause, OSError):
@@ -1138,7 +1143,9 @@ class SupervisedStream(trio.abc.Stream):
     def serial(self) -> AsyncSerial | None:
         """The current connection's port (for the control surface), or ``None`` while down.
 
-        Do not read from it: the supervisor does.
+        Do not read from it: the supervisor does. Closing it ends this
+        connection like a hangup: the supervisor opens the port again after
+        *initial_backoff*.
         """
         return self._serial
 
