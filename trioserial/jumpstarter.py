@@ -43,6 +43,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from ._errors import SerialPortError, open_error
 from ._open import check_url, open_core
+from ._options import OpenOptions
 from ._settings import SerialSettings
 from ._util import check_bool
 from .anyio import AnyioSerialStream, open_serial_port
@@ -271,15 +272,15 @@ class PySerial(Driver):
         With ``disable_hupcl``, ``HUPCL`` is cleared in termios right after
         the open (:func:`trioserial.anyio.open_serial_port`'s ``hupcl=False``).
         """
-        hupcl = None
-        if self.disable_hupcl:
-            if "://" in self.url:
-                self.logger.warning("disable_hupcl has no effect on %s (not a tty)", self.url)
-            else:
-                hupcl = False
+        if self.disable_hupcl and "://" in self.url:
+            self.logger.warning("disable_hupcl has no effect on %s (not a tty)", self.url)
         return await open_serial_port(
-            self.url, baudrate=self.baudrate, exclusive=False, hupcl=hupcl
+            self.url, baudrate=self.baudrate, exclusive=False, hupcl=self._hupcl()
         )
+
+    def _hupcl(self) -> bool | None:
+        """What every open (a connection's, or a brief one) does with ``HUPCL``."""
+        return False if self.disable_hupcl and "://" not in self.url else None
 
     @exportstream
     @asynccontextmanager
@@ -331,8 +332,12 @@ class PySerial(Driver):
                 _run_on_loop(connection, functools.partial(setattr, connection.port, line, value))
             return
         # No connection: set the line through a short-lived handle, as the
-        # original driver always does.
-        core = open_core(self.url, SerialSettings(baudrate=self.baudrate, exclusive=False))
+        # original driver always does; with disable_hupcl its close keeps the line.
+        core = open_core(
+            self.url,
+            SerialSettings(baudrate=self.baudrate, exclusive=False),
+            OpenOptions(hupcl=self._hupcl()),
+        )
         try:
             getattr(core, f"set_{line}")(value)
         finally:
