@@ -1,7 +1,9 @@
 # Jumpstarter's gRPC stubs declare servicer methods abstract that only its Session
 # implements; at run time nothing is abstract.
 # mypy: disable-error-code="abstract"
-"""The Jumpstarter driver's brief open for ``set_dtr``/``set_rts`` keeps ``disable_hupcl``.
+"""The Jumpstarter driver's opens and ``close()``: what the brief open keeps, what close covers.
+
+The brief open behind ``set_dtr``/``set_rts`` keeps ``disable_hupcl``.
 
 A pty has no modem lines (the set itself fails with ENOTTY) but it does keep
 termios, so the ``HUPCL`` flag the brief open leaves behind is what shows
@@ -13,11 +15,14 @@ from __future__ import annotations
 import os
 import termios
 
+import anyio
+import anyio.abc
 import pytest
 
 pytest.importorskip("jumpstarter")
 
 import trioserial
+from trioserial.anyio import AnyioSerialStream, SerialAttribute
 from trioserial.jumpstarter import PySerial
 
 
@@ -35,4 +40,30 @@ def test_brief_open_for_a_line_keeps_disable_hupcl(line: str) -> None:
         assert not termios.tcgetattr(slave)[2] & termios.HUPCL
     finally:
         os.close(slave)
+        os.close(master)
+
+
+def test_close_during_a_connect_covers_that_connection_too() -> None:
+    """close() promises every fd closed when it returns; a connect() whose open
+    was still running then must not come up as a live connection afterwards."""
+
+    class ClosedMidOpen(PySerial):
+        async def open_port(self) -> AnyioSerialStream:
+            port = await super().open_port()
+            self.close()  # the exporter's close() lands while the open runs
+            return port
+
+    async def main(path: str) -> None:
+        async with ClosedMidOpen(url=path).connect() as stream:
+            assert isinstance(stream, anyio.abc.ByteStream)
+            assert stream.extra(SerialAttribute.fd) == -1
+            with pytest.raises(anyio.EndOfStream):
+                await stream.receive()
+
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    os.close(slave)
+    try:
+        anyio.run(main, path, backend="asyncio")
+    finally:
         os.close(master)

@@ -251,6 +251,7 @@ class PySerial(Driver):
     disable_hupcl: bool = field(default=False)
     _connections: Any = field(default_factory=set, init=False, repr=False)
     _lock: Any = field(default_factory=threading.Lock, init=False, repr=False)
+    _closes: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if hasattr(super(), "__post_init__"):
@@ -293,10 +294,15 @@ class PySerial(Driver):
         """
         cps_info = f", cps: {self.cps}" if self.cps is not None else ""
         self.logger.info("connecting to %s, baudrate: %d%s", self.url, self.baudrate, cps_info)
+        with self._lock:
+            closes = self._closes
         port = await self.open_port()
         connection = _SerialConnection(port, self.cps)
         with self._lock:
             self._connections.add(connection)
+            closed_meanwhile = self._closes != closes
+        if closed_meanwhile:
+            connection.force_close()  # that close() covers this connection too
         try:
             async with connection:
                 yield connection
@@ -317,9 +323,14 @@ class PySerial(Driver):
 
         Each connection's clients see a clean end of stream. When this
         returns, the port's file descriptors are closed, so another program
-        (a flasher) can open the port at once. Safe to call with no
-        connection; connections made afterwards work as usual.
+        (a flasher) can open the port at once, except that an open already
+        running in a worker thread cannot be stopped: that connection is
+        closed as soon as its open returns and its clients see end of stream.
+        Safe to call with no connection; connections made afterwards work as
+        usual.
         """
+        with self._lock:
+            self._closes += 1
         for connection in self._live():
             connection.close_from_any_thread()
         super().close()  # type: ignore[no-untyped-call]
