@@ -86,7 +86,8 @@ async def test_port_locked_by_another_process(pty_path: str) -> None:
         "import fcntl, os, sys\n"
         "fd = os.open(sys.argv[1], os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)\n"
         "fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
-        "print('locked', flush=True)\n"
+        "os.write(1, b'locked')\n"  # one write: print() may make two, and the
+        # second would meet the pipe this test closes once it has read the first
         "sys.stdin.read()\n"
     )
     async with trio.open_nursery() as nursery:
