@@ -14,6 +14,8 @@ from __future__ import annotations
 import abc
 import errno
 import socket
+import weakref
+from collections.abc import Callable
 from typing import Final
 
 from ._errors import SerialPortError, UnsupportedOperationError
@@ -127,6 +129,24 @@ class PortCore(abc.ABC):
         The front end calls its library's ``notify_closing(fd)`` first, so
         tasks waiting on the fd wake with a "closed" error.
         """
+
+    def on_input_buffered(self, callback: Callable[[], None]) -> None:
+        """Have *callback* (a bound method, kept by weak reference) called when
+        this core reads input from its fd outside :meth:`read_nowait`.
+
+        A core that must read past data to find a control answer (RFC 2217
+        carries modem-state notifications in the data stream) holds that data
+        itself, and the fd is no longer readable: a receiver waiting for it
+        must be woken to look again. Cores that never do this never call it.
+        """
+        self._input_buffered = weakref.WeakMethod(callback)
+
+    def input_buffered(self) -> None:
+        """Tell the front end that input is waiting in this core, not in the fd."""
+        ref = getattr(self, "_input_buffered", None)
+        callback = ref() if ref is not None else None
+        if callback is not None:
+            callback()
 
     def is_closed_error(self, exc: OSError) -> bool:
         """Whether *exc* means "closed by us" (as opposed to "broken")."""

@@ -183,6 +183,8 @@ class RFC2217Port(SocketCore):
                 break
         if self._protocol.closed:
             self._eof = True
+        if got_any and not for_data and (self._rx or self._eof):
+            self.input_buffered()  # a control call read past data: wake the receiver
         reply = self._protocol.data_to_send()
         if reply:
             self._pending += reply

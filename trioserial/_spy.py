@@ -142,6 +142,9 @@ class SpyPort(PortCore):
     def fileno(self) -> int:
         return self._inner.fileno()
 
+    def on_input_buffered(self, callback: Callable[[], None]) -> None:
+        self._inner.on_input_buffered(callback)
+
     def is_closed_error(self, exc: OSError) -> bool:
         return self._inner.is_closed_error(exc)
 

@@ -66,6 +66,10 @@ class AsyncSerial(trio.abc.Stream):
             "another task is using this serial port for receive", trio.BusyResourceError
         )
         self._eof_sent = False
+        # The scope of a receive's wait for the fd, cancelled (ending the wait,
+        # not the receive) when the core has read input into its own buffer.
+        self._receive_wait: trio.CancelScope | None = None
+        core.on_input_buffered(self._look_again)
         self._bytes_sent = 0
         self._bytes_received = 0
         self._waiting_receive = 0
@@ -239,10 +243,15 @@ class AsyncSerial(trio.abc.Stream):
     async def _wait_readable(self) -> None:
         self._waiting_receive += 1
         try:
-            with self._closed_while_waiting():
+            with self._closed_while_waiting(), trio.CancelScope() as self._receive_wait:
                 await trio.lowlevel.wait_readable(self._core.fileno())
         finally:
+            self._receive_wait = None
             self._waiting_receive -= 1
+
+    def _look_again(self) -> None:
+        if self._receive_wait is not None:
+            self._receive_wait.cancel()
 
     async def _wait_writable(self) -> None:
         self._waiting_send += 1

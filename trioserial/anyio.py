@@ -96,6 +96,10 @@ class AnyioSerialStream(ByteStream):
         # Made on first use, so a stream can be built outside an event loop.
         self._closing: anyio.Event | None = None
         self._eof_sent = False
+        # The scope of a receive's wait for the fd, cancelled (ending the wait,
+        # not the receive) when the core has read input into its own buffer.
+        self._receive_wait: anyio.CancelScope | None = None
+        core.on_input_buffered(self._look_again)
         self._bytes_sent = 0
         self._bytes_received = 0
         self._waiting_receive = 0
@@ -242,11 +246,17 @@ class AnyioSerialStream(ByteStream):
     async def _wait_readable(self) -> None:
         self._waiting_receive += 1
         try:
-            await anyio.wait_readable(self._core.fileno())
+            with anyio.CancelScope() as self._receive_wait:
+                await anyio.wait_readable(self._core.fileno())
         except anyio.ClosedResourceError:
             raise anyio.ClosedResourceError("serial port was closed") from None
         finally:
+            self._receive_wait = None
             self._waiting_receive -= 1
+
+    def _look_again(self) -> None:
+        if self._receive_wait is not None:
+            self._receive_wait.cancel()
 
     async def _wait_writable(self) -> None:
         self._waiting_send += 1
