@@ -13,23 +13,38 @@ from __future__ import annotations
 
 import os
 import select
+from typing import Any
 
+import pytest
 import trio
 import trio.testing
 from url_servers import PtyServer, pty_fds, ser2net
 
 import trioserial
+import trioserial.anyio
 
 __all__ = ["pty_fds", "ser2net"]  # fixtures used by name
 
 
-async def test_control_call_that_buffers_input_wakes_the_receiver(ser2net: PtyServer) -> None:
-    async with await trioserial.open_serial_port(ser2net.url + "?ign_set_control") as port:
+@pytest.mark.parametrize("front_end", ["trio", "anyio"])
+async def test_control_call_that_buffers_input_wakes_the_receiver(
+    ser2net: PtyServer, front_end: str
+) -> None:
+    """The anyio front end runs here on anyio's trio backend (the same code on asyncio)."""
+    url = ser2net.url + "?ign_set_control"
+    if front_end == "trio":
+        port: Any = await trioserial.open_serial_port(url)
+    else:
+        port = await trioserial.anyio.open_serial_port(url)
+    async with port:
         received: list[bytes] = []
         done = trio.Event()
 
         async def receiver() -> None:
-            received.append(await port.receive_some())
+            if front_end == "trio":
+                received.append(await port.receive_some())
+            else:
+                received.append(await port.receive())
             done.set()
 
         async with trio.open_nursery() as nursery:
