@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     "jumpstarter": 3,
     "_options": 0,
     "_control": 1,
+    "_surface": 1,
     "__init__": 3,  # re-exports layer 3 (Expect)
     "_expect": 3,
     "_console": 3,

@@ -20,11 +20,12 @@ from ._control import (
     close_drain_limit,
     drain_delay,
 )
-from ._core import DEFAULT_RECEIVE_SIZE, PortCore, byte_view, check_max_bytes, port_error
+from ._core import DEFAULT_RECEIVE_SIZE, PortCore, byte_view, check_max_bytes
 from ._open import check_url, open_core
 from ._options import OpenOptions, RS485Settings
-from ._settings import ModemLines, Parity, SerialSettings, SerialStatistics, StopBits
-from ._util import ConflictDetector, check_bool
+from ._settings import ModemLines, Parity, SerialSettings, StopBits
+from ._surface import PortSurface
+from ._util import ConflictDetector
 
 #: What ``send_all`` accepts, as in :mod:`trio`.
 Buffer = bytes | bytearray | memoryview
@@ -33,7 +34,7 @@ __all__ = ["AsyncSerial", "open_serial_port"]
 
 
 @final
-class AsyncSerial(trio.abc.Stream):
+class AsyncSerial(PortSurface, trio.abc.Stream):
     """An open serial port as a Trio :class:`~trio.abc.Stream`.
 
     Get one from :func:`open_serial_port` (or
@@ -55,6 +56,8 @@ class AsyncSerial(trio.abc.Stream):
     send has sent exactly a prefix of its data, whose length
     :meth:`statistics` tells; a cancelled :meth:`aclose` still closes.
     """
+
+    _closed_error = trio.ClosedResourceError
 
     def __init__(self, core: PortCore) -> None:
         """Wrap an open *core*. Use :func:`open_serial_port` instead."""
@@ -82,9 +85,6 @@ class AsyncSerial(trio.abc.Stream):
         self._closing: trio.Event | None = None
 
     # ---------------------------------------------------------------- errors
-
-    def _raise_closed(self) -> NoReturn:
-        raise trio.ClosedResourceError("serial port was already closed")
 
     def _raise_for(self, exc: OSError) -> NoReturn:
         if self._core.is_closed_error(exc):
@@ -533,201 +533,6 @@ class AsyncSerial(trio.abc.Stream):
                     return changed
         except OSError as exc:
             self._control_error(exc)
-
-    # ------------------------------------------------------------- the port
-
-    @property
-    def closed(self) -> bool:
-        """Whether the port has been closed."""
-        return self._core.closed
-
-    @property
-    def port(self) -> str:
-        """The port as it was named when opened (a device path or URL)."""
-        return self._core.name
-
-    @property
-    def transport(self) -> str:
-        """The kind of transport carrying the bytes.
-
-        ``"tty"`` (local devices and ptys, also behind ``alt://``, ``hwgrep://``
-        and ``spy://``), ``"loop"``, ``"socket"`` or ``"rfc2217"``.
-        """
-        return self._core.transport
-
-    @property
-    def settings(self) -> SerialSettings:
-        """The line settings in force."""
-        return self._core.settings
-
-    def fileno(self) -> int:
-        """The fd being driven, or ``-1`` once closed. Do not read or write it."""
-        return self._core.fileno()
-
-    # -------------------------------------------------------------- control
-    # Sync: each is one non-blocking ioctl on the live fd. On a port without
-    # modem lines (a pty, socket://) they raise UnsupportedOperationError.
-
-    def _live_core(self) -> PortCore:
-        if self._core.closed:
-            self._raise_closed()
-        return self._core
-
-    def _control_error(self, exc: OSError) -> NoReturn:
-        if self._core.is_closed_error(exc):
-            raise trio.ClosedResourceError("serial port was closed") from None
-        raise port_error(self._core, exc)
-
-    def modem_lines(self) -> ModemLines:
-        """Read all six modem lines at once (one ``TIOCMGET``).
-
-        Raises:
-          trio.ClosedResourceError: the port was closed.
-          trioserial.UnsupportedOperationError: the port has no modem lines
-            (a pty, a ``socket://`` port, some adapters).
-          trioserial.SerialPortError: the OS reported another error (such as
-            ``EIO`` after an unplug); the errno is kept.
-        """
-        try:
-            return self._live_core().modem_lines()
-        except OSError as exc:
-            self._control_error(exc)
-
-    @property
-    def cts(self) -> bool:
-        """Clear To Send, an input line. Raises as :meth:`modem_lines`."""
-        return self.modem_lines().cts
-
-    @property
-    def dsr(self) -> bool:
-        """Data Set Ready, an input line. Raises as :meth:`modem_lines`."""
-        return self.modem_lines().dsr
-
-    @property
-    def ri(self) -> bool:
-        """Ring Indicator, an input line. Raises as :meth:`modem_lines`."""
-        return self.modem_lines().ri
-
-    @property
-    def cd(self) -> bool:
-        """Carrier Detect, an input line. Raises as :meth:`modem_lines`."""
-        return self.modem_lines().cd
-
-    @property
-    def dtr(self) -> bool:
-        """Data Terminal Ready (an output line). Read back from the driver, or set it.
-
-        Setting it is one ``TIOCMBIS``/``TIOCMBIC`` that touches no other line
-        (boards wired like an ESP32 or an Arduino reset on a DTR edge).
-        Raises as :meth:`modem_lines`.
-        """
-        return self.modem_lines().dtr
-
-    @dtr.setter
-    def dtr(self, value: bool) -> None:
-        value = check_bool("dtr", value)
-        try:
-            self._live_core().set_dtr(value)
-        except OSError as exc:
-            self._control_error(exc)
-
-    @property
-    def rts(self) -> bool:
-        """Request To Send (an output line). Read back from the driver, or set it.
-
-        With ``rtscts=True`` the kernel drives RTS itself for flow control.
-        Raises as :meth:`modem_lines`.
-        """
-        return self.modem_lines().rts
-
-    @rts.setter
-    def rts(self, value: bool) -> None:
-        value = check_bool("rts", value)
-        try:
-            self._live_core().set_rts(value)
-        except OSError as exc:
-            self._control_error(exc)
-
-    @property
-    def break_condition(self) -> bool:
-        """Whether the line is held in a break (``TIOCSBRK``), or start/end one.
-
-        Reading it reports what this port last set (the kernel cannot be
-        asked). For a timed break use ``send_break()``. A pty accepts a break
-        and does nothing with it.
-
-        Raises:
-          trio.ClosedResourceError: the port was closed.
-          trioserial.UnsupportedOperationError: the port cannot send a break.
-        """
-        try:
-            return self._live_core().break_condition
-        except OSError as exc:
-            self._control_error(exc)
-
-    @break_condition.setter
-    def break_condition(self, value: bool) -> None:
-        value = check_bool("break_condition", value)
-        try:
-            self._live_core().set_break(value)
-        except OSError as exc:
-            self._control_error(exc)
-
-    @property
-    def in_waiting(self) -> int:
-        """Bytes received by the OS and not read yet (``TIOCINQ``)."""
-        try:
-            return self._live_core().in_waiting()
-        except OSError as exc:
-            self._control_error(exc)
-
-    @property
-    def out_waiting(self) -> int:
-        """Bytes written and not yet on the wire, as far as the driver knows (``TIOCOUTQ``).
-
-        Many USB adapters keep bytes in their own FIFO that the driver does
-        not count, and a pty always says 0.
-        """
-        try:
-            return self._live_core().out_waiting()
-        except OSError as exc:
-            self._control_error(exc)
-
-    def reset_input_buffer(self) -> None:
-        """Discard input the OS has received and nobody has read (``TCIFLUSH``).
-
-        A task blocked in :meth:`receive_some` keeps waiting for new bytes.
-
-        Raises:
-          trio.ClosedResourceError: the port was closed.
-        """
-        try:
-            self._live_core().reset_input_buffer()
-        except OSError as exc:
-            self._control_error(exc)
-
-    def reset_output_buffer(self) -> None:
-        """Discard output written and not yet transmitted (``TCOFLUSH``).
-
-        Bytes :meth:`send_all` already counted in ``statistics().bytes_sent``
-        may be among them: they never reach the wire.
-
-        Raises:
-          trio.ClosedResourceError: the port was closed.
-        """
-        try:
-            self._live_core().reset_output_buffer()
-        except OSError as exc:
-            self._control_error(exc)
-
-    def statistics(self) -> SerialStatistics:
-        """Counters: bytes sent and received, tasks waiting."""
-        return SerialStatistics(
-            bytes_sent=self._bytes_sent,
-            bytes_received=self._bytes_received,
-            tasks_waiting_receive=self._waiting_receive,
-            tasks_waiting_send=self._waiting_send,
-        )
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else self._core.settings.framing

@@ -30,11 +30,12 @@ from ._control import (
     close_drain_limit,
     drain_delay,
 )
-from ._core import DEFAULT_RECEIVE_SIZE, PortCore, byte_view, check_max_bytes, port_error
+from ._core import DEFAULT_RECEIVE_SIZE, PortCore, byte_view, check_max_bytes
 from ._open import check_url, open_core
 from ._options import OpenOptions, RS485Settings
-from ._settings import ModemLines, Parity, SerialSettings, SerialStatistics, StopBits
-from ._util import ConflictDetector, check_bool
+from ._settings import ModemLines, Parity, SerialSettings, StopBits
+from ._surface import PortSurface
+from ._util import ConflictDetector
 
 __all__ = ["AnyioSerialStream", "SerialAttribute", "open_serial_port"]
 
@@ -59,7 +60,7 @@ class SerialAttribute(anyio.TypedAttributeSet):
 
 
 @final
-class AnyioSerialStream(ByteStream):
+class AnyioSerialStream(PortSurface, ByteStream):
     """An open serial port as an :class:`anyio.abc.ByteStream`, on asyncio or trio.
 
     Get one from :func:`open_serial_port`; it owns the port and closes it on
@@ -79,6 +80,8 @@ class AnyioSerialStream(ByteStream):
     cancelled :meth:`send` has sent exactly a prefix of its data, whose length
     :meth:`statistics` tells; a cancelled :meth:`aclose` still closes.
     """
+
+    _closed_error = anyio.ClosedResourceError
 
     def __init__(self, core: PortCore) -> None:
         """Wrap an open *core*. Use :func:`open_serial_port` instead."""
@@ -107,20 +110,12 @@ class AnyioSerialStream(ByteStream):
 
     # ---------------------------------------------------------------- errors
 
-    def _raise_closed(self) -> NoReturn:
-        raise anyio.ClosedResourceError("serial port was already closed")
-
     def _raise_for(self, exc: OSError) -> NoReturn:
         if self._core.is_closed_error(exc):
             raise anyio.ClosedResourceError("serial port was closed") from None
         raise anyio.BrokenResourceError(
             f"serial port {self._core.name!r} failed: {exc.strerror or exc}"
         ) from exc
-
-    def _live_core(self) -> PortCore:
-        if self._core.closed:
-            self._raise_closed()
-        return self._core
 
     # ------------------------------------------------------------------ send
 
@@ -327,174 +322,6 @@ class AnyioSerialStream(ByteStream):
             SerialAttribute.settings: lambda: core.settings,
             SerialAttribute.transport: lambda: core.transport,
         }
-
-    @property
-    def closed(self) -> bool:
-        """Whether the port has been closed."""
-        return self._core.closed
-
-    @property
-    def port(self) -> str:
-        """The port as it was named when opened (a device path or URL)."""
-        return self._core.name
-
-    @property
-    def transport(self) -> str:
-        """The kind of transport carrying the bytes, as :attr:`trioserial.AsyncSerial.transport`.
-
-        ``"tty"``, ``"loop"``, ``"socket"`` or ``"rfc2217"``.
-        """
-        return self._core.transport
-
-    @property
-    def settings(self) -> SerialSettings:
-        """The line settings in force."""
-        return self._core.settings
-
-    def fileno(self) -> int:
-        """The fd being driven, or ``-1`` once closed. Do not read or write it."""
-        return self._core.fileno()
-
-    def statistics(self) -> SerialStatistics:
-        """Counters: bytes sent and received, tasks waiting."""
-        return SerialStatistics(
-            bytes_sent=self._bytes_sent,
-            bytes_received=self._bytes_received,
-            tasks_waiting_receive=self._waiting_receive,
-            tasks_waiting_send=self._waiting_send,
-        )
-
-    # ---------------------------------------------------------- control (sync)
-    # Each is one non-blocking ioctl on the live fd, as on AsyncSerial. On a
-    # port without the feature (a pty has no modem lines) they raise
-    # trioserial.UnsupportedOperationError; on a closed port,
-    # anyio.ClosedResourceError.
-
-    def _control_error(self, exc: OSError) -> NoReturn:
-        if self._core.is_closed_error(exc):
-            raise anyio.ClosedResourceError("serial port was closed") from None
-        raise port_error(self._core, exc)
-
-    def modem_lines(self) -> ModemLines:
-        """Read all six modem lines at once (one ``TIOCMGET``).
-
-        Raises:
-          anyio.ClosedResourceError: the port was closed.
-          trioserial.UnsupportedOperationError: the port has no modem lines
-            (a pty, a ``socket://`` port, some adapters).
-          trioserial.SerialPortError: the OS reported another error (such as
-            ``EIO`` after an unplug); the errno is kept.
-        """
-        try:
-            return self._live_core().modem_lines()
-        except OSError as exc:
-            self._control_error(exc)
-
-    @property
-    def cts(self) -> bool:
-        """Clear To Send, an input line. Raises as :meth:`modem_lines`."""
-        return self.modem_lines().cts
-
-    @property
-    def dsr(self) -> bool:
-        """Data Set Ready, an input line. Raises as :meth:`modem_lines`."""
-        return self.modem_lines().dsr
-
-    @property
-    def ri(self) -> bool:
-        """Ring Indicator, an input line. Raises as :meth:`modem_lines`."""
-        return self.modem_lines().ri
-
-    @property
-    def cd(self) -> bool:
-        """Carrier Detect, an input line. Raises as :meth:`modem_lines`."""
-        return self.modem_lines().cd
-
-    @property
-    def dtr(self) -> bool:
-        """Data Terminal Ready, an output line, read back from the driver or set.
-
-        Setting it touches no other line. Raises as :meth:`modem_lines`.
-        """
-        return self.modem_lines().dtr
-
-    @dtr.setter
-    def dtr(self, value: bool) -> None:
-        value = check_bool("dtr", value)
-        try:
-            self._live_core().set_dtr(value)
-        except OSError as exc:
-            self._control_error(exc)
-
-    @property
-    def rts(self) -> bool:
-        """Request To Send, an output line, read back from the driver or set.
-
-        Raises as :meth:`modem_lines`.
-        """
-        return self.modem_lines().rts
-
-    @rts.setter
-    def rts(self, value: bool) -> None:
-        value = check_bool("rts", value)
-        try:
-            self._live_core().set_rts(value)
-        except OSError as exc:
-            self._control_error(exc)
-
-    @property
-    def break_condition(self) -> bool:
-        """Whether the line is held in a break (``TIOCSBRK``), or start/end one.
-
-        Reading it reports what this port last set (the kernel cannot be
-        asked). For a timed break use :meth:`send_break`.
-
-        Raises:
-          anyio.ClosedResourceError: the port was closed.
-          trioserial.UnsupportedOperationError: the port cannot send a break.
-        """
-        try:
-            return self._live_core().break_condition
-        except OSError as exc:
-            self._control_error(exc)
-
-    @break_condition.setter
-    def break_condition(self, value: bool) -> None:
-        value = check_bool("break_condition", value)
-        try:
-            self._live_core().set_break(value)
-        except OSError as exc:
-            self._control_error(exc)
-
-    @property
-    def in_waiting(self) -> int:
-        """Bytes received by the OS and not read yet (``TIOCINQ``)."""
-        try:
-            return self._live_core().in_waiting()
-        except OSError as exc:
-            self._control_error(exc)
-
-    @property
-    def out_waiting(self) -> int:
-        """Bytes written and not yet on the wire, as far as the driver knows (``TIOCOUTQ``)."""
-        try:
-            return self._live_core().out_waiting()
-        except OSError as exc:
-            self._control_error(exc)
-
-    def reset_input_buffer(self) -> None:
-        """Discard input the OS has received and nobody has read (``TCIFLUSH``)."""
-        try:
-            self._live_core().reset_input_buffer()
-        except OSError as exc:
-            self._control_error(exc)
-
-    def reset_output_buffer(self) -> None:
-        """Discard output written and not yet transmitted (``TCOFLUSH``)."""
-        try:
-            self._live_core().reset_output_buffer()
-        except OSError as exc:
-            self._control_error(exc)
 
     # --------------------------------------------------------- control (async)
     # The same strategies as AsyncSerial's (its docstrings say why: polling
