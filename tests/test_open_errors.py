@@ -86,7 +86,7 @@ async def test_port_locked_by_another_process(pty_path: str) -> None:
         "import fcntl, os, sys\n"
         "fd = os.open(sys.argv[1], os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)\n"
         "fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
-        "print('locked', flush=True)\n"
+        "os.write(1, b'locked')  # one write: print() splits it under PYTHONUNBUFFERED\n"
         "sys.stdin.read()\n"
     )
     async with trio.open_nursery() as nursery:
