@@ -229,16 +229,18 @@ def test_close_wakes_blocked_receive_and_send(backend: str, no_fd_leaks: None) -
                     await (port.send(MORE_THAN_A_PTY_HOLDS) if call == "send" else port.receive())
                 woken.append(call)
 
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(blocked, "send")
-                tg.start_soon(blocked, "receive")
-                await wait_until(
-                    lambda: (
-                        port.statistics().tasks_waiting_receive == 1
-                        and port.statistics().tasks_waiting_send == 1
+            # The deadline turns a task that close() failed to wake into a failure.
+            with anyio.fail_after(10):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(blocked, "send")
+                    tg.start_soon(blocked, "receive")
+                    await wait_until(
+                        lambda: (
+                            port.statistics().tasks_waiting_receive == 1
+                            and port.statistics().tasks_waiting_send == 1
+                        )
                     )
-                )
-                port.close()
+                    port.close()
             assert sorted(woken) == ["receive", "send"]
 
     run(backend, main)
