@@ -229,16 +229,18 @@ def test_close_wakes_blocked_receive_and_send(backend: str, no_fd_leaks: None) -
                     await (port.send(MORE_THAN_A_PTY_HOLDS) if call == "send" else port.receive())
                 woken.append(call)
 
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(blocked, "send")
-                tg.start_soon(blocked, "receive")
-                await wait_until(
-                    lambda: (
-                        port.statistics().tasks_waiting_receive == 1
-                        and port.statistics().tasks_waiting_send == 1
+            # The deadline turns a task that close() failed to wake into a failure.
+            with anyio.fail_after(10):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(blocked, "send")
+                    tg.start_soon(blocked, "receive")
+                    await wait_until(
+                        lambda: (
+                            port.statistics().tasks_waiting_receive == 1
+                            and port.statistics().tasks_waiting_send == 1
+                        )
                     )
-                )
-                port.close()
+                    port.close()
             assert sorted(woken) == ["receive", "send"]
 
     run(backend, main)
@@ -315,16 +317,20 @@ def test_random_cancellation_loses_and_duplicates_nothing(backend: str, seed: in
 
         async with pty_pair() as (port, device), anyio.create_task_group() as tg:
             tg.start_soon(feed, device)
-            while len(got) < total:
-                with anyio.CancelScope() as scope:
-                    if rng.random() < 0.1:
-                        scope.cancel()  # already cancelled when receive starts
-                    else:
-                        tg.start_soon(cancel_after, scope, rng.randrange(8), completed + cancelled)
-                    got += await port.receive(rng.choice([1, 13, 512, 4096, 65536]))
-                    completed += 1
-                if scope.cancelled_caught:
-                    cancelled += 1
+            # A lost byte would leave the loop waiting forever: fail instead.
+            with anyio.fail_after(30):
+                while len(got) < total:
+                    with anyio.CancelScope() as scope:
+                        if rng.random() < 0.1:
+                            scope.cancel()  # already cancelled when receive starts
+                        else:
+                            tg.start_soon(
+                                cancel_after, scope, rng.randrange(8), completed + cancelled
+                            )
+                        got += await port.receive(rng.choice([1, 13, 512, 4096, 65536]))
+                        completed += 1
+                    if scope.cancelled_caught:
+                        cancelled += 1
         assert got == pattern
         assert cancelled > 10
         assert cancelled_waiting > 10

@@ -69,7 +69,7 @@ async def wait_for_file(path: Path, content: bytes) -> None:
         while True:
             if await file.exists() and await file.read_bytes() == content:
                 return
-            await trio.sleep(0.02)
+            await trio.sleep(0.02)  # bounded poll, noqa: no event when a file is written
 
 
 class Recorder(FakeDevice):
@@ -559,7 +559,7 @@ class Terminal:
                 screen = await self.screen()
                 if text in screen:
                     return screen
-                await trio.sleep(0.02)
+                await trio.sleep(0.02)  # bounded poll, noqa: tmux has no text event
         raise AssertionError(f"{text!r} never appeared; the screen:\n{await self.screen()}")
 
     async def keys(self, *keys: str) -> None:

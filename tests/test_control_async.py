@@ -82,7 +82,7 @@ async def test_send_break_after_queued_output_like_tcsendbreak(
     start = trio.current_time()
 
     async def transmit() -> None:
-        await trio.sleep(0.5)
+        await trio.sleep(0.5)  # autojump clock: virtual time
         modem.out_queue = 0
 
     async with trio.open_nursery() as nursery:
@@ -110,7 +110,7 @@ async def test_closing_the_port_ends_send_break_at_once(
     start = trio.current_time()
 
     async def close_soon() -> None:
-        await trio.sleep(0.05)
+        await trio.sleep(0.05)  # autojump clock: virtual time
         await port.aclose()
 
     async with trio.open_nursery() as nursery:
@@ -126,7 +126,7 @@ async def test_one_break_at_a_time(
 ) -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(port.send_break, 1)
-        await trio.sleep(0.5)
+        await trio.sleep(0.5)  # autojump clock: virtual time
         with pytest.raises(trio.BusyResourceError, match="another task is sending a break"):
             await port.send_break(1)
     assert [v for _, n, v in modem.events] == [True, False]
@@ -172,7 +172,7 @@ async def test_wait_drained_returns_when_the_queue_is_empty(
 
     async def transmit() -> None:
         while modem.out_queue:
-            await trio.sleep(0.00104)
+            await trio.sleep(0.00104)  # autojump clock: virtual time
             modem.out_queue -= 1
 
     async with trio.open_nursery() as nursery:
@@ -191,7 +191,7 @@ async def test_wait_drained_waits_for_the_uart_fifo(
     start = trio.current_time()
 
     async def shift_out() -> None:
-        await trio.sleep(0.2)
+        await trio.sleep(0.2)  # autojump clock: virtual time
         modem.fifo = 0
 
     async with trio.open_nursery() as nursery:
@@ -259,7 +259,7 @@ async def test_wait_modem_change_returns_the_new_lines(
     start = trio.current_time()
 
     async def ring() -> None:
-        await trio.sleep(1)
+        await trio.sleep(1)  # autojump clock: virtual time
         modem.set_inputs(ri=True)
 
     async with trio.open_nursery() as nursery:
@@ -275,10 +275,10 @@ async def test_wait_modem_change_watches_only_the_named_lines(
     modem = FakeModem(loopback=False).attach(port)
 
     async def device() -> None:
-        await trio.sleep(1)
+        await trio.sleep(1)  # autojump clock: virtual time
         modem.set_inputs(ri=True, cd=True)
         modem.pulse("dsr")
-        await trio.sleep(1)
+        await trio.sleep(1)  # autojump clock: virtual time
         modem.set_inputs(cts=True)
 
     start = trio.current_time()
@@ -295,7 +295,7 @@ async def test_a_pulse_between_polls_is_seen_through_the_counters(
     modem = FakeModem(loopback=False).attach(port)
 
     async def ring_pulse() -> None:
-        await trio.sleep(0.5)
+        await trio.sleep(0.5)  # autojump clock: virtual time
         modem.pulse("ri")  # up and down again, faster than any poll
 
     async with trio.open_nursery() as nursery:
@@ -311,9 +311,9 @@ async def test_without_counters_only_levels_count(
     modem = FakeModem(loopback=False, unsupported={termios.TIOCGICOUNT}).attach(port)
 
     async def device() -> None:
-        await trio.sleep(0.5)
+        await trio.sleep(0.5)  # autojump clock: virtual time
         modem.pulse("ri")  # missed: documented
-        await trio.sleep(0.5)
+        await trio.sleep(0.5)  # autojump clock: virtual time
         modem.set_inputs(ri=True)
 
     start = trio.current_time()
@@ -329,7 +329,7 @@ async def test_our_own_dtr_seen_through_a_loopback_plug(
     autojump_clock: trio.testing.MockClock, port: AsyncSerial, modem: FakeModem
 ) -> None:
     async def toggle() -> None:
-        await trio.sleep(0.2)
+        await trio.sleep(0.2)  # autojump clock: virtual time
         port.dtr = True
 
     async with trio.open_nursery() as nursery:
@@ -356,7 +356,7 @@ async def test_closing_wakes_wait_modem_change(
     autojump_clock: trio.testing.MockClock, port: AsyncSerial, modem: FakeModem
 ) -> None:
     async def close_soon() -> None:
-        await trio.sleep(0.3)
+        await trio.sleep(0.3)  # autojump clock: virtual time
         port.close()
 
     start = trio.current_time()

@@ -533,7 +533,7 @@ async def test_cps_paces_on_trios_clock(
         await stream.send_all(b"BC")
         assert trio.current_time() - start == pytest.approx(0.2)
         # After a pause, no burst to "catch up": one character at once, then the pace.
-        await trio.sleep(10)
+        await trio.sleep(10)  # autojump clock: virtual time
         start = trio.current_time()
         await stream.send_all(b"DEF")
         assert trio.current_time() - start == pytest.approx(0.2)

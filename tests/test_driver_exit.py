@@ -64,7 +64,7 @@ async def test_leaving_connect_waits_for_queued_output(
     driver = PySerial(pty_path)
 
     async def transmit() -> None:
-        await trio.sleep(0.05)  # the UART sends the command meanwhile
+        await trio.sleep(0.05)  # autojump clock: virtual time; the UART sends it meanwhile
         uart.queued = 0
 
     async with trio.open_nursery() as nursery, driver.connect() as stream:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import subprocess
 import threading
 from collections.abc import AsyncIterator, Coroutine
@@ -306,22 +307,29 @@ async def test_first_open_error_comes_from_start(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    ("kwargs", "error", "message"),
     [
-        ({"initial_backoff": 0}, "initial_backoff must be > 0 seconds, got 0"),
-        ({"max_backoff": "1"}, "max_backoff must be a number of seconds, got '1'"),
-        ({"initial_backoff": 2, "max_backoff": 1}, "max_backoff must be >= initial_backoff"),
-        ({"buffer_size": 0}, "buffer_size must be an int >= 1, got 0"),
-        ({"modem_poll_interval": -1}, "modem_poll_interval must be > 0 seconds, got -1"),
+        ({"initial_backoff": 0}, ValueError, "initial_backoff must be > 0 seconds, got 0"),
+        ({"max_backoff": "1"}, TypeError, "max_backoff must be a number of seconds, got '1'"),
+        (
+            {"initial_backoff": 2, "max_backoff": 1},
+            ValueError,
+            "max_backoff must be >= initial_backoff",
+        ),
+        ({"buffer_size": 0}, ValueError, "buffer_size must be an int >= 1, got 0"),
+        (
+            {"modem_poll_interval": -1},
+            ValueError,
+            "modem_poll_interval must be > 0 seconds, got -1",
+        ),
     ],
 )
 async def test_bad_run_options(
-    pty: tuple[str, PtyDevice], kwargs: dict[str, object], message: str
+    pty: tuple[str, PtyDevice], kwargs: dict[str, object], error: type[Exception], message: str
 ) -> None:
     async with trio.open_nursery() as nursery:
-        with pytest.raises((TypeError, ValueError)) as info:
+        with pytest.raises(error, match=re.escape(message)):
             await nursery.start(functools.partial(PySerial(pty[0]).run, **kwargs))  # type: ignore[arg-type]
-    assert message in str(info.value)
 
 
 async def test_backoff_doubles_up_to_the_cap_and_starts_over(

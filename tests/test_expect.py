@@ -234,7 +234,7 @@ async def test_cancellation_at_random_points_loses_nothing(
                 # looked at it: the chunk must still end up in the buffer.
                 current.cancel()
                 cancels += 1
-            await trio.sleep(rng.random())
+            await trio.sleep(rng.random())  # autojump clock: virtual time
 
     async def consume() -> None:
         nonlocal current, seen
@@ -347,7 +347,7 @@ async def test_transcript_to_a_file(autojump_clock: trio.testing.MockClock) -> N
     left, right = trio.testing.memory_stream_pair()
     transcript = io.StringIO()
     ex = Expect(left, transcript=transcript)
-    await trio.sleep(1.5)
+    await trio.sleep(1.5)  # autojump clock: virtual time
     await right.send_all(b"login: \xff")
     await ex.expect(b"login: ")
     await ex.sendline(b"root")

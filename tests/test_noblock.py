@@ -26,7 +26,8 @@ async def test_busy_cpu_and_awaiting_are_not_blocking() -> None:
         deadline = time.perf_counter() + 0.02
         while time.perf_counter() < deadline:  # on the CPU the whole step
             pass
-        await trio.sleep(0.02)  # the loop waits, no task step blocks
+        # A real wait on purpose: the detector must not flag it.
+        await trio.sleep(0.02)  # the loop waits, no task step blocks (under test, noqa)
         await trio.to_thread.run_sync(time.sleep, 0.02)  # blocks a worker, not the loop
     assert isinstance(detector, BlockingCallDetector)
     assert detector.offenders == []

@@ -38,7 +38,9 @@ async def clogged_port_to_device() -> tuple[AsyncSerial, PtyDevice]:
 
 
 async def test_check_one_way_stream_port_to_device() -> None:
-    await trio.testing.check_one_way_stream(port_to_device, clogged_port_to_device)
+    # The deadline turns a task that close() failed to wake into a failure, not a hang.
+    with trio.fail_after(30):
+        await trio.testing.check_one_way_stream(port_to_device, clogged_port_to_device)
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:
@@ -131,7 +133,8 @@ async def test_two_way_stream_except_graceful_close() -> None:
     """Everything check_two_way_stream asserts, except the kernel-imposed one:
     the flipped direction runs with a device that closes only once the port has
     read all it sent, and the duplex part runs as the checker runs it."""
-    await trio.testing.check_one_way_stream(device_to_port, clogged_device_to_port)
+    with trio.fail_after(30):  # a hang (a task close() failed to wake) fails instead
+        await trio.testing.check_one_way_stream(device_to_port, clogged_device_to_port)
 
     port, device = await open_pty_pair()
     async with port, device:
@@ -469,12 +472,14 @@ async def test_random_cancellation_of_receive_loses_and_duplicates_nothing() -> 
     async with port, device, trio.open_nursery() as nursery:
         nursery.start_soon(device.send_all, pattern)
         rnd = random.Random(1)
-        while len(got) < size:
-            with trio.move_on_after(rnd.choice([0, 0, 1e-6, 1e-5, 1e-4])) as scope:
-                if rnd.random() < 0.2:
-                    scope.cancel()
-                got += await port.receive_some(rnd.randint(1, 8192))
-            cancels += scope.cancelled_caught
+        # A lost byte would leave the loop waiting forever: fail instead.
+        with trio.fail_after(30):
+            while len(got) < size:
+                with trio.move_on_after(rnd.choice([0, 0, 1e-6, 1e-5, 1e-4])) as scope:
+                    if rnd.random() < 0.2:
+                        scope.cancel()
+                    got += await port.receive_some(rnd.randint(1, 8192))
+                cancels += scope.cancelled_caught
     assert cancels > 10  # the test did exercise cancellation
     assert got == pattern
 

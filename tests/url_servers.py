@@ -35,7 +35,7 @@ async def wait_listening(port: int) -> None:
             try:
                 stream = await trio.open_tcp_stream("127.0.0.1", port)
             except OSError:
-                await trio.sleep(0.005)
+                await trio.sleep(0.005)  # bounded poll, noqa: no event for a listen()
                 continue
             await stream.aclose()
             return
