@@ -7,8 +7,10 @@ picked free at the time; readiness is waited for on an event (socat's
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -42,8 +44,13 @@ async def wait_listening(port: int) -> None:
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.kill()
+    """Kill *process* and everything it started (its own process group).
+
+    socat's ``exec:`` children (sredird) outlive socat otherwise, and sredird
+    spins at 100 % CPU once its socket is gone.
+    """
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=10)
     for pipe in (process.stdout, process.stderr):
         if pipe is not None:
@@ -107,7 +114,10 @@ async def ser2net(pty_fds: tuple[int, int, str], tmp_path: Path) -> AsyncIterato
 def start_socat(*addresses: str) -> subprocess.Popen[bytes]:
     """Run socat with *addresses*; return once its stderr says it is listening."""
     process = subprocess.Popen(
-        ["socat", "-d", "-d", *addresses], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        ["socat", "-d", "-d", *addresses],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # a process group of its own, for stop()
     )
     assert process.stderr is not None
     for raw in process.stderr:
@@ -154,6 +164,7 @@ def socat_tcp_pty() -> Iterator[SocatPty]:
         ["socat", "-d", "-d", "pty,raw,echo=0", f"tcp-listen:{port},bind=127.0.0.1,reuseaddr"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        start_new_session=True,  # a process group of its own, for stop()
     )
     try:
         assert process.stderr is not None
