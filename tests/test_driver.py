@@ -579,3 +579,25 @@ async def test_throttled_send_checks_like_an_unthrottled_one(
         await stream.send_eof()
         with pytest.raises(trio.ClosedResourceError, match="after sending EOF"):
             await stream.send_all(b"x")
+
+
+async def test_set_dtr_never_opens_a_network_port_on_the_event_loop() -> None:
+    # With nothing connected, set_dtr opens the port briefly. For rfc2217:// that
+    # is DNS, a TCP connect and negotiation: refused in the Trio thread ...
+    port = socket_port_nobody_listens_on()
+    driver = PySerial(f"rfc2217://127.0.0.1:{port}")
+    with pytest.raises(RuntimeError, match=r"set_dtr\(\) on 'rfc2217://127.0.0.1:\d+' with no"):
+        driver.set_dtr(True)
+    with pytest.raises(RuntimeError, match="set_rts"):
+        PySerial(f"spy://socket://127.0.0.1:{port}").set_rts(True)
+    # ... and done as asked from a worker thread (here: the connection is refused).
+    with pytest.raises(trioserial.SerialPortError, match="refused"):
+        await trio.to_thread.run_sync(driver.set_dtr, True)
+
+
+def socket_port_nobody_listens_on() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

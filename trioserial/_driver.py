@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import math
 import os
+import re
 import stat
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -364,6 +365,18 @@ class _Line:
         self.connections: set[DriverStream] = set()
 
 
+#: URLs whose open goes over the network (also behind spy://).
+_NETWORK_URL: Final = re.compile(r"(^|://)(socket|rfc2217)://", re.IGNORECASE)
+
+
+def _in_any_trio_thread() -> bool:
+    try:
+        trio.lowlevel.current_trio_token()
+    except RuntimeError:
+        return False
+    return True
+
+
 # -------------------------------------------------------------------- driver
 
 
@@ -647,10 +660,15 @@ class PySerial:
         input. With nothing open, the port is opened briefly, in the calling
         thread, to set the line (a non-blocking open that does not wait for
         carrier); closing it again drops DTR/RTS unless ``disable_hupcl``.
-        Sync and safe from any thread, like :meth:`close`.
+        Sync and safe from any thread, like :meth:`close`; except that a
+        ``socket://`` or ``rfc2217://`` port with nothing open is refused in
+        the Trio thread, where its brief open (DNS, connect, negotiation)
+        would block the event loop.
 
         Raises:
           TypeError: *value* is not a bool.
+          RuntimeError: a network port with nothing open, called in the Trio
+            thread.
           trioserial.UnsupportedOperationError: the port has no modem lines
             (a pty, a plain socket).
           trioserial.SerialPortError: the brief open failed.
@@ -677,6 +695,14 @@ class PySerial:
 
         done = self._in_loop(on_live, fallback=lambda: False)
         if not done:
+            if _NETWORK_URL.search(self.url) and _in_any_trio_thread():
+                # DNS, a TCP connect and RFC 2217 negotiation would run on the loop.
+                raise RuntimeError(
+                    f"set_{name}() on {self.url!r} with no live connection would open a "
+                    f"network connection on the event loop: set it on a live connection "
+                    f"(async with driver.connect()), or call this from a worker thread "
+                    f"(trio.to_thread.run_sync)"
+                )
             core = self._open_blocking(self.url)
             try:
                 act(core)
