@@ -27,8 +27,9 @@ import trio
 from serial.tools.list_ports_common import ListPortInfo
 
 import trioserial
-from trioserial._cli import by_id_links, format_ports, port_record
+from trioserial._cli import format_ports, port_record
 from trioserial._console import key_name, parse_key
+from trioserial._resolve import by_id_links
 from trioserial.testing import (
     EchoDevice,
     FakeDevice,

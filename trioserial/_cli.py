@@ -27,6 +27,7 @@ import trio
 from . import __version__
 from ._console import EOL, ConsoleOptions, parse_key, run_console
 from ._errors import PortNotFoundError, SerialPortError, UnsupportedOperationError
+from ._resolve import by_id_links
 from ._settings import SerialSettings
 from ._sim import SIM_KINDS, check_link, run_demo, run_sim
 from ._stream import AsyncSerial, open_serial_port
@@ -37,7 +38,6 @@ PROG: Final = "trioserial"
 #: The signals that stop a command cleanly (exit code 128 + signal number).
 STOP_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 #: Where udev keeps stable names for USB serial devices.
-BY_ID_DIR: Final = "/dev/serial/by-id"
 
 
 #: A subcommand, once its arguments are checked: the Trio program to run.
@@ -209,18 +209,6 @@ def port_record(info: Any, by_id: dict[str, str]) -> dict[str, str | None]:
         "serial_number": known(info.serial_number),
         "manufacturer": known(info.manufacturer),
     }
-
-
-def by_id_links(directory: str = BY_ID_DIR) -> dict[str, str]:
-    """Device path -> its stable ``/dev/serial/by-id`` link."""
-    links: dict[str, str] = {}
-    try:
-        entries = sorted(os.scandir(directory), key=lambda e: e.name)
-    except FileNotFoundError:  # no USB serial devices: udev creates no directory
-        return links
-    for entry in entries:
-        links.setdefault(os.path.realpath(entry.path), entry.path)
-    return links
 
 
 def scan_ports() -> list[dict[str, str | None]]:

@@ -16,7 +16,6 @@ import stat
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any, Final, TypeVar, final
 
 import attrs
@@ -34,6 +33,7 @@ from ._errors import (
 from ._open import check_url, open_core
 from ._options import OpenOptions
 from ._port import TtyPort
+from ._resolve import BY_ID_DIR, stable_path
 from ._settings import ModemLines, SerialSettings, SerialStatistics
 from ._stream import AsyncSerial, Buffer
 from ._util import ConflictDetector, check_bool
@@ -45,7 +45,6 @@ T = TypeVar("T")
 #: Where udev puts stable names of USB serial adapters. ``run()`` looks here for
 #: a link to the configured device, so that a replug that renumbers the tty
 #: (``ttyUSB0`` -> ``ttyUSB1``) is followed.
-BY_ID_DIR: Final = Path("/dev/serial/by-id")
 
 
 def _is_url(url: str) -> bool:
@@ -84,23 +83,6 @@ def _check_present(url: str) -> None:
         raise NotASerialPortError(
             f"serial port {url!r} is not a character device", port=url, errno=errno.ENOTTY
         )
-
-
-def stable_path(path: str, by_id_dir: Path = BY_ID_DIR) -> str:
-    """A ``/dev/serial/by-id`` link to the same device as *path*, or *path* itself."""
-    if _is_url(path):
-        return path
-    target = os.path.realpath(path)
-    try:
-        links = sorted(by_id_dir.iterdir())
-    except OSError:
-        return path
-    if Path(path).parent.resolve() == by_id_dir.resolve():
-        return path
-    for link in links:
-        if os.path.realpath(link) == target:
-            return str(link)
-    return path
 
 
 @attrs.frozen

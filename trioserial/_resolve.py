@@ -8,8 +8,10 @@ Symlinks such as ``/dev/serial/by-id/...`` need no URL: they are paths.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterable, Sequence
+from typing import Final
 
 import serial
 
@@ -17,6 +19,39 @@ from ._errors import PortNotFoundError, SerialPortError, UnsupportedURLError
 from ._port import TtyPort
 from ._settings import SerialSettings
 from ._url import parse_options, split_url
+
+#: Where udev keeps the stable names of USB serial adapters.
+BY_ID_DIR: Final = "/dev/serial/by-id"
+
+
+def by_id_links(directory: str | os.PathLike[str] = BY_ID_DIR) -> dict[str, str]:
+    """Device path -> its stable ``/dev/serial/by-id`` link (the first by name).
+
+    Empty when the directory is absent (udev creates it only while a USB
+    serial device is plugged in). A few ``readlink`` calls: cheap, but file
+    system work, so event-loop callers use a worker thread.
+    """
+    links: dict[str, str] = {}
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+    except OSError:
+        return links
+    for entry in entries:
+        links.setdefault(os.path.realpath(entry.path), entry.path)
+    return links
+
+
+def stable_path(path: str, directory: str | os.PathLike[str] = BY_ID_DIR) -> str:
+    """A ``/dev/serial/by-id`` link to the same device as *path*, or *path* itself.
+
+    URLs, and paths already inside *directory*, come back unchanged.
+    """
+    if "://" in path:
+        return path
+    if os.path.realpath(os.path.dirname(path) or ".") == os.path.realpath(directory):
+        return path
+    return by_id_links(directory).get(os.path.realpath(path), path)
+
 
 __all__ = ["open_alt", "open_hwgrep"]
 
