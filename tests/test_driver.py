@@ -21,6 +21,7 @@ import attrs
 import pytest
 import trio
 import trio.testing
+from conftest import GatedOpen
 
 import trioserial
 import trioserial._driver
@@ -396,16 +397,8 @@ def test_close_from_a_thread_after_the_loop_is_gone(pty_path: str) -> None:
 
 
 async def test_close_during_an_open_covers_that_connection_too(
-    pty: tuple[str, PtyDevice], monkeypatch: pytest.MonkeyPatch, no_fd_leaks: None
+    pty: tuple[str, PtyDevice], gated_open: GatedOpen, no_fd_leaks: None
 ) -> None:
-    entered, proceed = threading.Event(), threading.Event()
-
-    def slow_open(url: str, settings: SerialSettings, options: OpenOptions) -> PortCore:
-        entered.set()
-        proceed.wait()
-        return open_core(url, settings, options)
-
-    monkeypatch.setattr(trioserial._driver, "open_core", slow_open)
     driver = PySerial(pty[0])
     got: list[bytes] = []
 
@@ -415,24 +408,15 @@ async def test_close_during_an_open_covers_that_connection_too(
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(connect_and_read)
-        with trio.fail_after(5):
-            await trio.to_thread.run_sync(entered.wait)
+        await gated_open.wait_entered()
         driver.close()  # the lease ends while the port is still opening
-        proceed.set()
+        gated_open.release()
     assert got == [b""]
 
 
 async def test_connect_cancelled_while_the_open_runs_leaks_nothing(
-    pty: tuple[str, PtyDevice], monkeypatch: pytest.MonkeyPatch, no_fd_leaks: None
+    pty: tuple[str, PtyDevice], gated_open: GatedOpen, no_fd_leaks: None
 ) -> None:
-    entered, proceed = threading.Event(), threading.Event()
-
-    def slow_open(url: str, settings: SerialSettings, options: OpenOptions) -> PortCore:
-        entered.set()
-        proceed.wait()
-        return open_core(url, settings, options)
-
-    monkeypatch.setattr(trioserial._driver, "open_core", slow_open)
     driver = PySerial(pty[0])
     reached: list[str] = []
 
@@ -444,10 +428,9 @@ async def test_connect_cancelled_while_the_open_runs_leaks_nothing(
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(connect)
-        with trio.fail_after(5):
-            await trio.to_thread.run_sync(entered.wait)
+        await gated_open.wait_entered()
         nursery.cancel_scope.cancel()  # the open thread cannot be interrupted ...
-        proceed.set()  # ... so its fd is handed over and closed on the way out
+        gated_open.release()  # ... so its fd is handed over and closed on the way out
     assert reached == ["body"]
     assert driver._line is None
 

@@ -23,6 +23,7 @@ import pytest
 import serial.tools.list_ports
 import trio
 import trio.testing
+from conftest import GatedOpen
 from serial.tools.list_ports_common import ListPortInfo
 
 import trioserial._driver
@@ -35,7 +36,6 @@ from trioserial import (
     open_serial_port,
 )
 from trioserial._core import PortCore
-from trioserial._open import open_core
 from trioserial._options import OpenOptions
 from trioserial._port import TtyPort
 from trioserial._settings import ModemLines, SerialSettings
@@ -259,16 +259,8 @@ async def test_driver_close_from_a_thread_stops_run(
 
 
 async def test_close_while_the_first_open_runs(
-    pty: tuple[str, PtyDevice], monkeypatch: pytest.MonkeyPatch, no_fd_leaks: None
+    pty: tuple[str, PtyDevice], gated_open: GatedOpen, no_fd_leaks: None
 ) -> None:
-    entered, proceed = threading.Event(), threading.Event()
-
-    def slow_open(url: str, settings: SerialSettings, options: OpenOptions) -> PortCore:
-        entered.set()
-        proceed.wait()
-        return open_core(url, settings, options)
-
-    monkeypatch.setattr(trioserial._driver, "open_core", slow_open)
     driver = PySerial(pty[0])
     started: list[SupervisedStream] = []
 
@@ -277,10 +269,9 @@ async def test_close_while_the_first_open_runs(
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(start, nursery)
-        with trio.fail_after(5):
-            await trio.to_thread.run_sync(entered.wait)
+        await gated_open.wait_entered()
         driver.close()  # the open cannot be interrupted ...
-        proceed.set()  # ... and its fd is closed as soon as it returns
+        gated_open.release()  # ... and its fd is closed as soon as it returns
     [port] = started
     assert not port.connected.value
     assert port.connect_count == 0
