@@ -621,6 +621,21 @@ async def test_console_keys_output_log_and_exit_key(
 
 
 @needs_tmux
+async def test_console_sends_keys_typed_just_before_the_exit_key(
+    terminal: Terminal, recorder: tuple[Recorder, FakeDevicePort]
+) -> None:
+    device, port = recorder
+    await terminal.run_console(port.path)
+    await terminal.wait_for("connected to")
+    # One send-keys: tmux writes the text and the exit key together, so the
+    # console reads them in one chunk (a paste, a fast typist).
+    await terminal.keys("reboot", "Enter", "C-]")
+    await terminal.finished(0)
+    await device.wait_received(b"reboot\r")
+    assert bytes(device.received) == b"reboot\r"
+
+
+@needs_tmux
 async def test_console_echo_eol_lf_mapping_and_other_exit_key(
     terminal: Terminal, recorder: tuple[Recorder, FakeDevicePort]
 ) -> None:

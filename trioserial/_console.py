@@ -25,7 +25,12 @@ from typing import Any, Final
 import attrs
 import trio
 
-from ._errors import PortBusyError, PortNotFoundError, PortPermissionError
+from ._errors import (
+    PortBusyError,
+    PortNotFoundError,
+    PortPermissionError,
+    UnsupportedOperationError,
+)
 from ._stream import AsyncSerial
 
 __all__ = [
@@ -41,6 +46,9 @@ __all__ = [
 #: seconds. This waits for a device to be plugged in (a human-scale event), not
 #: for data, so a short periodic check is simpler and as good as inotify.
 RECONNECT_INTERVAL: Final = 0.2
+#: How long the exit key waits for keys typed before it to reach the device
+#: (a device holding off with flow control must not keep the console open).
+EXIT_FLUSH_SECONDS: Final = 1.0
 
 _CARET: Final = re.compile(r"^(?:\^|ctrl-|c-)(.)$", re.IGNORECASE)
 
@@ -173,6 +181,7 @@ class _Session:
         # purpose: the keyboard reader must never block, or the exit key
         # would not be seen; a person types (or pastes) a bounded amount.
         self._keys_in, self._keys_out = trio.open_memory_channel[bytes](math.inf)
+        self._sending_keys = trio.CancelScope()
 
     async def show(self, data: bytes) -> None:
         async with self._screen_lock:
@@ -208,20 +217,35 @@ class _Session:
             if typed:
                 self._keys_in.send_nowait(typed)
             if hit:
-                self._stop(0)
+                # Keys typed before the exit key (often in the same read: a
+                # paste, a fast typist) still go out; _send_keys stops the
+                # session once they have, or after EXIT_FLUSH_SECONDS.
+                self._keys_in.close()
+                self._sending_keys.deadline = trio.current_time() + EXIT_FLUSH_SECONDS
                 return
 
     async def _send_keys(self) -> None:
+        """Send keys to the device until the exit key, then end the session."""
         eol = self.options.eol
-        async for typed in self._keys_out:
-            if self.options.echo:
-                await self.show(typed.replace(b"\r", b"\r\n"))
+        with self._sending_keys:
+            async for typed in self._keys_out:
+                if self.options.echo:
+                    await self.show(typed.replace(b"\r", b"\r\n"))
+                port = self.port
+                if port is None:
+                    continue  # no device right now: like typing into an unplugged cable
+                # If the device went away meanwhile, _serve_port says so and decides what next.
+                with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
+                    await port.send_all(typed if eol == b"\r" else typed.replace(b"\r", eol))
+            # The exit key closed the channel. Closing the port discards what
+            # the UART has not sent yet: let the last keys leave the wire first.
             port = self.port
-            if port is None:
-                continue  # no device right now: like typing into an unplugged cable
-            # If the device went away meanwhile, _serve_port says so and decides what next.
-            with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
-                await port.send_all(typed if eol == b"\r" else typed.replace(b"\r", eol))
+            if port is not None:
+                with contextlib.suppress(
+                    trio.ClosedResourceError, trio.BrokenResourceError, UnsupportedOperationError
+                ):
+                    await port.wait_drained()
+        self._stop(0)
 
     async def _serve_port(self, port: AsyncSerial | None) -> None:
         key = key_name(self.options.exit_key)
