@@ -222,6 +222,7 @@ async def test_list_runs_and_json_is_a_list_of_ports() -> None:
         assert set(port) == {
             "device",
             "by_id",
+            "by_path",
             "description",
             "vid_pid",
             "serial_number",
@@ -242,15 +243,20 @@ def test_list_record_and_format(tmp_path: Path) -> None:
     by_id.mkdir()
     link = by_id / "usb-FTDI_FT232R_USB_UART_A10K1234-if00-port0"
     link.symlink_to(device)
+    by_path = tmp_path / "by-path"
+    by_path.mkdir()
+    path_link = by_path / "pci-0000:00:14.0-usb-0:2:1.0-port0"
+    path_link.symlink_to(device)
     info = ListPortInfo(str(device), skip_link_detection=True)
     info.vid, info.pid = 0x0403, 0x6001
     info.serial_number = "A10K1234"
     info.manufacturer = "FTDI"
     info.description = "FT232R USB UART"
-    record = port_record(info, by_id_links(str(by_id)))
+    record = port_record(info, by_id_links(str(by_id)), by_id_links(str(by_path)))
     assert record == {
         "device": str(device),
         "by_id": str(link),
+        "by_path": str(path_link),
         "description": "FT232R USB UART",
         "vid_pid": "0403:6001",
         "serial_number": "A10K1234",
@@ -259,6 +265,7 @@ def test_list_record_and_format(tmp_path: Path) -> None:
     assert format_ports([record]).splitlines() == [
         str(device),
         f"  by-id:         {link}",
+        f"  by-path:       {path_link}",
         "  description:   FT232R USB UART",
         "  VID:PID:       0403:6001",
         "  serial number: A10K1234",

@@ -27,7 +27,7 @@ import trio
 from . import __version__
 from ._console import EOL, ConsoleOptions, parse_key, run_console
 from ._errors import PortNotFoundError, SerialPortError, UnsupportedOperationError
-from ._resolve import by_id_links
+from ._resolve import BY_ID_DIR, BY_PATH_DIR, by_id_links
 from ._settings import SerialSettings
 from ._sim import SIM_KINDS, check_link, run_demo, run_sim
 from ._stream import AsyncSerial, open_serial_port
@@ -192,8 +192,13 @@ def _std_stream(fd: int, closed_message: str) -> trio.lowlevel.FdStream:
 # -------------------------------------------------------------------- list
 
 
-def port_record(info: Any, by_id: dict[str, str]) -> dict[str, str | None]:
-    """What ``trioserial list`` shows of one ``serial.tools.list_ports`` entry."""
+def port_record(
+    info: Any, by_id: dict[str, str], by_path: dict[str, str] | None = None
+) -> dict[str, str | None]:
+    """What ``trioserial list`` shows of one ``serial.tools.list_ports`` entry.
+
+    *by_id* and *by_path* map real device paths to their udev links.
+    """
 
     def known(value: object) -> str | None:
         return None if value in (None, "", "n/a") else str(value)
@@ -204,6 +209,7 @@ def port_record(info: Any, by_id: dict[str, str]) -> dict[str, str | None]:
     return {
         "device": info.device,
         "by_id": by_id.get(os.path.realpath(info.device)),
+        "by_path": (by_path or {}).get(os.path.realpath(info.device)),
         "description": known(info.description),
         "vid_pid": vid_pid,
         "serial_number": known(info.serial_number),
@@ -215,8 +221,8 @@ def scan_ports() -> list[dict[str, str | None]]:
     """Ask pyserial for the serial ports (blocking: reads sysfs)."""
     from serial.tools import list_ports
 
-    links = by_id_links()
-    return [port_record(info, links) for info in sorted(list_ports.comports())]
+    by_id, by_path = by_id_links(BY_ID_DIR), by_id_links(BY_PATH_DIR)
+    return [port_record(info, by_id, by_path) for info in sorted(list_ports.comports())]
 
 
 def format_ports(records: list[dict[str, str | None]]) -> str:
@@ -224,6 +230,7 @@ def format_ports(records: list[dict[str, str | None]]) -> str:
         return "no serial ports found"
     labels = {
         "by_id": "by-id",
+        "by_path": "by-path",
         "description": "description",
         "vid_pid": "VID:PID",
         "serial_number": "serial number",
@@ -421,7 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
         "list",
         cmd_list,
         help="list the serial ports of this machine",
-        description="List serial ports: device, /dev/serial/by-id link, description, "
+        description="List serial ports: device, /dev/serial/by-id and by-path links, description, "
         "VID:PID, serial number and manufacturer.",
     )
     p.add_argument("--json", action="store_true", help="print a JSON list")

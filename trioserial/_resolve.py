@@ -22,6 +22,9 @@ from ._url import parse_options, split_url
 
 #: Where udev keeps the stable names of USB serial adapters.
 BY_ID_DIR: Final = "/dev/serial/by-id"
+#: Names by physical connection (bus and USB port): stable for one socket,
+#: and what tells apart identical adapters that have no serial number.
+BY_PATH_DIR: Final = "/dev/serial/by-path"
 
 
 def by_id_links(directory: str | os.PathLike[str] = BY_ID_DIR) -> dict[str, str]:
