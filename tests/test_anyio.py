@@ -7,6 +7,7 @@ Tests are sync functions calling :func:`anyio.run` per backend (see
 from __future__ import annotations
 
 import ast
+import asyncio
 import errno
 import random
 import subprocess
@@ -282,6 +283,29 @@ def test_receive_is_a_checkpoint_and_a_cancelled_one_consumed_nothing(backend: s
             assert await port.receive() == b"kept"
 
     run(backend, main)
+
+
+def test_natively_cancelled_receive_consumed_nothing() -> None:
+    """asyncio's own cancellation (``asyncio.timeout``, ``wait_for``, grpc.aio
+    cancelling a handler) goes through anyio's shields: a receive must not
+    have read anything at a point where such a cancellation can still land."""
+
+    async def main() -> None:
+        async with pty_pair() as (port, device):
+            await device.send(b"kept")
+            await wait_until(lambda: pending(port) == 4)
+            # The receive runs until its first schedule point, and the
+            # cancellation lands there.
+            receiving = asyncio.ensure_future(port.receive())
+            await asyncio.sleep(0)
+            receiving.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await receiving
+            assert port.statistics().bytes_received == 0
+            with anyio.fail_after(5):
+                assert await port.receive() == b"kept"
+
+    run("asyncio", main)
 
 
 @pytest.mark.parametrize("seed", [1, 2])

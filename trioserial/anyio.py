@@ -206,25 +206,18 @@ class AnyioSerialStream(PortSurface, ByteStream):
             n = check_max_bytes(max_bytes)
             if self._core.closed:
                 self._raise_closed()
-            await anyio.lowlevel.checkpoint_if_cancelled()
+            # The schedule point comes before the first read, not after it
+            # (as a shielded checkpoint): on asyncio, a native cancellation
+            # (``task.cancel()``, ``asyncio.timeout``) goes through anyio's
+            # shields, and would have lost the bytes just read.
+            await anyio.lowlevel.checkpoint()
             core = self._core
-            try:
-                data = core.read_nowait(n)
-            except BlockingIOError:
-                pass
-            except OSError as exc:
-                self._raise_for(exc)
-            else:
-                # A schedule point that no cancellation can interrupt: the data
-                # is ours now, and must reach the caller.
-                await anyio.lowlevel.cancel_shielded_checkpoint()
-                return self._received(data)
             while True:
-                await self._wait_readable()
-                # No checkpoint from here to the return: nothing read can be lost.
+                # No checkpoint from a read to the return: nothing read can be lost.
                 try:
                     data = core.read_nowait(n)
                 except BlockingIOError:
+                    await self._wait_readable()
                     continue
                 except OSError as exc:
                     self._raise_for(exc)
