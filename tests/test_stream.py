@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import gc
 import os
 import random
@@ -21,6 +22,7 @@ import trio
 import trio.testing
 
 from trioserial import AsyncSerial, open_serial_port
+from trioserial._termios import termios2_supported
 from trioserial.testing import PtyDevice, clog, open_clogged_pty_pair, open_pty_pair
 
 pytestmark = pytest.mark.usefixtures("no_fd_leaks")
@@ -269,6 +271,28 @@ async def test_garbage_collection_closes_the_fd() -> None:
         assert not os.path.exists(f"/proc/self/fd/{fd}") or (  # noqa: ASYNC240 (procfs)
             os.readlink(f"/proc/self/fd/{fd}") != target
         )
+
+
+#: ``TIOCGEXCL`` (Linux >= 3.8): whether a tty is in exclusive mode. Python's
+#: termios does not export it; this is the asm-generic ``_IOR('T', 0x40, int)``.
+TIOCGEXCL = 0x80045440
+
+
+@pytest.mark.skipif(not termios2_supported(), reason="asm-generic ioctl numbers only")
+async def test_garbage_collection_leaves_the_tty_shared_again() -> None:
+    # A pty slave outlives our fd while the master is open; a TIOCEXCL left set
+    # would refuse every later open but root's (PortBusyError), as close() knows.
+    port, device = await open_pty_pair()
+    async with device:
+        del port
+        gc.collect()
+        # Root ignores TIOCEXCL when opening, so ask the tty itself.
+        fd = os.open(device.path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        try:
+            flag = fcntl.ioctl(fd, TIOCGEXCL, bytes(4))
+        finally:
+            os.close(fd)
+        assert int.from_bytes(flag, sys.byteorder) == 0
 
 
 # --------------------------------------------------------------- end of stream

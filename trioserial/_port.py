@@ -7,6 +7,7 @@ every other method is a non-blocking syscall.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -380,10 +381,15 @@ class TtyPort(PortCore):
 
     def __del__(self) -> None:
         # GC closes a forgotten port. No notify_closing here: a task waiting on
-        # the fd would hold a reference to us, so nobody is waiting.
+        # the fd would hold a reference to us, so nobody is waiting. The same
+        # close as close(): a TIOCEXCL left set on a pty slave would lock
+        # everyone but root out of it, and output stuck behind flow control
+        # would make os.close() wait for the kernel's closing_wait.
         if getattr(self, "_fd", -1) != -1:
-            os.close(self._fd)
-            self._fd = -1
+            # close() releases the fd whatever happens before (its finally);
+            # an error after that is nobody's to see during GC.
+            with contextlib.suppress(Exception):
+                self.close()
 
 
 def modem_lines_from_bits(bits: int) -> ModemLines:
