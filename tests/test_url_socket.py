@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import select
 import socket
 import struct
 from collections.abc import Awaitable, Callable
@@ -13,6 +14,7 @@ import trio.testing
 from url_servers import SocatPty, free_tcp_port, socat_tcp_pty
 
 import trioserial
+import trioserial._socket
 
 __all__ = ["socat_tcp_pty"]  # the fixture, used by name below
 
@@ -190,3 +192,33 @@ async def test_ipv6_literal_in_brackets(nursery: trio.Nursery) -> None:
     nursery.start_soon(serve_one)
     async with await trioserial.open_serial_port(f"socket://[::1]:{port}") as serial_port:
         assert await serial_port.receive_some() == b"v6"
+
+
+async def test_reset_during_the_open_is_a_serial_port_error_and_leaks_nothing(
+    monkeypatch: pytest.MonkeyPatch, no_fd_leaks: None
+) -> None:
+    # The server accepts and resets at once (SO_LINGER 0), before the open has
+    # finished: the open must fail with the library's error, the socket closed.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    real_connect = trioserial._socket.connect_tcp
+
+    def connect_then_reset(url: str, host: str, port: int, timeout: float) -> socket.socket:
+        sock = real_connect(url, host, port, timeout)
+        server, _ = listener.accept()
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        server.close()
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        assert poller.poll(5000)  # the RST has arrived
+        return sock
+
+    monkeypatch.setattr(trioserial._socket, "connect_tcp", connect_then_reset)
+    url = f"socket://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        with pytest.raises(trioserial.SerialPortError, match="was lost at once") as info:
+            await trioserial.open_serial_port(url)
+        assert info.value.errno == errno.ENOTCONN
+    finally:
+        listener.close()

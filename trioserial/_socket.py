@@ -166,5 +166,20 @@ def open_socket(url: str, settings: SerialSettings) -> SocketPort:
     if level is not None:
         logger.setLevel(level)
     sock = connect_tcp(url, host, port, timeout)
-    logger.info("%s: connected to %s", url, sock.getpeername())
-    return SocketPort(sock, url, settings)
+    try:
+        # The server may have reset the connection already (ENOTCONN here).
+        peer = sock.getpeername()
+        core = SocketPort(sock, url, settings)
+    except OSError as exc:
+        sock.close()
+        raise SerialPortError(
+            f"cannot open {url!r}: the connection to {host}:{port} was lost at once: "
+            f"{exc.strerror or exc}",
+            port=url,
+            errno=exc.errno,
+        ) from exc
+    except BaseException:
+        sock.close()
+        raise
+    logger.info("%s: connected to %s", url, peer)
+    return core
