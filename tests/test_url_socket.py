@@ -16,8 +16,11 @@ from url_servers import SocatPty, free_tcp_port, socat_tcp_pty
 
 import trioserial
 import trioserial._socket
+from trioserial._control import close_drain_limit
 
 __all__ = ["socat_tcp_pty"]  # the fixture, used by name below
+
+DEADLINE = 20
 
 
 async def test_data_both_ways_through_socat(socat_tcp_pty: SocatPty) -> None:
@@ -266,3 +269,23 @@ async def test_check_two_way_stream(no_fd_leaks: None) -> None:
     # sent before it, then end of stream. So the whole check holds, no xfail.
     with trio.fail_after(60):
         await trio.testing.check_two_way_stream(_port_and_server_end, _clogged_port_and_server_end)
+
+
+async def test_aclose_does_not_wait_for_a_server_that_stopped_reading(
+    no_fd_leaks: None,
+) -> None:
+    # The queue of a TCP socket is the kernel's, and the kernel goes on sending
+    # it after close(): a graceful close has nothing to wait for. Sized at the
+    # serial rate instead, megabytes of socket queue bounded the wait at
+    # minutes (twice the queue's time at 115200 baud).
+    port, server = await _port_and_server_end()
+    async with server:
+        try:
+            await _fill(port.fileno())  # the server reads nothing
+            assert port.out_waiting > 0
+            assert close_drain_limit(port._core) is None
+            with trio.fail_after(DEADLINE):  # a guard against hanging, not a timing
+                await port.aclose()
+            assert port.closed
+        finally:
+            port.close()

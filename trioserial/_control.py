@@ -83,7 +83,12 @@ def close_drain_limit(core: PortCore) -> float | None:
     enough for a line that is merely slow, bounded for one that flow control
     holds forever (the kernel itself gives up after its ``closing_wait``).
     Transports that cannot report their queue raise ``OSError`` here.
+    Transports whose close keeps their queue (TCP sockets) are not waited for:
+    their queue is sized by the network, not the line, and would make the
+    bound minutes long for a server that has stopped reading.
     """
+    if core.close_keeps_output:
+        return None
     queued = core.out_waiting()
     if queued == 0 and core.transmitter_empty() in (None, True):
         return None

@@ -97,6 +97,10 @@ class PortCore(abc.ABC):
     name: str
     transport: str
     settings: SerialSettings
+    #: Whether output the OS accepted still goes out after :meth:`close`
+    #: (a TCP socket's does; a tty's close discards it). A graceful close
+    #: need not wait for such a transport's queue.
+    close_keeps_output: bool = False
 
     @abc.abstractmethod
     def fileno(self) -> int:

@@ -26,6 +26,7 @@ URL options, as pyserial's:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import socket
@@ -89,6 +90,9 @@ class RFC2217Port(SocketCore):
     """
 
     transport = "rfc2217"
+    # The kernel goes on sending a closed TCP socket's queue; close() hands it
+    # whatever protocol output is still waiting here.
+    close_keeps_output = True
 
     def __init__(
         self,
@@ -312,6 +316,15 @@ class RFC2217Port(SocketCore):
         """Requests sent and not answered yet (after reading what has arrived)."""
         self._pump(self._socket(), MAX_BUFFERED)
         return self._protocol.pending()
+
+    def close(self) -> None:
+        sock = self._sock
+        if sock is not None and self._pending:
+            # Requests queued behind data (a purge, DTR): whatever the socket
+            # takes now still reaches the server after the close.
+            with contextlib.suppress(OSError):
+                self._flush(sock)
+        super().close()
 
     def _forget(self) -> None:
         self._rx.clear()

@@ -117,6 +117,8 @@ class SocketPort(SocketCore):
     """
 
     transport = "socket"
+    # The kernel goes on sending a closed TCP socket's queue (no SO_LINGER 0).
+    close_keeps_output = True
 
     def __init__(self, sock: socket.socket, name: str, settings: SerialSettings) -> None:
         """Take ownership of the connected *sock*. Use :func:`open_socket` instead."""

@@ -290,10 +290,12 @@ class AsyncSerial(PortSurface, trio.abc.Stream):
         """Close the port now, abortively. Idempotent. Must run in the Trio thread.
 
         Tasks blocked in this port's methods wake with
-        :exc:`trio.ClosedResourceError`. Output still queued in the OS is
-        discarded, so closing can never hang for the kernel's closing wait
-        (up to 30 s on a UART whose flow control holds the line). Use
-        :meth:`aclose` to let queued output go out first.
+        :exc:`trio.ClosedResourceError`. A tty's output still queued in the
+        OS is discarded, so closing can never hang for the kernel's closing
+        wait (up to 30 s on a UART whose flow control holds the line). Use
+        :meth:`aclose` to let queued output go out first. (A network port's
+        queue is the kernel's socket buffer, which it goes on sending after
+        the close.)
         """
         fd = self._core.fileno()
         if fd == -1:
@@ -315,7 +317,8 @@ class AsyncSerial(PortSurface, trio.abc.Stream):
         Output still queued then (flow control holding the line) is
         discarded. There is nothing to tell the device (see the class docs).
         If another task is blocked sending, or the transport cannot report
-        its output queue, the port closes at once (:meth:`close`).
+        its output queue, the port closes at once (:meth:`close`); so does a
+        network port, whose socket goes on sending its queue after the close.
         Idempotent; always a checkpoint.
 
         Cancellation: the port is closed anyway, abortively: output not yet

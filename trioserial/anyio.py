@@ -280,8 +280,9 @@ class AnyioSerialStream(PortSurface, ByteStream):
 
         As :meth:`trioserial.AsyncSerial.aclose`: queued output is given twice
         the time it takes at the line rate (at least a second) to go out, then
-        discarded; with a task blocked sending, or a transport that cannot
-        report its queue, the port closes at once. Idempotent; always a
+        discarded; with a task blocked sending, a transport that cannot
+        report its queue, or a network port (whose socket goes on sending
+        after the close), the port closes at once. Idempotent; always a
         checkpoint.
 
         Cancellation: the port is closed anyway, abortively.
