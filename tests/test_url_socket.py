@@ -231,11 +231,13 @@ async def test_reset_during_the_open_is_a_serial_port_error_and_leaks_nothing(
 # ------------------------------------------------------------ stream contract
 
 
-async def _port_and_server_end() -> tuple[trioserial.AsyncSerial, trio.SocketStream]:
+async def _port_and_server_end(
+    scheme: str = "socket://",
+) -> tuple[trioserial.AsyncSerial, trio.SocketStream]:
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     async with listeners[0] as listener:
         port_no = listener.socket.getsockname()[1]
-        port = await trioserial.open_serial_port(f"socket://127.0.0.1:{port_no}")
+        port = await trioserial.open_serial_port(f"{scheme}127.0.0.1:{port_no}")
         return port, await listener.accept()
 
 
@@ -271,14 +273,15 @@ async def test_check_two_way_stream(no_fd_leaks: None) -> None:
         await trio.testing.check_two_way_stream(_port_and_server_end, _clogged_port_and_server_end)
 
 
+@pytest.mark.parametrize("scheme", ["socket://", "spy://socket://"])
 async def test_aclose_does_not_wait_for_a_server_that_stopped_reading(
-    no_fd_leaks: None,
+    scheme: str, no_fd_leaks: None
 ) -> None:
     # The queue of a TCP socket is the kernel's, and the kernel goes on sending
     # it after close(): a graceful close has nothing to wait for. Sized at the
     # serial rate instead, megabytes of socket queue bounded the wait at
     # minutes (twice the queue's time at 115200 baud).
-    port, server = await _port_and_server_end()
+    port, server = await _port_and_server_end(scheme)
     async with server:
         try:
             await _fill(port.fileno())  # the server reads nothing

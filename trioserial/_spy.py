@@ -130,6 +130,7 @@ class SpyPort(PortCore):
         self.tracer = tracer
         self.name = name
         self.transport = inner.transport
+        self.close_keeps_output = inner.close_keeps_output
 
     @property
     def settings(self) -> SerialSettings:
