@@ -7,6 +7,8 @@ import os
 import select
 import socket
 import struct
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -71,6 +73,45 @@ async def test_in_waiting_and_reset_input_buffer(socat_tcp_pty: SocatPty) -> Non
         while not got.endswith(b"fresh"):
             got += await port.receive_some()
         assert got == b"fresh"
+
+
+FLOOD = """
+import socket
+with socket.create_server(("127.0.0.1", 0)) as listener:
+    print(listener.getsockname()[1], flush=True)
+    conn, _ = listener.accept()
+    chunk = b"y" * 65536
+    try:
+        while True:
+            conn.sendall(chunk)
+    except OSError:
+        pass
+"""
+
+
+async def test_reset_input_buffer_ends_while_the_peer_keeps_sending() -> None:
+    # A server in another process that never pauses: discarding "the input so
+    # far" must end (it runs on the event loop), and the stream goes on.
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-c", FLOOD], stdout=subprocess.PIPE
+    )
+    try:
+        assert process.stdout is not None
+        line = b""
+        with trio.fail_after(DEADLINE):
+            while not line.endswith(b"\n"):
+                line += await process.stdout.receive_some()
+        async with await trioserial.open_serial_port(f"socket://127.0.0.1:{int(line)}") as port:
+            await trio.lowlevel.wait_readable(port.fileno())
+            # The core's sync call, in a worker only so that a regression
+            # (a loop that never ends) fails here instead of hanging the suite.
+            with trio.fail_after(DEADLINE):
+                await trio.to_thread.run_sync(port._core.reset_input_buffer, abandon_on_cancel=True)
+            assert set(await port.receive_some()) == {ord("y")}
+    finally:
+        with trio.CancelScope(shield=True):
+            process.kill()
+            await process.wait()
 
 
 Handler = Callable[[trio.SocketStream], Awaitable[None]]

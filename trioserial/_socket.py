@@ -146,9 +146,13 @@ class SocketPort(SocketCore):
 
     def reset_input_buffer(self) -> None:
         sock = self._socket()
+        # What has arrived by now, not what goes on arriving: a peer that
+        # sends without pause would otherwise keep this loop, and the event
+        # loop it runs on, busy for as long as it sends.
+        left = unread_bytes(sock)
         try:
-            while sock.recv(_DRAIN_CHUNK):
-                pass
+            while left > 0 and (chunk := sock.recv(min(left, _DRAIN_CHUNK))):
+                left -= len(chunk)
         except BlockingIOError:
             pass
 
