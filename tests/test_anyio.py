@@ -308,6 +308,29 @@ def test_natively_cancelled_receive_consumed_nothing() -> None:
     run("asyncio", main)
 
 
+def test_natively_cancelled_send_sent_nothing() -> None:
+    """The same for send: a native cancellation that lands in a send which
+    would have written everything at once finds nothing written, so a caller
+    that resends on cancellation sends nothing twice."""
+
+    async def main() -> None:
+        async with pty_pair() as (port, device):
+            sending = asyncio.ensure_future(port.send(b"once"))
+            await asyncio.sleep(0)  # the send runs to its first schedule point
+            sending.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await sending
+            assert port.statistics().bytes_sent == 0
+            await port.send(b"again")
+            got = b""
+            with anyio.fail_after(5):
+                while len(got) < 5:
+                    got += await device.receive()
+            assert got == b"again"
+
+    run("asyncio", main)
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_random_cancellation_loses_and_duplicates_nothing(backend: str, seed: int) -> None:
     """The device streams a known pattern while receives are cancelled at

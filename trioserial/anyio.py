@@ -126,8 +126,11 @@ class AnyioSerialStream(PortSurface, ByteStream):
         :meth:`wait_drained` to wait until they have left the wire.
 
         Cancellation: a prefix of *item* was handed to the OS (possibly none,
-        possibly all) and the rest was not; ``statistics().bytes_sent`` grew
-        by exactly that prefix's length.
+        never all of a non-empty *item*: a send that wrote everything returns)
+        and the rest was not; ``statistics().bytes_sent`` grew by exactly that
+        prefix's length. This holds for asyncio's own cancellation
+        (``task.cancel()``) too, so a caller that resends on cancellation
+        never sends a byte twice.
 
         Raises:
           anyio.ClosedResourceError: the port was closed (before or during the
@@ -142,9 +145,12 @@ class AnyioSerialStream(PortSurface, ByteStream):
                 self._raise_closed()
             if self._eof_sent:
                 raise anyio.ClosedResourceError("can't send data after sending EOF")
-            await anyio.lowlevel.checkpoint_if_cancelled()
+            # The schedule point comes before the first write, not after the
+            # last one (as a shielded checkpoint): asyncio's own cancellation
+            # goes through anyio's shields, and would report "cancelled" for
+            # a send that had written everything.
+            await anyio.lowlevel.checkpoint()
             core = self._core
-            waited = False
             with byte_view(item) as view:
                 sent = 0
                 total = len(view)
@@ -153,15 +159,12 @@ class AnyioSerialStream(PortSurface, ByteStream):
                         try:
                             n = core.write_nowait(remaining)
                         except BlockingIOError:
-                            waited = True
                             await self._wait_writable()
                             continue
                         except OSError as exc:
                             self._raise_for(exc)
                     sent += n
                     self._bytes_sent += n
-            if not waited:
-                await anyio.lowlevel.cancel_shielded_checkpoint()
 
     async def send_eof(self) -> None:
         """Stop sending from this side; receiving goes on.
