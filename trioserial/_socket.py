@@ -149,7 +149,9 @@ class SocketPort(SocketCore):
         # What has arrived by now, not what goes on arriving: a peer that
         # sends without pause would otherwise keep this loop, and the event
         # loop it runs on, busy for as long as it sends.
-        left = unread_bytes(sock)
+        # One read at least, so that a connection the server has reset says
+        # so here, as every other call on it does.
+        left = max(unread_bytes(sock), 1)
         try:
             while left > 0 and (chunk := sock.recv(min(left, _DRAIN_CHUNK))):
                 left -= len(chunk)
