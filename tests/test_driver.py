@@ -584,3 +584,30 @@ def socket_port_nobody_listens_on() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+async def test_close_wakes_a_throttled_sender_at_once(
+    pty: tuple[str, PtyDevice], autojump_clock: trio.testing.MockClock
+) -> None:
+    # cps=0.001: the second character is due 1000 s after the first. A close
+    # must wake the sender now, not when its slot comes (the clock must not move).
+    path, device = pty
+    driver = PySerial(path, cps=0.001)
+    async with driver.connect() as stream:
+        errors: list[BaseException] = []
+
+        async def send() -> None:
+            try:
+                await stream.send_all(b"abc")
+            except trio.ClosedResourceError as exc:
+                errors.append(exc)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(send)
+            await trio.testing.wait_all_tasks_blocked()
+            start = trio.current_time()
+            driver.close()
+        assert trio.current_time() == start
+        assert [str(e) for e in errors] == ["serial port was closed by the driver"]
+        assert stream.statistics().bytes_sent == 1
+    assert await device.receive_some() == b"a"

@@ -541,3 +541,29 @@ async def test_replug_follows_the_by_id_link(
                 await port.send_all(b"renumbered")
                 assert await receive_exactly(device, 10) == b"renumbered"
             nursery.cancel_scope.cancel()
+
+
+async def test_close_wakes_a_throttled_supervised_sender_at_once(
+    pty: tuple[str, PtyDevice], autojump_clock: trio.testing.MockClock
+) -> None:
+    path, device = pty
+    driver = PySerial(path, cps=0.001)  # the second character is due 1000 s later
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(driver.run)
+        errors: list[BaseException] = []
+
+        async def send() -> None:
+            try:
+                await port.send_all(b"abc")
+            except trio.ClosedResourceError as exc:
+                errors.append(exc)
+
+        async with trio.open_nursery() as senders:
+            senders.start_soon(send)
+            await trio.testing.wait_all_tasks_blocked()
+            start = trio.current_time()
+            driver.close()
+        assert trio.current_time() == start
+        assert len(errors) == 1
+        assert port.statistics().bytes_sent == 1
+    assert await device.receive_some() == b"a"

@@ -151,15 +151,19 @@ class _Pacer:
             self._tokens = min(self.burst, self._tokens + (now - self._last) * self.cps)
         self._last = now
 
-    async def wait_allowance(self, want: int) -> int:
-        """Wait until at least one character may go; return how many (<= *want*)."""
+    async def wait_allowance(self, want: int, serial: AsyncSerial) -> int:
+        """Wait until at least one character may go; return how many (<= *want*).
+
+        The wait is a sleep on *serial* that closing it cuts short (with
+        :exc:`trio.ClosedResourceError`): with a slow ``cps`` the next slot can
+        be seconds away, and a close must wake the sender at once.
+        """
         while True:
             self._refill()
             n = min(want, int(self._tokens + 1e-9))
             if n >= 1:
                 return n
-            assert self._last is not None
-            await trio.sleep_until(self._last + (1 - self._tokens) / self.cps)
+            await serial._sleep_while_open((1 - self._tokens) / self.cps)
 
     def spend(self, n: int) -> None:
         self._tokens -= n
@@ -172,7 +176,7 @@ async def _paced_send(serial: AsyncSerial, view: memoryview, pacer: _Pacer) -> N
         return
     sent = 0
     while sent < len(view):
-        n = await pacer.wait_allowance(len(view) - sent)
+        n = await pacer.wait_allowance(len(view) - sent, serial)
         pacer.spend(n)
         await serial.send_all(view[sent : sent + n])
         sent += n
