@@ -611,3 +611,41 @@ async def test_close_wakes_a_throttled_sender_at_once(
         assert [str(e) for e in errors] == ["serial port was closed by the driver"]
         assert stream.statistics().bytes_sent == 1
     assert await device.receive_some() == b"a"
+
+
+async def test_set_dtr_while_a_connect_opens_is_applied_to_that_open(
+    pty: tuple[str, PtyDevice], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A brief open beside the connect's open would fight it for the exclusive
+    # lock (one of the two fails with PortBusyError), and its close drops the
+    # line; the level must go to the connection being opened instead.
+    model = FakeModem(loopback=True)
+    opened: list[PortCore] = []
+    entered, proceed = threading.Event(), threading.Event()
+
+    def gated_open(url: str, settings: SerialSettings, options: OpenOptions) -> PortCore:
+        entered.set()
+        proceed.wait()
+        core = TtyPort.open(url, settings, options, ioctl=model)
+        opened.append(core)
+        return core
+
+    monkeypatch.setattr(trioserial._driver, "open_core", gated_open)
+    driver = PySerial(pty[0])
+    async with trio.open_nursery() as nursery:
+
+        async def connect() -> None:
+            async with driver.connect() as stream:
+                assert (model.dtr, model.rts) == (True, False)
+                assert stream.serial.dsr
+
+        nursery.start_soon(connect)
+        try:
+            with trio.fail_after(5):
+                await trio.to_thread.run_sync(entered.wait)
+                await trio.to_thread.run_sync(driver.set_dtr, True, abandon_on_cancel=True)
+            driver.set_rts(False)
+            assert opened == []
+        finally:
+            proceed.set()  # never leave the connect's open (or a brief one) parked
+    assert len(opened) == 1

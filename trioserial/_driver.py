@@ -9,6 +9,7 @@ supervises the port in a nursery, reconnecting when the device comes back.
 from __future__ import annotations
 
 import errno
+import functools
 import math
 import os
 import re
@@ -421,6 +422,7 @@ class PySerial:
     _token: trio.lowlevel.TrioToken | None = attrs.field(init=False, default=None)
     _open_lock: trio.Lock = attrs.field(init=False, factory=trio.Lock)
     _closes: int = attrs.field(init=False, default=0)
+    _opening: int = attrs.field(init=False, default=0)
     _dtr: bool | None = attrs.field(init=False, default=None)
     _rts: bool | None = attrs.field(init=False, default=None)
 
@@ -465,9 +467,37 @@ class PySerial:
             hupcl=False if self.disable_hupcl and not _is_url(url) else None,
         )
 
-    def _open_blocking(self, url: str) -> PortCore:
+    def _open_blocking(self, url: str, options: OpenOptions | None = None) -> PortCore:
         """Open a handle with our settings and open-time options. Blocking: use a thread."""
-        return open_core(url, self.settings, self._open_options(url))
+        return open_core(url, self.settings, options or self._open_options(url))
+
+    async def _open_in_thread(
+        self, fn: Callable[[OpenOptions], T], core_of: Callable[[T], PortCore]
+    ) -> T:
+        """Run the open *fn* in a worker thread, then apply what set_dtr/set_rts
+        asked for while it ran. Trio thread.
+
+        Meanwhile set_dtr/set_rts only remember the level (a brief open beside
+        this one would fight it for the lock); the options are fixed before
+        the thread starts, so what changed since is applied here, with no
+        checkpoint before the caller registers the handle.
+        """
+        options = self._open_options(self.url)
+        self._opening += 1
+        try:
+            result = await trio.to_thread.run_sync(fn, options)
+        finally:
+            self._opening -= 1
+        core = core_of(result)
+        try:
+            for name in ("dtr", "rts"):
+                want = getattr(self, f"_{name}")
+                if want is not None and want != getattr(options, name):
+                    getattr(core, f"set_{name}")(want)
+        except BaseException:
+            core.close()
+            raise
+        return result
 
     def _claim_token(self) -> trio.lowlevel.TrioToken:
         token = trio.lowlevel.current_trio_token()
@@ -526,7 +556,9 @@ class PySerial:
         async with self._open_lock:
             line = self._line
             if line is None:
-                core = await trio.to_thread.run_sync(self._open_blocking, self.url)
+                core = await self._open_in_thread(
+                    functools.partial(self._open_blocking, self.url), lambda core: core
+                )
                 if not isinstance(core, TtyPort):
                     stream = DriverStream(core, self.cps)
                     self._others.add(stream)
@@ -643,7 +675,9 @@ class PySerial:
 
         With a connection (or a supervised port) live, this is one ioctl on
         its handle: no second open that would re-assert the lines or flush
-        input. With nothing open, the port is opened briefly, in the calling
+        input. While a supervised port is reconnecting, the level is only
+        remembered: the supervisor's next open sets it. With nothing open and
+        nothing supervised, the port is opened briefly, in the calling
         thread, to set the line (a non-blocking open that does not wait for
         carrier); closing it again drops DTR/RTS unless ``disable_hupcl``.
         Sync and safe from any thread, like :meth:`close`; except that a
@@ -677,7 +711,14 @@ class PySerial:
                 act(core)
             for sup in self._supervisors:
                 sup._publish_modem_lines()
-            return bool(handles)
+            if handles or self._supervisors or self._opening:
+                # An open under way, or a supervised port between connections:
+                # that open (or the next one) applies the level. A brief open now
+                # would be a second handle racing it for the lock, and its close
+                # would drop the line.
+                setattr(self, f"_{name}", value)
+                return True
+            return False
 
         done = self._in_loop(on_live, fallback=lambda: False)
         if not done:
@@ -694,7 +735,7 @@ class PySerial:
                 act(core)
             finally:
                 core.close()
-        setattr(self, f"_{name}", value)
+            setattr(self, f"_{name}", value)
 
     def _handles(self) -> list[PortCore]:
         cores: list[PortCore] = []
@@ -868,8 +909,9 @@ class SupervisedStream(trio.abc.Stream):
             if delay is not None:
                 await trio.sleep(delay)
             try:
-                core, self.path, identity = await trio.to_thread.run_sync(
-                    self._open_blocking, self.path, identity
+                core, self.path, identity = await driver._open_in_thread(
+                    functools.partial(self._open_blocking, self.path, identity),
+                    lambda opened: opened[0],
                 )
             except SerialPortError as exc:
                 if not started and not isinstance(exc, PortNotFoundError):
@@ -900,7 +942,7 @@ class SupervisedStream(trio.abc.Stream):
             delay = initial_backoff
 
     def _open_blocking(
-        self, path: str, identity: UsbIdentity | None
+        self, path: str, identity: UsbIdentity | None, options: OpenOptions
     ) -> tuple[PortCore, str, UsbIdentity | None]:
         """Open the device where it is now. Blocking: runs in a worker thread.
 
@@ -909,12 +951,12 @@ class SupervisedStream(trio.abc.Stream):
         path opened and the adapter's identity (found on the first open).
         """
         try:
-            core = self._driver._open_blocking(path)
+            core = self._driver._open_blocking(path, options)
         except PortNotFoundError:
             moved = find_usb_port(identity) if identity is not None else None
             if moved is None or moved == path:
                 raise
-            core, path = self._driver._open_blocking(moved), moved
+            core, path = self._driver._open_blocking(moved, options), moved
         if identity is None:
             try:
                 identity = usb_identity(path)
