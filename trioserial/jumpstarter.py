@@ -202,8 +202,14 @@ class _SerialConnection(_Connection):
         """Stop sending on this connection. The port stays open (a client left)."""
         if self.port.closed:
             await anyio.lowlevel.checkpoint()
-        else:
+            return
+        try:
             await self.port.send_eof()
+        except anyio.ClosedResourceError:
+            if not self.port.closed:
+                raise
+            # Closed during send_eof's checkpoint (the lease ended as the client
+            # left): the same as closed before, no error.
 
     async def aclose(self) -> None:
         await self.port.aclose()
