@@ -232,6 +232,25 @@ async def test_connections_share_one_open(
         assert len(opens) == 2
 
 
+async def test_connections_share_the_lines_settings(pty: tuple[str, PtyDevice]) -> None:
+    # One tty, one set of termios: a change made through one connection is in
+    # force for all of them, and each must say so (and not skip a change back).
+    driver = PySerial(pty[0])
+
+    def line_speed(stream: DriverStream) -> int:
+        return int(termios.tcgetattr(stream.fileno())[4])
+
+    async with driver.connect() as one:
+        await one.serial.reconfigure(baudrate=9600)
+        async with driver.connect() as two:
+            assert line_speed(two) == termios.B9600
+            assert two.serial.settings.baudrate == 9600
+            await two.serial.reconfigure(baudrate=115200)
+            assert line_speed(one) == termios.B115200
+            assert one.serial.settings.baudrate == 115200
+        assert one.serial.settings.baudrate == 115200
+
+
 async def test_closing_a_connection_keeps_others_output(
     pty: tuple[str, PtyDevice], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -336,7 +336,25 @@ class _SharedTty(TtyPort):
     Closing it closes only this fd: it does not discard the output that the
     other connections queued on the shared tty (only the line's last close
     can hit the kernel's closing wait, and the line discards then).
+
+    The tty has one set of termios, so its settings are the line's: a
+    ``reconfigure`` through one connection is what every connection (and
+    every later one) reports, and what each compares a change against.
     """
+
+    def __init__(self, primary: TtyPort) -> None:
+        self._primary = primary
+        super().__init__(
+            os.dup(primary.fileno()), primary.name, primary.settings, ioctl=primary.ioctl
+        )
+
+    @property
+    def settings(self) -> SerialSettings:
+        return self._primary.settings
+
+    @settings.setter
+    def settings(self, value: SerialSettings) -> None:
+        self._primary.settings = value
 
     def close(self) -> None:
         fd, self._fd = self._fd, -1
@@ -568,10 +586,7 @@ class PySerial:
         # closing one (or GC) never touches the others or the line.
         primary = line.core
         assert isinstance(primary, TtyPort)
-        dup = _SharedTty(
-            os.dup(primary.fileno()), primary.name, primary.settings, ioctl=primary.ioctl
-        )
-        stream = DriverStream(dup, self.cps)
+        stream = DriverStream(_SharedTty(primary), self.cps)
         line.connections.add(stream)
         return self._maybe_closed_meanwhile(stream, closes)
 
