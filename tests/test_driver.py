@@ -232,6 +232,25 @@ async def test_connections_share_one_open(
         assert len(opens) == 2
 
 
+async def test_connections_share_the_lines_settings(pty: tuple[str, PtyDevice]) -> None:
+    # One tty, one set of termios: a change made through one connection is in
+    # force for all of them, and each must say so (and not skip a change back).
+    driver = PySerial(pty[0])
+
+    def line_speed(stream: DriverStream) -> int:
+        return int(termios.tcgetattr(stream.fileno())[4])
+
+    async with driver.connect() as one:
+        await one.serial.reconfigure(baudrate=9600)
+        async with driver.connect() as two:
+            assert line_speed(two) == termios.B9600
+            assert two.serial.settings.baudrate == 9600
+            await two.serial.reconfigure(baudrate=115200)
+            assert line_speed(one) == termios.B115200
+            assert one.serial.settings.baudrate == 115200
+        assert one.serial.settings.baudrate == 115200
+
+
 async def test_closing_a_connection_keeps_others_output(
     pty: tuple[str, PtyDevice], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -584,3 +603,68 @@ def socket_port_nobody_listens_on() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+async def test_close_wakes_a_throttled_sender_at_once(
+    pty: tuple[str, PtyDevice], autojump_clock: trio.testing.MockClock
+) -> None:
+    # cps=0.001: the second character is due 1000 s after the first. A close
+    # must wake the sender now, not when its slot comes (the clock must not move).
+    path, device = pty
+    driver = PySerial(path, cps=0.001)
+    async with driver.connect() as stream:
+        errors: list[BaseException] = []
+
+        async def send() -> None:
+            try:
+                await stream.send_all(b"abc")
+            except trio.ClosedResourceError as exc:
+                errors.append(exc)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(send)
+            await trio.testing.wait_all_tasks_blocked()
+            start = trio.current_time()
+            driver.close()
+        assert trio.current_time() == start
+        assert [str(e) for e in errors] == ["serial port was closed by the driver"]
+        assert stream.statistics().bytes_sent == 1
+    assert await device.receive_some() == b"a"
+
+
+async def test_set_dtr_while_a_connect_opens_is_applied_to_that_open(
+    pty: tuple[str, PtyDevice], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A brief open beside the connect's open would fight it for the exclusive
+    # lock (one of the two fails with PortBusyError), and its close drops the
+    # line; the level must go to the connection being opened instead.
+    model = FakeModem(loopback=True)
+    opened: list[PortCore] = []
+    entered, proceed = threading.Event(), threading.Event()
+
+    def gated_open(url: str, settings: SerialSettings, options: OpenOptions) -> PortCore:
+        entered.set()
+        proceed.wait()
+        core = TtyPort.open(url, settings, options, ioctl=model)
+        opened.append(core)
+        return core
+
+    monkeypatch.setattr(trioserial._driver, "open_core", gated_open)
+    driver = PySerial(pty[0])
+    async with trio.open_nursery() as nursery:
+
+        async def connect() -> None:
+            async with driver.connect() as stream:
+                assert (model.dtr, model.rts) == (True, False)
+                assert stream.serial.dsr
+
+        nursery.start_soon(connect)
+        try:
+            with trio.fail_after(5):
+                await trio.to_thread.run_sync(entered.wait)
+                await trio.to_thread.run_sync(driver.set_dtr, True, abandon_on_cancel=True)
+            driver.set_rts(False)
+            assert opened == []
+        finally:
+            proceed.set()  # never leave the connect's open (or a brief one) parked
+    assert len(opened) == 1

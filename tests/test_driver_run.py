@@ -541,3 +541,63 @@ async def test_replug_follows_the_by_id_link(
                 await port.send_all(b"renumbered")
                 assert await receive_exactly(device, 10) == b"renumbered"
             nursery.cancel_scope.cancel()
+
+
+async def test_close_wakes_a_throttled_supervised_sender_at_once(
+    pty: tuple[str, PtyDevice], autojump_clock: trio.testing.MockClock
+) -> None:
+    path, device = pty
+    driver = PySerial(path, cps=0.001)  # the second character is due 1000 s later
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(driver.run)
+        errors: list[BaseException] = []
+
+        async def send() -> None:
+            try:
+                await port.send_all(b"abc")
+            except trio.ClosedResourceError as exc:
+                errors.append(exc)
+
+        async with trio.open_nursery() as senders:
+            senders.start_soon(send)
+            await trio.testing.wait_all_tasks_blocked()
+            start = trio.current_time()
+            driver.close()
+        assert trio.current_time() == start
+        assert len(errors) == 1
+        assert port.statistics().bytes_sent == 1
+    assert await device.receive_some() == b"a"
+
+
+async def test_set_dtr_while_reconnecting_is_kept_for_the_next_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The device is away and the supervisor is retrying: set_dtr must not open
+    # a second handle (it would fail, or race the supervisor's open for the
+    # lock and drop the line at its close); the next open applies the level.
+    model = FakeModem(loopback=True)
+    opened: list[PortCore] = []
+
+    def open_with_modem(url: str, settings: SerialSettings, options: OpenOptions) -> PortCore:
+        core = TtyPort.open(url, settings, options, ioctl=model)
+        opened.append(core)
+        return core
+
+    monkeypatch.setattr(trioserial._driver, "open_core", open_with_modem)
+    path = tmp_path / "ttyUSB0"  # not there yet
+    driver = PySerial(path, check_present=False)
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(fast(driver))
+        assert not port.connected.value
+        await trio.to_thread.run_sync(driver.set_dtr, True)
+        driver.set_rts(True)
+        assert opened == []
+        master, slave = os.openpty()
+        os.symlink(os.ttyname(slave), path)
+        os.close(slave)
+        async with PtyDevice(master, str(path)):
+            await wait_connected(port)
+            assert len(opened) == 1
+            assert (model.dtr, model.rts) == (True, True)
+            assert port.modem_lines.value == ModemLines(dtr=True, rts=True, dsr=True, cts=True)
+            nursery.cancel_scope.cancel()

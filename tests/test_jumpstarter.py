@@ -218,6 +218,34 @@ def test_cps_throttles_one_byte_per_interval() -> None:
     assert times == [pytest.approx(0.8), pytest.approx(1.0)]
 
 
+def test_close_wakes_a_throttled_sender_at_once() -> None:
+    """cps=0.001: the second byte is due 1000 s after the first. close() must
+    wake the sender now (in virtual time: the clock does not move)."""
+
+    async def main() -> tuple[list[type[BaseException]], float]:
+        driver = PySerial(url="loop://", cps=0.001)
+        errors: list[type[BaseException]] = []
+        async with driver.connect() as stream:
+
+            async def send() -> None:
+                try:
+                    await stream.send(b"abc")
+                except anyio.ClosedResourceError as exc:
+                    errors.append(type(exc))
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(send)
+                await trio.testing.wait_all_tasks_blocked()
+                start = anyio.current_time()
+                driver.close()
+            return errors, anyio.current_time() - start
+
+    clock = trio.testing.MockClock(autojump_threshold=0)
+    errors, waited = anyio.run(main, backend="trio", backend_options={"clock": clock})
+    assert errors == [anyio.ClosedResourceError]
+    assert waited == 0
+
+
 @pytest.mark.parametrize("cps", [None, 0])
 def test_no_throttle_sends_in_one_piece(cps: float | None) -> None:
     async def main() -> bytes:

@@ -67,3 +67,30 @@ def test_close_during_a_connect_covers_that_connection_too() -> None:
         anyio.run(main, path, backend="asyncio")
     finally:
         os.close(master)
+
+
+def test_send_eof_when_close_lands_during_its_checkpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client leaving (send_eof) as the lease ends (close()) is no error, even
+    when the close lands at send_eof's own checkpoint."""
+    driver = PySerial(url="loop://")
+    real_checkpoint = anyio.lowlevel.checkpoint
+    armed = False
+
+    async def checkpoint_then_close() -> None:
+        nonlocal armed
+        await real_checkpoint()
+        if armed:
+            armed = False
+            driver.close()  # the worst moment: after send_eof looked, before it acts
+
+    async def main() -> None:
+        nonlocal armed
+        async with driver.connect() as stream:
+            monkeypatch.setattr(anyio.lowlevel, "checkpoint", checkpoint_then_close)
+            armed = True
+            await stream.send_eof()
+            assert not armed  # the close did land inside send_eof
+            with pytest.raises(anyio.EndOfStream):
+                await stream.receive()
+
+    anyio.run(main, backend="asyncio")

@@ -9,6 +9,7 @@ supervises the port in a nursery, reconnecting when the device comes back.
 from __future__ import annotations
 
 import errno
+import functools
 import math
 import os
 import re
@@ -151,15 +152,19 @@ class _Pacer:
             self._tokens = min(self.burst, self._tokens + (now - self._last) * self.cps)
         self._last = now
 
-    async def wait_allowance(self, want: int) -> int:
-        """Wait until at least one character may go; return how many (<= *want*)."""
+    async def wait_allowance(self, want: int, serial: AsyncSerial) -> int:
+        """Wait until at least one character may go; return how many (<= *want*).
+
+        The wait is a sleep on *serial* that closing it cuts short (with
+        :exc:`trio.ClosedResourceError`): with a slow ``cps`` the next slot can
+        be seconds away, and a close must wake the sender at once.
+        """
         while True:
             self._refill()
             n = min(want, int(self._tokens + 1e-9))
             if n >= 1:
                 return n
-            assert self._last is not None
-            await trio.sleep_until(self._last + (1 - self._tokens) / self.cps)
+            await serial._sleep_while_open((1 - self._tokens) / self.cps)
 
     def spend(self, n: int) -> None:
         self._tokens -= n
@@ -172,7 +177,7 @@ async def _paced_send(serial: AsyncSerial, view: memoryview, pacer: _Pacer) -> N
         return
     sent = 0
     while sent < len(view):
-        n = await pacer.wait_allowance(len(view) - sent)
+        n = await pacer.wait_allowance(len(view) - sent, serial)
         pacer.spend(n)
         await serial.send_all(view[sent : sent + n])
         sent += n
@@ -331,7 +336,25 @@ class _SharedTty(TtyPort):
     Closing it closes only this fd: it does not discard the output that the
     other connections queued on the shared tty (only the line's last close
     can hit the kernel's closing wait, and the line discards then).
+
+    The tty has one set of termios, so its settings are the line's: a
+    ``reconfigure`` through one connection is what every connection (and
+    every later one) reports, and what each compares a change against.
     """
+
+    def __init__(self, primary: TtyPort) -> None:
+        self._primary = primary
+        super().__init__(
+            os.dup(primary.fileno()), primary.name, primary.settings, ioctl=primary.ioctl
+        )
+
+    @property
+    def settings(self) -> SerialSettings:
+        return self._primary.settings
+
+    @settings.setter
+    def settings(self, value: SerialSettings) -> None:
+        self._primary.settings = value
 
     def close(self) -> None:
         fd, self._fd = self._fd, -1
@@ -417,6 +440,7 @@ class PySerial:
     _token: trio.lowlevel.TrioToken | None = attrs.field(init=False, default=None)
     _open_lock: trio.Lock = attrs.field(init=False, factory=trio.Lock)
     _closes: int = attrs.field(init=False, default=0)
+    _opening: int = attrs.field(init=False, default=0)
     _dtr: bool | None = attrs.field(init=False, default=None)
     _rts: bool | None = attrs.field(init=False, default=None)
 
@@ -461,9 +485,37 @@ class PySerial:
             hupcl=False if self.disable_hupcl and not _is_url(url) else None,
         )
 
-    def _open_blocking(self, url: str) -> PortCore:
+    def _open_blocking(self, url: str, options: OpenOptions | None = None) -> PortCore:
         """Open a handle with our settings and open-time options. Blocking: use a thread."""
-        return open_core(url, self.settings, self._open_options(url))
+        return open_core(url, self.settings, options or self._open_options(url))
+
+    async def _open_in_thread(
+        self, fn: Callable[[OpenOptions], T], core_of: Callable[[T], PortCore]
+    ) -> T:
+        """Run the open *fn* in a worker thread, then apply what set_dtr/set_rts
+        asked for while it ran. Trio thread.
+
+        Meanwhile set_dtr/set_rts only remember the level (a brief open beside
+        this one would fight it for the lock); the options are fixed before
+        the thread starts, so what changed since is applied here, with no
+        checkpoint before the caller registers the handle.
+        """
+        options = self._open_options(self.url)
+        self._opening += 1
+        try:
+            result = await trio.to_thread.run_sync(fn, options)
+        finally:
+            self._opening -= 1
+        core = core_of(result)
+        try:
+            for name in ("dtr", "rts"):
+                want = getattr(self, f"_{name}")
+                if want is not None and want != getattr(options, name):
+                    getattr(core, f"set_{name}")(want)
+        except BaseException:
+            core.close()
+            raise
+        return result
 
     def _claim_token(self) -> trio.lowlevel.TrioToken:
         token = trio.lowlevel.current_trio_token()
@@ -522,7 +574,9 @@ class PySerial:
         async with self._open_lock:
             line = self._line
             if line is None:
-                core = await trio.to_thread.run_sync(self._open_blocking, self.url)
+                core = await self._open_in_thread(
+                    functools.partial(self._open_blocking, self.url), lambda core: core
+                )
                 if not isinstance(core, TtyPort):
                     stream = DriverStream(core, self.cps)
                     self._others.add(stream)
@@ -532,10 +586,7 @@ class PySerial:
         # closing one (or GC) never touches the others or the line.
         primary = line.core
         assert isinstance(primary, TtyPort)
-        dup = _SharedTty(
-            os.dup(primary.fileno()), primary.name, primary.settings, ioctl=primary.ioctl
-        )
-        stream = DriverStream(dup, self.cps)
+        stream = DriverStream(_SharedTty(primary), self.cps)
         line.connections.add(stream)
         return self._maybe_closed_meanwhile(stream, closes)
 
@@ -639,7 +690,9 @@ class PySerial:
 
         With a connection (or a supervised port) live, this is one ioctl on
         its handle: no second open that would re-assert the lines or flush
-        input. With nothing open, the port is opened briefly, in the calling
+        input. While a supervised port is reconnecting, the level is only
+        remembered: the supervisor's next open sets it. With nothing open and
+        nothing supervised, the port is opened briefly, in the calling
         thread, to set the line (a non-blocking open that does not wait for
         carrier); closing it again drops DTR/RTS unless ``disable_hupcl``.
         Sync and safe from any thread, like :meth:`close`; except that a
@@ -673,7 +726,14 @@ class PySerial:
                 act(core)
             for sup in self._supervisors:
                 sup._publish_modem_lines()
-            return bool(handles)
+            if handles or self._supervisors or self._opening:
+                # An open under way, or a supervised port between connections:
+                # that open (or the next one) applies the level. A brief open now
+                # would be a second handle racing it for the lock, and its close
+                # would drop the line.
+                setattr(self, f"_{name}", value)
+                return True
+            return False
 
         done = self._in_loop(on_live, fallback=lambda: False)
         if not done:
@@ -690,7 +750,7 @@ class PySerial:
                 act(core)
             finally:
                 core.close()
-        setattr(self, f"_{name}", value)
+            setattr(self, f"_{name}", value)
 
     def _handles(self) -> list[PortCore]:
         cores: list[PortCore] = []
@@ -864,8 +924,9 @@ class SupervisedStream(trio.abc.Stream):
             if delay is not None:
                 await trio.sleep(delay)
             try:
-                core, self.path, identity = await trio.to_thread.run_sync(
-                    self._open_blocking, self.path, identity
+                core, self.path, identity = await driver._open_in_thread(
+                    functools.partial(self._open_blocking, self.path, identity),
+                    lambda opened: opened[0],
                 )
             except SerialPortError as exc:
                 if not started and not isinstance(exc, PortNotFoundError):
@@ -896,7 +957,7 @@ class SupervisedStream(trio.abc.Stream):
             delay = initial_backoff
 
     def _open_blocking(
-        self, path: str, identity: UsbIdentity | None
+        self, path: str, identity: UsbIdentity | None, options: OpenOptions
     ) -> tuple[PortCore, str, UsbIdentity | None]:
         """Open the device where it is now. Blocking: runs in a worker thread.
 
@@ -905,12 +966,12 @@ class SupervisedStream(trio.abc.Stream):
         path opened and the adapter's identity (found on the first open).
         """
         try:
-            core = self._driver._open_blocking(path)
+            core = self._driver._open_blocking(path, options)
         except PortNotFoundError:
             moved = find_usb_port(identity) if identity is not None else None
             if moved is None or moved == path:
                 raise
-            core, path = self._driver._open_blocking(moved), moved
+            core, path = self._driver._open_blocking(moved, options), moved
         if identity is None:
             try:
                 identity = usb_identity(path)

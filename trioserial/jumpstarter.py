@@ -120,12 +120,18 @@ class _Connection(anyio.abc.ByteStream):
     async def _send_raw(self, data: bytes) -> None:
         """Send *data* now, unthrottled."""
 
+    @abc.abstractmethod
+    async def _pause(self, seconds: float) -> None:
+        """Sleep between throttled bytes; a close ends it at once (``ClosedResourceError``)."""
+
     async def send(self, item: bytes) -> None:
         """Send *item*; with ``cps`` set, one byte at a time, ``1 / cps`` seconds apart.
 
         The pacing runs across calls too (a byte never follows the previous
         send's last byte sooner than ``1 / cps``). Cancellation: a prefix of
-        *item* was sent, the rest was not.
+        *item* was sent, the rest was not. A close (the driver's or this
+        stream's) wakes a send waiting between bytes at once, with
+        :exc:`anyio.ClosedResourceError`.
         """
         if not self._interval or not item:
             await self._send_raw(item)
@@ -133,7 +139,7 @@ class _Connection(anyio.abc.ByteStream):
         for i in range(len(item)):
             delay = self._next_send - anyio.current_time()
             if delay > 0:
-                await anyio.sleep(delay)
+                await self._pause(delay)
             await self._send_raw(item[i : i + 1])
             self._next_send = anyio.current_time() + self._interval
 
@@ -188,12 +194,22 @@ class _SerialConnection(_Connection):
         except anyio.BrokenResourceError as exc:
             raise self._failure(exc) from exc.__cause__
 
+    async def _pause(self, seconds: float) -> None:
+        # With a slow cps the next byte can be seconds away: close() must not wait for it.
+        await self.port._sleep_while_open(seconds)
+
     async def send_eof(self) -> None:
         """Stop sending on this connection. The port stays open (a client left)."""
         if self.port.closed:
             await anyio.lowlevel.checkpoint()
-        else:
+            return
+        try:
             await self.port.send_eof()
+        except anyio.ClosedResourceError:
+            if not self.port.closed:
+                raise
+            # Closed during send_eof's checkpoint (the lease ended as the client
+            # left): the same as closed before, no error.
 
     async def aclose(self) -> None:
         await self.port.aclose()
