@@ -170,23 +170,39 @@ async def _open_output(path: str, *, append: bool) -> trio.lowlevel.FdStream:
     return trio.lowlevel.FdStream(fd)
 
 
-def _std_stream(fd: int, closed_message: str) -> trio.lowlevel.FdStream:
+def _std_stream(fd: int) -> trio.lowlevel.FdStream:
     """A stream on a duplicate of stdin or stdout.
 
     :class:`~trio.lowlevel.FdStream` makes the fd non-blocking, which also
     affects everyone sharing the open file description (the shell, the other
     end of a pipe); it restores the original mode when closed, and the CLI
     always closes it.
-
-    Raises:
-      CliError: *fd* is not open (``closed_message``).
     """
-    try:
-        return trio.lowlevel.FdStream(os.dup(fd))
-    except OSError as exc:
-        if exc.errno == errno.EBADF:
-            raise CliError(closed_message, 2) from None
-        raise
+    return trio.lowlevel.FdStream(os.dup(fd))
+
+
+def _fill_closed_std_fds() -> frozenset[int]:
+    """Put ``/dev/null`` on whichever of fds 0, 1 and 2 is closed; return those.
+
+    A closed standard fd is a free number: the next fd opened takes it, one of
+    Trio's own or the serial port's, and "stdin" or "stdout" would then be
+    that fd (an eventfd, or the device itself). Commands that use stdin or
+    stdout check the returned set instead.
+    """
+    closed = set()
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError as exc:
+            if exc.errno != errno.EBADF:
+                raise
+            closed.add(fd)
+    for fd in sorted(closed):
+        null = os.open(os.devnull, os.O_RDWR)  # the lowest free number: *fd*
+        if null != fd:  # pragma: no cover - only if another thread opened one
+            os.dup2(null, fd)
+            os.close(null)
+    return frozenset(closed)
 
 
 # -------------------------------------------------------------------- list
@@ -318,22 +334,25 @@ async def _copy(source: trio.abc.ReceiveStream, sink: trio.abc.SendStream) -> No
 def cmd_pipe(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Body:
     send_input = _pipe_modes(args, parser)
     open_options = _open_options(args, parser)
+    closed: frozenset[int] = getattr(args, "closed_std_fds", frozenset())
+    if send_input and 0 in closed:
+        parser.error("stdin is closed: nothing to send (use --no-input)")
+    if not args.no_output and not args.output and 1 in closed:
+        parser.error("stdout is closed: use --output FILE or --no-output")
 
     async def body() -> int:
         async with contextlib.AsyncExitStack() as stack:
             port = await stack.enter_async_context(await _open_port(args.url, open_options))
             stdin = None
             if send_input:
-                stdin = await stack.enter_async_context(
-                    _std_stream(0, "stdin is closed: nothing to send (use --no-input)")
-                )
+                stdin = await stack.enter_async_context(_std_stream(0))
             if args.no_output:
                 assert stdin is not None
                 return await _fire_and_forget(stdin, port)
             if args.output:
                 out = await _open_output(args.output, append=args.append)
             else:
-                out = _std_stream(1, "stdout is closed: use --output FILE or --no-output")
+                out = _std_stream(1)
             await stack.enter_async_context(out)
             if sys.stderr.isatty():
                 flow = f"{args.url} -> {args.output or 'stdout'}"
@@ -544,8 +563,10 @@ def _message(exc: BaseException) -> tuple[str, int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``trioserial`` command; return its exit code."""
+    closed_std_fds = _fill_closed_std_fds()
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.closed_std_fds = closed_std_fds
     debug = getattr(args, "debug", False)
     sub: argparse.ArgumentParser = args.parser
     body: Body = args.run(args, sub)  # checks the arguments: usage errors exit here
