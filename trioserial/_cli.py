@@ -19,7 +19,7 @@ import signal
 import sys
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Final, NoReturn
+from typing import Any, Final, NoReturn, final
 
 import attrs
 import trio
@@ -155,7 +155,37 @@ async def _open_port(url: str, options: dict[str, Any]) -> AsyncSerial:
         raise CliError(str(exc), code=2) from exc
 
 
-async def _open_output(path: str, *, append: bool) -> trio.lowlevel.FdStream:
+@final
+class _Output(trio.abc.SendStream):
+    """Where output goes (a file, stdout): a write that fails names it.
+
+    Only a reader that went away (``EPIPE``: ``| head`` has what it wanted)
+    stays a :exc:`trio.BrokenResourceError`, for the caller to end quietly.
+    Any other failure (a full disk, an I/O error) is a :class:`CliError`.
+    """
+
+    def __init__(self, stream: trio.lowlevel.FdStream, name: str) -> None:
+        self._stream = stream
+        self.name = name
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        try:
+            await self._stream.send_all(data)
+        except trio.BrokenResourceError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, BrokenPipeError):
+                raise
+            reason = getattr(cause, "strerror", None) or str(cause or exc)
+            raise CliError(f"cannot write to {self.name}: {reason}") from exc
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self._stream.wait_send_all_might_not_block()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+async def _open_output(path: str, *, append: bool) -> _Output:
     """A file opened for writing, as a stream.
 
     ``open`` runs off the event loop, as a FIFO without a reader or a network
@@ -167,7 +197,7 @@ async def _open_output(path: str, *, append: bool) -> trio.lowlevel.FdStream:
         fd = await trio.to_thread.run_sync(os.open, path, flags, 0o666, abandon_on_cancel=True)
     except OSError as exc:
         raise CliError(f"cannot open {path!r} for writing: {exc.strerror}") from exc
-    return trio.lowlevel.FdStream(fd)
+    return _Output(trio.lowlevel.FdStream(fd), repr(path))
 
 
 def _std_stream(fd: int) -> trio.lowlevel.FdStream:
@@ -352,7 +382,7 @@ def cmd_pipe(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Body:
             if args.output:
                 out = await _open_output(args.output, append=args.append)
             else:
-                out = _std_stream(1)
+                out = _Output(_std_stream(1), "stdout")
             await stack.enter_async_context(out)
             if sys.stderr.isatty():
                 flow = f"{args.url} -> {args.output or 'stdout'}"
@@ -390,7 +420,7 @@ async def _receive_to(port: AsyncSerial, out: trio.abc.SendStream, url: str) -> 
             raise CliError(f"{url} hung up (the device disappeared)")
         try:
             await out.send_all(data)
-        except trio.BrokenResourceError:
+        except trio.BrokenResourceError:  # only EPIPE (see _Output)
             return 0  # whoever read our output is gone (`| head`): stop quietly
 
 
