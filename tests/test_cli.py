@@ -400,6 +400,62 @@ async def test_pipe_stops_quietly_when_its_reader_goes_away() -> None:
     assert await errors(process) == ""
 
 
+@pytest.mark.parametrize(
+    ("closed", "args", "message"),
+    [
+        ("<&-", [], "stdin is closed: nothing to send (use --no-input)"),
+        (">&-", ["--no-input"], "stdout is closed: use --output FILE or --no-output"),
+    ],
+)
+async def test_pipe_with_stdin_or_stdout_closed_is_a_usage_error(
+    echo: FakeDevicePort, closed: str, args: list[str], message: str
+) -> None:
+    # A closed fd 0 or 1 used to be taken by Trio's own fds or by the port,
+    # so "stdin" was an eventfd (EINVAL) and "stdout" was not what it said.
+    command = " ".join(shlex.quote(a) for a in [*CLI, "pipe", echo.path, *args])
+    with trio.fail_after(DEADLINE):
+        result = await trio.run_process(
+            ["sh", "-c", f"exec {command} {closed}"],
+            capture_stderr=True,
+            check=False,
+            env=ENV,
+            cwd=ROOT,
+        )
+    assert result.returncode == 2
+    usage = "(see 'trioserial pipe --help')"
+    assert result.stderr.decode() == f"trioserial pipe: error: {message} {usage}\n"
+
+
+@pytest.mark.parametrize(
+    ("redirect", "args", "name"),
+    [("", ["-o", "/dev/full"], "'/dev/full'"), (">/dev/full", [], "stdout")],
+)
+async def test_pipe_output_that_cannot_be_written_is_an_error(
+    redirect: str, args: list[str], name: str
+) -> None:
+    # Only a reader that went away (EPIPE) ends pipe quietly; a full disk
+    # used to end it with exit 0 too, the log silently cut short.
+    device = Recorder()
+    async with open_fake_device_port(device) as port, trio.open_nursery() as nursery:
+        command = " ".join(shlex.quote(a) for a in [*CLI, "pipe", port.path, "--no-input", *args])
+        process: trio.Process = await nursery.start(
+            partial(
+                trio.run_process,
+                ["sh", "-c", f"exec {command} {redirect}"],
+                stderr=subprocess.PIPE,
+                check=False,
+                env=ENV,
+                cwd=ROOT,
+            )
+        )
+        await device.send(b"boot log\n")
+        with trio.fail_after(DEADLINE):
+            assert await process.wait() == 1
+    assert await errors(process) == (
+        f"trioserial pipe: cannot write to {name}: No space left on device\n"
+    )
+
+
 async def test_pipe_fire_and_forget_exits_after_stdin_ends() -> None:
     master, slave = os.openpty()
     tty.setraw(slave)

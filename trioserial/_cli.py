@@ -19,7 +19,7 @@ import signal
 import sys
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Final, NoReturn
+from typing import Any, Final, NoReturn, final
 
 import attrs
 import trio
@@ -155,7 +155,37 @@ async def _open_port(url: str, options: dict[str, Any]) -> AsyncSerial:
         raise CliError(str(exc), code=2) from exc
 
 
-async def _open_output(path: str, *, append: bool) -> trio.lowlevel.FdStream:
+@final
+class _Output(trio.abc.SendStream):
+    """Where output goes (a file, stdout): a write that fails names it.
+
+    Only a reader that went away (``EPIPE``: ``| head`` has what it wanted)
+    stays a :exc:`trio.BrokenResourceError`, for the caller to end quietly.
+    Any other failure (a full disk, an I/O error) is a :class:`CliError`.
+    """
+
+    def __init__(self, stream: trio.lowlevel.FdStream, name: str) -> None:
+        self._stream = stream
+        self.name = name
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        try:
+            await self._stream.send_all(data)
+        except trio.BrokenResourceError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, BrokenPipeError):
+                raise
+            reason = getattr(cause, "strerror", None) or str(cause or exc)
+            raise CliError(f"cannot write to {self.name}: {reason}") from exc
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self._stream.wait_send_all_might_not_block()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+async def _open_output(path: str, *, append: bool) -> _Output:
     """A file opened for writing, as a stream.
 
     ``open`` runs off the event loop, as a FIFO without a reader or a network
@@ -167,26 +197,42 @@ async def _open_output(path: str, *, append: bool) -> trio.lowlevel.FdStream:
         fd = await trio.to_thread.run_sync(os.open, path, flags, 0o666, abandon_on_cancel=True)
     except OSError as exc:
         raise CliError(f"cannot open {path!r} for writing: {exc.strerror}") from exc
-    return trio.lowlevel.FdStream(fd)
+    return _Output(trio.lowlevel.FdStream(fd), repr(path))
 
 
-def _std_stream(fd: int, closed_message: str) -> trio.lowlevel.FdStream:
+def _std_stream(fd: int) -> trio.lowlevel.FdStream:
     """A stream on a duplicate of stdin or stdout.
 
     :class:`~trio.lowlevel.FdStream` makes the fd non-blocking, which also
     affects everyone sharing the open file description (the shell, the other
     end of a pipe); it restores the original mode when closed, and the CLI
     always closes it.
-
-    Raises:
-      CliError: *fd* is not open (``closed_message``).
     """
-    try:
-        return trio.lowlevel.FdStream(os.dup(fd))
-    except OSError as exc:
-        if exc.errno == errno.EBADF:
-            raise CliError(closed_message, 2) from None
-        raise
+    return trio.lowlevel.FdStream(os.dup(fd))
+
+
+def _fill_closed_std_fds() -> frozenset[int]:
+    """Put ``/dev/null`` on whichever of fds 0, 1 and 2 is closed; return those.
+
+    A closed standard fd is a free number: the next fd opened takes it, one of
+    Trio's own or the serial port's, and "stdin" or "stdout" would then be
+    that fd (an eventfd, or the device itself). Commands that use stdin or
+    stdout check the returned set instead.
+    """
+    closed = set()
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError as exc:
+            if exc.errno != errno.EBADF:
+                raise
+            closed.add(fd)
+    for fd in sorted(closed):
+        null = os.open(os.devnull, os.O_RDWR)  # the lowest free number: *fd*
+        if null != fd:  # pragma: no cover - only if another thread opened one
+            os.dup2(null, fd)
+            os.close(null)
+    return frozenset(closed)
 
 
 # -------------------------------------------------------------------- list
@@ -318,22 +364,25 @@ async def _copy(source: trio.abc.ReceiveStream, sink: trio.abc.SendStream) -> No
 def cmd_pipe(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Body:
     send_input = _pipe_modes(args, parser)
     open_options = _open_options(args, parser)
+    closed: frozenset[int] = getattr(args, "closed_std_fds", frozenset())
+    if send_input and 0 in closed:
+        parser.error("stdin is closed: nothing to send (use --no-input)")
+    if not args.no_output and not args.output and 1 in closed:
+        parser.error("stdout is closed: use --output FILE or --no-output")
 
     async def body() -> int:
         async with contextlib.AsyncExitStack() as stack:
             port = await stack.enter_async_context(await _open_port(args.url, open_options))
             stdin = None
             if send_input:
-                stdin = await stack.enter_async_context(
-                    _std_stream(0, "stdin is closed: nothing to send (use --no-input)")
-                )
+                stdin = await stack.enter_async_context(_std_stream(0))
             if args.no_output:
                 assert stdin is not None
                 return await _fire_and_forget(stdin, port)
             if args.output:
                 out = await _open_output(args.output, append=args.append)
             else:
-                out = _std_stream(1, "stdout is closed: use --output FILE or --no-output")
+                out = _Output(_std_stream(1), "stdout")
             await stack.enter_async_context(out)
             if sys.stderr.isatty():
                 flow = f"{args.url} -> {args.output or 'stdout'}"
@@ -371,7 +420,7 @@ async def _receive_to(port: AsyncSerial, out: trio.abc.SendStream, url: str) -> 
             raise CliError(f"{url} hung up (the device disappeared)")
         try:
             await out.send_all(data)
-        except trio.BrokenResourceError:
+        except trio.BrokenResourceError:  # only EPIPE (see _Output)
             return 0  # whoever read our output is gone (`| head`): stop quietly
 
 
@@ -544,8 +593,10 @@ def _message(exc: BaseException) -> tuple[str, int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``trioserial`` command; return its exit code."""
+    closed_std_fds = _fill_closed_std_fds()
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.closed_std_fds = closed_std_fds
     debug = getattr(args, "debug", False)
     sub: argparse.ArgumentParser = args.parser
     body: Body = args.run(args, sub)  # checks the arguments: usage errors exit here
