@@ -2,8 +2,9 @@
 
 A pty keeps the rate (including termios2 custom rates), stop bits, IXON/IXOFF,
 CRTSCTS, VMIN/VTIME and its buffered bytes, so all of that is checked on the
-real thing. (It resets CS7 and parity to 8N, so those are checked on the
-attribute list we build instead.) DTR/RTS cannot be seen on a pty: the
+real thing. (It refuses or drops CS7 and parity, so those are checked on
+the attribute list we build, and the refusal itself is tested: what a pty
+drops is reported, not pretended.) DTR/RTS cannot be seen on a pty: the
 ``ioctl`` seam shows that reconfigure sends no modem-line or flush request.
 """
 
@@ -19,7 +20,16 @@ import pytest
 import trio
 from noblock import no_blocking_calls
 
-from trioserial import AsyncSerial, Parity, PortBusyError, SerialSettings, StopBits, _termios
+import trioserial
+from trioserial import (
+    AsyncSerial,
+    Parity,
+    PortBusyError,
+    SerialSettings,
+    StopBits,
+    UnsupportedOperationError,
+    _termios,
+)
 from trioserial.testing import FakeModem, PtyDevice, open_pty_pair
 
 
@@ -143,6 +153,59 @@ async def test_a_rejected_value_changes_nothing(pair: tuple[AsyncSerial, PtyDevi
         await port.reconfigure(baudrate=0)
     assert port.settings == before
     assert tcattrs(port) == attrs_before
+
+
+@pytest.mark.parametrize(
+    ("change", "parts"),
+    [
+        # The same rate: this kernel refuses the request (EINVAL).
+        ({"parity": "E"}, None),
+        ({"bytesize": 7}, None),
+        # With a new rate the kernel takes the rate and quietly drops the
+        # parity: read back, reported, and the old rate put back.
+        ({"baudrate": 9600, "parity": "E"}, "parity"),
+        ({"baudrate": 250000, "parity": "O"}, "parity"),  # termios2, restored too
+    ],
+)
+async def test_what_a_pty_cannot_do_is_an_error_and_changes_nothing(
+    pair: tuple[AsyncSerial, PtyDevice], change: dict[str, Any], parts: str | None
+) -> None:
+    port, device = pair
+    before, attrs_before = port.settings, tcattrs(port)
+    speeds_before = termios2_speeds(port.fileno()) if _termios.termios2_supported() else None
+    with pytest.raises(trioserial.SerialPortError) as info:
+        await port.reconfigure(**change)
+    message = str(info.value)
+    assert f"cannot configure {device.path!r}" in message
+    assert "(a pty has no parity and only 8 data bits)" in message
+    if parts is not None:  # the kernel said yes, and did something else
+        assert isinstance(info.value, UnsupportedOperationError)
+        assert f"the driver did not take the {parts} (it set 8N1)" in message
+        assert "the previous settings are still in force" in message
+    assert port.settings == before
+    assert tcattrs(port) == attrs_before
+    if speeds_before is not None:
+        assert termios2_speeds(port.fileno()) == speeds_before
+    await device.send_all(b"still fine")
+    assert await port.receive_some() == b"still fine"
+
+
+async def test_opening_a_pty_with_parity_fails_and_leaks_nothing(no_fd_leaks: None) -> None:
+    device = await open_pty_pair()
+    port, pty = device
+    async with port, pty:
+        with pytest.raises(trioserial.SerialPortError, match="a pty has no parity"):
+            await trioserial.open_serial_port(pty.path, parity="E", exclusive=False)
+
+
+async def test_describe_framing() -> None:
+    cs7, parenb, parodd = termios.CS7, termios.PARENB, termios.PARODD
+    assert _termios.describe_framing(0, termios.CS8) == "8N1"
+    assert _termios.describe_framing(0, cs7 | parenb | termios.CSTOPB) == "7E2"
+    assert _termios.describe_framing(0, termios.CS8 | parenb | parodd) == "8O1"
+    mark = termios.CS8 | parenb | parodd | _termios.CMSPAR
+    assert _termios.describe_framing(termios.IXON, mark | termios.CRTSCTS) == ("8M1 rtscts xonxoff")
+    assert _termios.describe_framing(0, termios.CS5 | parenb | _termios.CMSPAR) == "5S1"
 
 
 async def test_taking_the_lock_fails_cleanly_when_someone_holds_it() -> None:

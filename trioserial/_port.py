@@ -412,10 +412,17 @@ def _termios_error(name: str, what: str, exc: termios.error) -> SerialPortError:
 def _apply_or_explain(fd: int, name: str, settings: SerialSettings) -> None:
     try:
         _termios.apply(fd, settings)
+    except _termios.NotTakenError as exc:
+        raise UnsupportedOperationError(
+            f"cannot configure {name!r} for {settings.framing}: {exc}{_pty_hint(fd)}; "
+            f"the previous settings are still in force",
+            port=name,
+        ) from exc
     except termios.error as exc:
         code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        hint = _pty_hint(fd) if code == errno.EINVAL else ""
         raise SerialPortError(
-            f"cannot configure {name!r} for {settings.framing}: {exc.args[-1]}",
+            f"cannot configure {name!r} for {settings.framing}: {exc.args[-1]}{hint}",
             port=name,
             errno=code,
         ) from exc
@@ -425,3 +432,18 @@ def _apply_or_explain(fd: int, name: str, settings: SerialSettings) -> None:
             port=name,
             errno=exc.errno,
         ) from exc
+
+
+#: Device majors of Unix98 pty slaves (/dev/pts/N) on Linux.
+_PTY_SLAVE_MAJORS: Final = range(136, 144)
+
+
+def _pty_hint(fd: int) -> str:
+    """What a pty cannot do, when *fd* is one: its driver takes only 8N."""
+    try:
+        major = os.major(os.fstat(fd).st_rdev)
+    except OSError:
+        return ""
+    if sys.platform.startswith("linux") and major in _PTY_SLAVE_MAJORS:
+        return " (a pty has no parity and only 8 data bits)"
+    return ""

@@ -144,6 +144,63 @@ def build_attrs(current: list[Any], settings: SerialSettings) -> tuple[list[Any]
     return attrs, custom
 
 
+#: The c_cflag and c_iflag bits of the framing and flow control. A driver that
+#: cannot do one of them may clear it and still report success (``tcsetattr``
+#: fails only if it could apply nothing), so they are read back.
+_FRAMING_CFLAG: Final = (
+    termios.CSIZE | termios.CSTOPB | termios.PARENB | termios.PARODD | CMSPAR | CRTSCTS
+)
+_FLOW_IFLAG: Final = termios.IXON | termios.IXOFF
+
+
+class NotTakenError(Exception):
+    """The driver reported success but left out part of the settings.
+
+    The previous settings have been put back. :attr:`parts` names what was
+    left out (``"parity"``, ``"data bits"``...); :attr:`actual` is the framing
+    the driver would have set, such as ``"8N1"``.
+    """
+
+    def __init__(self, parts: list[str], actual: str) -> None:
+        super().__init__(f"the driver did not take the {' and '.join(parts)} (it set {actual})")
+        self.parts = parts
+        self.actual = actual
+
+
+def _not_taken(asked: list[Any], got: list[Any]) -> list[str]:
+    cdiff = (int(asked[_CFLAG]) ^ int(got[_CFLAG])) & _FRAMING_CFLAG
+    idiff = (int(asked[_IFLAG]) ^ int(got[_IFLAG])) & _FLOW_IFLAG
+    parts = []
+    if cdiff & termios.CSIZE:
+        parts.append("data bits")
+    if cdiff & (termios.PARENB | termios.PARODD | CMSPAR):
+        parts.append("parity")
+    if cdiff & termios.CSTOPB:
+        parts.append("stop bits")
+    if cdiff & CRTSCTS:
+        parts.append("rtscts flow control")
+    if idiff:
+        parts.append("xonxoff flow control")
+    return parts
+
+
+def describe_framing(iflag: int, cflag: int) -> str:
+    """The framing that termios flags make, such as ``"7E1"`` or ``"8N1 rtscts"``."""
+    size = {bits: n for n, bits in _CSIZE.items()}[cflag & termios.CSIZE]
+    if not cflag & termios.PARENB:
+        parity = Parity.NONE
+    elif CMSPAR and cflag & CMSPAR:
+        parity = Parity.MARK if cflag & termios.PARODD else Parity.SPACE
+    else:
+        parity = Parity.ODD if cflag & termios.PARODD else Parity.EVEN
+    text = f"{size}{parity}{2 if cflag & termios.CSTOPB else 1}"
+    if CRTSCTS and cflag & CRTSCTS:
+        text += " rtscts"
+    if iflag & _FLOW_IFLAG:
+        text += " xonxoff"
+    return text
+
+
 def apply(fd: int, settings: SerialSettings) -> None:
     """Apply *settings* to the tty *fd* now, in one call (``TCSANOW``).
 
@@ -152,21 +209,44 @@ def apply(fd: int, settings: SerialSettings) -> None:
     is one ``tcsetattr``; a custom rate is one ``TCSETS2`` that carries the
     flags, VMIN/VTIME and the rate together, so either way the driver sees a
     single change and a rejected value leaves the old settings in force.
+
+    The framing and flow-control bits are read back: a driver that silently
+    left one out (a pty's parity, mark/space parity on a UART without
+    ``CMSPAR``, which would otherwise turn into odd/even parity) gets the old
+    settings back and :exc:`NotTakenError` is raised.
     """
-    attrs, custom = build_attrs(termios.tcgetattr(fd), settings)
-    if not custom:
+    before = termios.tcgetattr(fd)
+    before2 = None
+    if termios2_supported():
+        before2 = bytearray(_TERMIOS2.size)
+        fcntl.ioctl(fd, TCGETS2, before2)
+    attrs, custom = build_attrs(before, settings)
+    if custom:
+        assert before2 is not None  # build_attrs refuses custom rates without termios2
+        _set_custom(fd, attrs, settings.baudrate, before2)
+    else:
         termios.tcsetattr(fd, termios.TCSANOW, attrs)
-        return
-    buf = bytearray(_TERMIOS2.size)
-    fcntl.ioctl(fd, TCGETS2, buf)
-    fields = list(_TERMIOS2.unpack(buf))
+    got = termios.tcgetattr(fd)
+    parts = _not_taken(attrs, got)
+    if parts:
+        # Back to exactly what was in force, custom rate included.
+        if before2 is not None:
+            fcntl.ioctl(fd, TCSETS2, bytes(before2))
+        else:
+            termios.tcsetattr(fd, termios.TCSANOW, before)
+        raise NotTakenError(parts, describe_framing(int(got[_IFLAG]), int(got[_CFLAG])))
+
+
+def _set_custom(fd: int, attrs: list[Any], baudrate: int, current: bytearray) -> None:
+    """One ``TCSETS2``: *attrs*' flags and VMIN/VTIME with the rate *baudrate*."""
+    fields = list(_TERMIOS2.unpack(current))
     fields[0:4] = (int(attrs[_IFLAG]), int(attrs[_OFLAG]), int(attrs[_CFLAG]), int(attrs[_LFLAG]))
     # Output and input rate both BOTHER: the speeds below are the rates.
     cflag = fields[2] & ~_CBAUD & ~(_CBAUD << _IBSHIFT)
     fields[2] = cflag | _BOTHER | (_BOTHER << _IBSHIFT)
     fields[5 + termios.VMIN] = 1
     fields[5 + termios.VTIME] = 0
-    fields[-2] = fields[-1] = settings.baudrate
+    fields[-2] = fields[-1] = baudrate
     fcntl.ioctl(fd, TCSETS2, _TERMIOS2.pack(*fields))
 
 
