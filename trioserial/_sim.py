@@ -87,7 +87,9 @@ def check_link(link: str) -> None:
 async def run_sim(kind: str, link: str | None) -> int:
     """Serve a *kind* device until cancelled; print the path to open first."""
     async with open_fake_device_port(make_device(kind), link=link) as device:
-        # The path alone on stdout, so scripts can read it: PATH=$(... | head -1).
+        # The path alone on the first line of stdout, so a script can read it
+        # while the sim runs on (`coproc trioserial sim; read -r PORT <&"${COPROC[0]}"`),
+        # or use --link to choose the path itself.
         print(device.path, flush=True)
         print(
             f"simulated {kind} device at {device.path} (-> {device.pty_path}): "
