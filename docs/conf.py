@@ -18,6 +18,7 @@ nitpick_ignore = [
     ("py:class", "trioserial._core.PortCore"),
     ("py:class", "Buffer"),
     ("py:class", "PortCore"),
+    ("py:class", "trioserial.testing._pty._HasFileno"),  # "anything with fileno()"
 ]
 # CI reaches package registries only, so intersphinx inventories for Python,
 # Trio, anyio and pyserial cannot be downloaded. References into those projects

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import os
 import select
 import socket
 import struct
@@ -19,6 +18,7 @@ from url_servers import SocatPty, free_tcp_port, socat_tcp_pty
 import trioserial
 import trioserial._socket
 from trioserial._control import close_drain_limit
+from trioserial.testing import clog
 
 __all__ = ["socat_tcp_pty"]  # the fixture, used by name below
 
@@ -282,28 +282,11 @@ async def _port_and_server_end(
         return port, await listener.accept()
 
 
-async def _fill(fd: int, quiet_period: float = 0.02) -> None:
-    """Write until no room appears for two *quiet_period* windows in a row
-    (TCP grows its buffers as they fill, so one EAGAIN is not the end)."""
-    quiet = 0
-    while quiet < 2:
-        try:
-            while True:
-                os.write(fd, b"\xaa" * 65536)
-                quiet = 0
-        except BlockingIOError:
-            pass
-        with trio.move_on_after(quiet_period) as scope:
-            await trio.lowlevel.wait_writable(fd)
-        if scope.cancelled_caught:
-            quiet += 1
-
-
 async def _clogged_port_and_server_end() -> tuple[trioserial.AsyncSerial, trio.SocketStream]:
     port, server = await _port_and_server_end()
-    await _fill(port.fileno())
-    await _fill(server.socket.fileno())
-    await _fill(port.fileno())
+    await clog(port)
+    await clog(server.socket)
+    await clog(port)
     return port, server
 
 
@@ -325,7 +308,7 @@ async def test_aclose_does_not_wait_for_a_server_that_stopped_reading(
     port, server = await _port_and_server_end(scheme)
     async with server:
         try:
-            await _fill(port.fileno())  # the server reads nothing
+            await clog(port)  # the server reads nothing
             assert port.out_waiting > 0
             assert close_drain_limit(port._core) is None
             with trio.fail_after(DEADLINE):  # a guard against hanging, not a timing

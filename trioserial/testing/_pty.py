@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import Any, final
+from typing import Any, Protocol, final
 
 import trio
 
@@ -136,13 +136,20 @@ async def open_pty_pair(**settings: Any) -> tuple[AsyncSerial, PtyDevice]:
     return port, PtyDevice(master, path)
 
 
-async def clog(stream: AsyncSerial | PtyDevice, *, quiet_period: float = 0.05) -> None:
-    """Fill *stream*'s outgoing pty buffer until sending would block.
+class _HasFileno(Protocol):
+    def fileno(self) -> int: ...
 
-    A pty moves data between its two buffers in a kernel worker, so one
-    ``EAGAIN`` is not the end: keep writing until no room has appeared for
-    two *quiet_period* windows in a row (the worker can be late on a busy
-    machine).
+
+async def clog(stream: _HasFileno, *, quiet_period: float = 0.05) -> None:
+    """Fill *stream*'s outgoing buffer until sending would block.
+
+    For a pty end (:class:`~trioserial.AsyncSerial`,
+    :class:`~trioserial.testing.PtyDevice`) or anything else with a
+    non-blocking ``fileno()``, such as a socket. A pty moves data between its
+    two buffers in a kernel worker, and TCP grows its buffers as they fill,
+    so one ``EAGAIN`` is not the end: keep writing until no room has
+    appeared for two *quiet_period* windows in a row (the worker can be late
+    on a busy machine).
     """
     fd = stream.fileno()
     chunk = b"\xaa" * 4096
