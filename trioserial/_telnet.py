@@ -397,8 +397,10 @@ class RFC2217Client:
     def _negotiate(self, command: int, code: int) -> None:
         known = False
         for option in self.options.values():
-            if option.code != code:
+            if option.code != code or command not in (option.ack_yes, option.ack_no):
                 continue
+            # Only the side the command is about: ECHO is "they-ECHO" alone, so
+            # a DO ECHO (the server asking us to echo) is refused below.
             known = True
             if option.name == "we-RFC2217" and command in (DO, DONT):
                 self._com_port_answered = True
