@@ -268,6 +268,11 @@ async def test_server_closing_mid_stream(portmanager_loop: PortManagerServer) ->
         ("rfc2217://localhost:2217?timeout=0", "malformed timeout '0'"),
         ("rfc2217://localhost", "missing port"),
         ("rfc2217://localhost:x", "malformed port 'x'"),
+        ("rfc2217://localhost:\u00b2", "malformed port '\u00b2'"),  # str.isdigit() says yes
+        ("rfc2217://localhost:\u0661\u0662", "malformed port"),  # int() reads these digits
+        ("rfc2217://localhost:65536", "malformed port '65536'"),
+        ("rfc2217://[::1]", "missing port in 'rfc2217://\\[::1\\]'"),
+        ("rfc2217://[::1]x:2217", "malformed host"),
     ],
 )
 async def test_malformed_rfc2217_urls(url: str, message: str) -> None:
