@@ -408,3 +408,48 @@ async def test_poll_modem_asks_the_server_again(portmanager_loop: PortManagerSer
                 core.modem_lines()
                 with trio.move_on_after(0.1):  # the next poll is due after 0.3 s
                     await trio.lowlevel.wait_readable(port.fileno())
+
+
+# ------------------------------------------------------- a scripted server
+
+
+def client_requests(buffer: bytearray) -> list[tuple[int, bytes]]:
+    """Take the complete COM-PORT-OPTION requests (command, value) out of *buffer*."""
+    found = []
+    while True:
+        start = buffer.find(bytes((255, 250, 44)))
+        end = buffer.find(bytes((255, 240)), start)
+        if start < 0 or end < 0:
+            return found
+        found.append(
+            (buffer[start + 3], bytes(buffer[start + 4 : end]).replace(b"\xff\xff", b"\xff"))
+        )
+        del buffer[: end + 2]
+
+
+async def test_data_right_behind_the_purge_acknowledgement_is_kept(nursery: trio.Nursery) -> None:
+    # The open purges the server's buffers and drops what arrived before the
+    # server confirmed it; what the device sent after the purge (in the same
+    # segment as the confirmation) is the first data of the port.
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+
+    async def serve() -> None:
+        async with listeners[0], await listeners[0].accept() as stream:
+            await stream.send_all(bytes((255, 253, 44, 255, 251, 44)) + b"stale")
+            buffer = bytearray()
+            while True:
+                chunk = await stream.receive_some()
+                if not chunk:
+                    return
+                buffer += chunk
+                for command, value in client_requests(buffer):
+                    answer = bytes((255, 250, 44, command + 100)) + value + bytes((255, 240))
+                    if command == 12:  # PURGE-DATA
+                        answer = b"old" + answer + b"fresh"
+                    await stream.send_all(answer)
+
+    nursery.start_soon(serve)
+    async with await trioserial.open_serial_port(f"rfc2217://127.0.0.1:{port}") as serial_port:
+        with trio.fail_after(10):
+            assert await receive_exactly(serial_port, 5) == b"fresh"

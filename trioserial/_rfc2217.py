@@ -377,6 +377,10 @@ def _exchange(
                 break
             if isinstance(event, telnet.Data):
                 received += event.data
+            elif isinstance(event, telnet.Acknowledged) and event.what == "purge":
+                # The server has purged: what came before is stale, what
+                # follows (in this very segment, maybe) is the device's.
+                received.clear()
             elif isinstance(event, telnet.Rejected):
                 raise SerialPortError(
                     f"cannot open {url!r}: the server rejected {event.what} "
@@ -428,13 +432,13 @@ def open_rfc2217(url: str, settings: SerialSettings) -> RFC2217Port:
             line += protocol.set_control(telnet.Control.RTS_ON)
         step(line, lambda: not protocol.pending(), f"to the settings {settings.framing}")
         # A clean start, as pyserial makes one: whatever the server buffered
-        # (a banner, stale input) is dropped with the local copy.
+        # (a banner, stale input) is dropped with the local copy, when the
+        # acknowledgement arrives (_exchange); data behind it is kept.
         step(
             protocol.purge(telnet.Purge.BOTH),
             lambda: not protocol.pending(),
             "to PURGE-DATA",
         )
-        received.clear()
         return RFC2217Port(sock, url, settings, protocol, options, bytes(received))
     except SerialPortError:
         sock.close()
