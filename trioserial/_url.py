@@ -14,7 +14,14 @@ from typing import Final
 
 from ._errors import UnsupportedURLError
 
-__all__ = ["LOG_LEVELS", "is_decimal", "parse_host_port", "parse_log_level", "parse_options", "split_url"]
+__all__ = [
+    "LOG_LEVELS",
+    "is_decimal",
+    "parse_host_port",
+    "parse_log_level",
+    "parse_options",
+    "split_url",
+]
 
 #: pyserial's ``?logging=`` levels.
 LOG_LEVELS: Final = {"debug": 10, "info": 20, "warning": 30, "error": 40}
@@ -90,7 +97,7 @@ def parse_host_port(url: str, target: str) -> tuple[str, int]:
 
 
 def is_decimal(text: str) -> bool:
-    """Whether *text* is ASCII digits only (``str.isdigit`` also takes "²" and "١")."""
+    """Whether *text* is ASCII digits only (``str.isdigit`` also takes "²", "٣", ...)."""
     return text.isascii() and text.isdigit()
 
 
