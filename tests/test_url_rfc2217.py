@@ -453,3 +453,42 @@ async def test_data_right_behind_the_purge_acknowledgement_is_kept(nursery: trio
     async with await trioserial.open_serial_port(f"rfc2217://127.0.0.1:{port}") as serial_port:
         with trio.fail_after(10):
             assert await receive_exactly(serial_port, 5) == b"fresh"
+
+
+async def test_wait_drained_sends_a_request_that_found_the_socket_full() -> None:
+    # A control request made while the socket is full waits in the core; the
+    # drain (which polls out_waiting) must push it out once there is room,
+    # not wait forever for a read or write that never comes.
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        server, _ = listener.accept()
+    with server:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        from trioserial._rfc2217 import Options
+        from trioserial._telnet import RFC2217Client
+
+        url = "rfc2217://127.0.0.1:1?ign_set_control"
+        core = RFC2217Port(client, url, trioserial.SerialSettings(), RFC2217Client(), Options(url))
+        async with trioserial.AsyncSerial(core) as serial_port:
+            written = 0
+            while True:  # fill the socket
+                try:
+                    written += core.write_nowait(memoryview(b"x" * 65536))
+                except BlockingIOError:
+                    break
+            core.set_dtr(False)
+            assert core.out_waiting() > 0
+            expected = written + 7  # the data, then IAC SB COM SET-CONTROL DTR-OFF IAC SE
+            got = bytearray()
+
+            async def reader() -> None:
+                server_stream = trio.SocketStream(trio.socket.from_stdlib_socket(server))
+                while len(got) < expected:
+                    got.extend(await server_stream.receive_some())
+
+            with trio.fail_after(10):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(reader)
+                    await serial_port.wait_drained()
+            assert bytes(got[written:]) == bytes((255, 250, 44, 5, 9, 255, 240))

@@ -301,7 +301,12 @@ class RFC2217Port(SocketCore):
         return len(self._rx)
 
     def out_waiting(self) -> int:
-        return len(self._pending) + unsent_bytes(self._socket())
+        sock = self._socket()
+        if self._pending:
+            # Requests that found the socket full go out now if there is room:
+            # a drain polls this, and nothing else may come along to send them.
+            self._flush(sock)
+        return len(self._pending) + unsent_bytes(sock)
 
     def reset_input_buffer(self) -> None:
         sock = self._socket()
