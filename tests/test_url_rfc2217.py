@@ -229,6 +229,9 @@ async def test_a_raw_tcp_server_is_not_an_rfc2217_server() -> None:
         with pytest.raises(trioserial.SerialPortError, match="RFC 2217 negotiation") as info:
             await trioserial.open_serial_port(url)
         assert url in str(info.value)
+        # The hint fits the step: not ign_set_control, which cannot help here.
+        assert "socket://" in str(info.value)
+        assert "ign_set_control" not in str(info.value)
     finally:
         stop(process)
 

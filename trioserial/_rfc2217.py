@@ -346,8 +346,12 @@ def _exchange(
     done: Callable[[], bool],
     waiting_for: str,
     received: bytearray,
+    hint: Callable[[], str],
 ) -> None:
-    """Send what the protocol owes and read until *done()*, for at most *timeout* s."""
+    """Send what the protocol owes and read until *done()*, for at most *timeout* s.
+
+    *hint* says, at the deadline, what might help.
+    """
     deadline = time.monotonic() + timeout
     while True:
         out = protocol.data_to_send()
@@ -359,8 +363,7 @@ def _exchange(
         if left <= 0:
             raise SerialPortError(
                 f"cannot open {url!r}: no answer from the server {waiting_for} within "
-                f"{timeout:g} s (add ?ign_set_control if it never answers DTR/RTS/break, "
-                f"or ?timeout=SECONDS)",
+                f"{timeout:g} s ({hint()})",
                 port=url,
                 errno=errno.ETIMEDOUT,
             )
@@ -410,10 +413,17 @@ def open_rfc2217(url: str, settings: SerialSettings) -> RFC2217Port:
         protocol = telnet.RFC2217Client(check_control=not options.ign_set_control)
         received = bytearray()
 
-        def step(message: bytes, done: Callable[[], bool], waiting_for: str) -> None:
+        def step(
+            message: bytes, done: Callable[[], bool], waiting_for: str, hint: Callable[[], str]
+        ) -> None:
             if message:
                 sock.sendall(message)
-            _exchange(sock, protocol, url, options.timeout, done, waiting_for, received)
+            _exchange(sock, protocol, url, options.timeout, done, waiting_for, received, hint)
+
+        def unanswered() -> str:
+            if protocol.pending("control"):
+                return "add ?ign_set_control if it never answers DTR/RTS/break, or ?timeout=SECONDS"
+            return "add ?timeout=SECONDS if it is slow"
 
         def negotiated() -> bool:
             if protocol.refused:
@@ -424,7 +434,15 @@ def open_rfc2217(url: str, settings: SerialSettings) -> RFC2217Port:
                 )
             return protocol.negotiated
 
-        step(protocol.initiate(), negotiated, "to the RFC 2217 negotiation")
+        step(
+            protocol.initiate(),
+            negotiated,
+            "to the RFC 2217 negotiation",
+            lambda: (
+                "is it an RFC 2217 server? a raw TCP server is socket://; "
+                "a slow one needs ?timeout=SECONDS"
+            ),
+        )
         logger.info(
             "%s: negotiated %s",
             url,
@@ -435,7 +453,9 @@ def open_rfc2217(url: str, settings: SerialSettings) -> RFC2217Port:
             line += protocol.set_control(telnet.Control.DTR_ON)
         if not settings.rtscts:
             line += protocol.set_control(telnet.Control.RTS_ON)
-        step(line, lambda: not protocol.pending(), f"to the settings {settings.framing}")
+        step(
+            line, lambda: not protocol.pending(), f"to the settings {settings.framing}", unanswered
+        )
         # A clean start, as pyserial makes one: whatever the server buffered
         # (a banner, stale input) is dropped with the local copy, when the
         # acknowledgement arrives (_exchange); data behind it is kept.
@@ -443,6 +463,7 @@ def open_rfc2217(url: str, settings: SerialSettings) -> RFC2217Port:
             protocol.purge(telnet.Purge.BOTH),
             lambda: not protocol.pending(),
             "to PURGE-DATA",
+            unanswered,
         )
         return RFC2217Port(sock, url, settings, protocol, options, bytes(received))
     except SerialPortError:
