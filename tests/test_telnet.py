@@ -306,3 +306,11 @@ def test_commands_data_and_subnegotiations_fed_byte_by_byte() -> None:
         t.TelnetCommand(241),
     ]
     assert proto.data_to_send() == bytes((IAC, DO, 0, IAC, WONT, 99))
+
+
+def test_an_endless_subnegotiation_of_escaped_iacs_is_cut_too() -> None:
+    proto = negotiated()
+    proto.receive_data(bytes((IAC, SB, COM, 107)) + b"\xff\xff" * 100_000)
+    assert len(proto._sub or b"") <= t.MAX_SUBNEGOTIATION
+    proto.receive_data(bytes((IAC, SE)) + b"x")
+    assert events(proto) == [t.ModemState(0xFF), t.Data(b"x")]

@@ -351,7 +351,8 @@ class RFC2217Client:
                 mode = _Mode.NORMAL
                 if byte == IAC:
                     if self._sub is not None:
-                        self._sub.append(IAC)
+                        if len(self._sub) < MAX_SUBNEGOTIATION:
+                            self._sub.append(IAC)
                     else:
                         plain.append(IAC)
                 elif byte == SB:
