@@ -418,7 +418,7 @@ async def test_poll_modem_asks_the_server_again(portmanager_loop: PortManagerSer
 
 def client_requests(buffer: bytearray) -> list[tuple[int, bytes]]:
     """Take the complete COM-PORT-OPTION requests (command, value) out of *buffer*."""
-    found = []
+    found: list[tuple[int, bytes]] = []
     while True:
         start = buffer.find(bytes((255, 250, 44)))
         end = buffer.find(bytes((255, 240)), start)
