@@ -276,6 +276,7 @@ async def test_server_closing_mid_stream(portmanager_loop: PortManagerServer) ->
         ("rfc2217://localhost:65536", "malformed port '65536'"),
         ("rfc2217://[::1]", "missing port in 'rfc2217://\\[::1\\]'"),
         ("rfc2217://[::1]x:2217", "malformed host"),
+        ("rfc2217://localhost:2217/dev/ttyS0", "unexpected path '/dev/ttyS0'"),
     ],
 )
 async def test_malformed_rfc2217_urls(url: str, message: str) -> None:
@@ -495,3 +496,11 @@ async def test_wait_drained_sends_a_request_that_found_the_socket_full() -> None
                     nursery.start_soon(reader)
                     await serial_port.wait_drained()
             assert bytes(got[written:]) == bytes((255, 250, 44, 5, 9, 255, 240))
+
+
+def test_a_trailing_slash_is_no_path() -> None:
+    # pyserial ignores the path; an empty one ("HOST:PORT/") is common in URLs.
+    from trioserial._rfc2217 import Options
+
+    options = Options("rfc2217://[::1]:2217/?ign_set_control")
+    assert (options.host, options.port, options.ign_set_control) == ("::1", 2217, True)

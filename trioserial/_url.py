@@ -63,8 +63,14 @@ def parse_options(
 
 
 def parse_host_port(url: str, target: str) -> tuple[str, int]:
-    """``"HOST:PORT"`` (``"[::1]:PORT"`` for IPv6) -> ``(host, port)``."""
+    """``"HOST:PORT"`` (``"[::1]:PORT"`` for IPv6) -> ``(host, port)``.
+
+    A trailing ``/`` is allowed (an empty path, as pyserial ignores it).
+    """
     form = f"expected {url.partition('://')[0]}://HOST:PORT"
+    target, slash, path = target.partition("/")
+    if path:
+        raise UnsupportedURLError(f"unexpected path {slash + path!r} in {url!r}: {form}")
     if target.startswith("["):
         host, bracket, rest = target[1:].partition("]")
         if bracket and not rest:
