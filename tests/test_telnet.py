@@ -257,3 +257,60 @@ def test_unanswered_requests_are_bounded() -> None:
     for _ in range(1000):
         proto.set_baudrate(9600)
     assert proto.pending("baudrate") == t.MAX_PENDING
+
+
+def test_a_do_for_an_option_we_only_ask_the_server_for_is_refused() -> None:
+    # ECHO is one-sided: we ask the server to echo (DO ECHO), never offer it.
+    # The server asking *us* to echo must get a WONT, not silence (RFC 854).
+    proto = t.RFC2217Client()
+    proto.initiate()
+    proto.receive_data(bytes((IAC, DO, 1)))
+    assert proto.data_to_send() == bytes((IAC, WONT, 1))
+    assert not proto.is_active("they-ECHO")
+    proto.receive_data(bytes((IAC, DONT, 1)))  # its answer to our WONT: nothing more
+    assert proto.data_to_send() == b""
+
+
+def test_an_echoing_peer_does_not_start_a_negotiation_loop() -> None:
+    # A peer that sends back whatever it gets: every answer we give comes back,
+    # and must end in silence after a round or two.
+    proto = t.RFC2217Client()
+    wire = proto.initiate()
+    for _ in range(10):
+        if not wire:
+            break
+        proto.receive_data(wire)
+        wire = proto.data_to_send()
+    assert wire == b""
+
+
+def test_commands_data_and_subnegotiations_fed_byte_by_byte() -> None:
+    proto = t.RFC2217Client()
+    wire = (
+        b"a"
+        + bytes((IAC, IAC))  # an escaped 0xFF data byte
+        + bytes((IAC, WILL, 0))  # the server offers BINARY
+        + b"\r\x00\r\n"  # binary mode: CR NUL and CR LF are data, unchanged
+        + server_sub(107, b"\xff\xf0")  # IAC and SE values inside a sub-negotiation
+        + bytes((IAC, 241))  # NOP
+        + b"\xf0b"
+        + bytes((IAC, DO, 99))
+    )
+    for i in range(len(wire)):
+        proto.receive_data(wire[i : i + 1])
+    found = events(proto)
+    assert b"".join(e.data for e in found if isinstance(e, t.Data)) == b"a\xff\r\x00\r\n\xf0b"
+    assert [e for e in found if not isinstance(e, t.Data)] == [
+        t.OptionChanged("they-BINARY", True),
+        t.ModemState(0xFF),
+        t.TelnetCommand(241),
+    ]
+    assert proto.data_to_send() == bytes((IAC, DO, 0, IAC, WONT, 99))
+
+
+def test_an_endless_subnegotiation_of_escaped_iacs_is_cut_too() -> None:
+    proto = negotiated()
+    proto.receive_data(bytes((IAC, SB, COM, 107)) + b"\xff\xff" * 100_000)
+    assert len(proto._sub or b"") <= t.MAX_SUBNEGOTIATION
+    proto.receive_data(bytes((IAC, SE)) + b"x")
+    assert events(proto) == [t.ModemState(0xFF), t.Data(b"x")]

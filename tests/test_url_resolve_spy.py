@@ -137,6 +137,7 @@ async def test_hwgrep_without_a_match_says_what_it_searched() -> None:
     [
         ("hwgrep://(", "malformed regular expression"),
         ("hwgrep://USB&n=0", "malformed option n='0'"),
+        ("hwgrep://USB&n=\u00b2", "malformed option n='\u00b2'"),  # str.isdigit() says yes
         ("hwgrep://USB&first", "unknown option 'first'"),
         ("hwgrep://", "missing regular expression"),
     ],

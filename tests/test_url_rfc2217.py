@@ -229,6 +229,9 @@ async def test_a_raw_tcp_server_is_not_an_rfc2217_server() -> None:
         with pytest.raises(trioserial.SerialPortError, match="RFC 2217 negotiation") as info:
             await trioserial.open_serial_port(url)
         assert url in str(info.value)
+        # The hint fits the step: not ign_set_control, which cannot help here.
+        assert "socket://" in str(info.value)
+        assert "ign_set_control" not in str(info.value)
     finally:
         stop(process)
 
@@ -268,6 +271,12 @@ async def test_server_closing_mid_stream(portmanager_loop: PortManagerServer) ->
         ("rfc2217://localhost:2217?timeout=0", "malformed timeout '0'"),
         ("rfc2217://localhost", "missing port"),
         ("rfc2217://localhost:x", "malformed port 'x'"),
+        ("rfc2217://localhost:\u00b2", "malformed port '\u00b2'"),  # str.isdigit() says yes
+        ("rfc2217://localhost:\u0661\u0662", "malformed port"),  # int() reads these digits
+        ("rfc2217://localhost:65536", "malformed port '65536'"),
+        ("rfc2217://[::1]", "missing port in 'rfc2217://\\[::1\\]'"),
+        ("rfc2217://[::1]x:2217", "malformed host"),
+        ("rfc2217://localhost:2217/dev/ttyS0", "unexpected path '/dev/ttyS0'"),
     ],
 )
 async def test_malformed_rfc2217_urls(url: str, message: str) -> None:
@@ -403,3 +412,95 @@ async def test_poll_modem_asks_the_server_again(portmanager_loop: PortManagerSer
                 core.modem_lines()
                 with trio.move_on_after(0.1):  # the next poll is due after 0.3 s
                     await trio.lowlevel.wait_readable(port.fileno())
+
+
+# ------------------------------------------------------- a scripted server
+
+
+def client_requests(buffer: bytearray) -> list[tuple[int, bytes]]:
+    """Take the complete COM-PORT-OPTION requests (command, value) out of *buffer*."""
+    found: list[tuple[int, bytes]] = []
+    while True:
+        start = buffer.find(bytes((255, 250, 44)))
+        end = buffer.find(bytes((255, 240)), start)
+        if start < 0 or end < 0:
+            return found
+        found.append(
+            (buffer[start + 3], bytes(buffer[start + 4 : end]).replace(b"\xff\xff", b"\xff"))
+        )
+        del buffer[: end + 2]
+
+
+async def test_data_right_behind_the_purge_acknowledgement_is_kept(nursery: trio.Nursery) -> None:
+    # The open purges the server's buffers and drops what arrived before the
+    # server confirmed it; what the device sent after the purge (in the same
+    # segment as the confirmation) is the first data of the port.
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+
+    async def serve() -> None:
+        async with listeners[0], await listeners[0].accept() as stream:
+            await stream.send_all(bytes((255, 253, 44, 255, 251, 44)) + b"stale")
+            buffer = bytearray()
+            while True:
+                chunk = await stream.receive_some()
+                if not chunk:
+                    return
+                buffer += chunk
+                for command, value in client_requests(buffer):
+                    answer = bytes((255, 250, 44, command + 100)) + value + bytes((255, 240))
+                    if command == 12:  # PURGE-DATA
+                        answer = b"old" + answer + b"fresh"
+                    await stream.send_all(answer)
+
+    nursery.start_soon(serve)
+    async with await trioserial.open_serial_port(f"rfc2217://127.0.0.1:{port}") as serial_port:
+        with trio.fail_after(10):
+            assert await receive_exactly(serial_port, 5) == b"fresh"
+
+
+async def test_wait_drained_sends_a_request_that_found_the_socket_full() -> None:
+    # A control request made while the socket is full waits in the core; the
+    # drain (which polls out_waiting) must push it out once there is room,
+    # not wait forever for a read or write that never comes.
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        server, _ = listener.accept()
+    with server:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        from trioserial._rfc2217 import Options
+        from trioserial._telnet import RFC2217Client
+
+        url = "rfc2217://127.0.0.1:1?ign_set_control"
+        core = RFC2217Port(client, url, trioserial.SerialSettings(), RFC2217Client(), Options(url))
+        async with trioserial.AsyncSerial(core) as serial_port:
+            written = 0
+            while True:  # fill the socket
+                try:
+                    written += core.write_nowait(memoryview(b"x" * 65536))
+                except BlockingIOError:
+                    break
+            core.set_dtr(False)
+            assert core.out_waiting() > 0
+            expected = written + 7  # the data, then IAC SB COM SET-CONTROL DTR-OFF IAC SE
+            got = bytearray()
+
+            async def reader() -> None:
+                server_stream = trio.SocketStream(trio.socket.from_stdlib_socket(server))
+                while len(got) < expected:
+                    got.extend(await server_stream.receive_some())
+
+            with trio.fail_after(10):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(reader)
+                    await serial_port.wait_drained()
+            assert bytes(got[written:]) == bytes((255, 250, 44, 5, 9, 255, 240))
+
+
+def test_a_trailing_slash_is_no_path() -> None:
+    # pyserial ignores the path; an empty one ("HOST:PORT/") is common in URLs.
+    from trioserial._rfc2217 import Options
+
+    options = Options("rfc2217://[::1]:2217/?ign_set_control")
+    assert (options.host, options.port, options.ign_set_control) == ("::1", 2217, True)

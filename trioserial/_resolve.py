@@ -18,7 +18,7 @@ import serial
 from ._errors import PortNotFoundError, SerialPortError, UnsupportedURLError
 from ._port import TtyPort
 from ._settings import SerialSettings
-from ._url import parse_options, split_url
+from ._url import is_decimal, parse_options, split_url
 
 #: Where udev keeps the stable names of USB serial adapters.
 BY_ID_DIR: Final = "/dev/serial/by-id"
@@ -102,7 +102,7 @@ def parse_hwgrep_url(url: str) -> tuple[re.Pattern[str], int, bool]:
     n_text = options.get("n")
     if n_text is None:
         index = 0
-    elif n_text.isdigit() and int(n_text) >= 1:
+    elif is_decimal(n_text) and int(n_text) >= 1:
         index = int(n_text) - 1
     else:
         raise UnsupportedURLError(

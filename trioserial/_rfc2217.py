@@ -301,7 +301,12 @@ class RFC2217Port(SocketCore):
         return len(self._rx)
 
     def out_waiting(self) -> int:
-        return len(self._pending) + unsent_bytes(self._socket())
+        sock = self._socket()
+        if self._pending:
+            # Requests that found the socket full go out now if there is room:
+            # a drain polls this, and nothing else may come along to send them.
+            self._flush(sock)
+        return len(self._pending) + unsent_bytes(sock)
 
     def reset_input_buffer(self) -> None:
         sock = self._socket()
@@ -341,8 +346,12 @@ def _exchange(
     done: Callable[[], bool],
     waiting_for: str,
     received: bytearray,
+    hint: Callable[[], str],
 ) -> None:
-    """Send what the protocol owes and read until *done()*, for at most *timeout* s."""
+    """Send what the protocol owes and read until *done()*, for at most *timeout* s.
+
+    *hint* says, at the deadline, what might help.
+    """
     deadline = time.monotonic() + timeout
     while True:
         out = protocol.data_to_send()
@@ -354,8 +363,7 @@ def _exchange(
         if left <= 0:
             raise SerialPortError(
                 f"cannot open {url!r}: no answer from the server {waiting_for} within "
-                f"{timeout:g} s (add ?ign_set_control if it never answers DTR/RTS/break, "
-                f"or ?timeout=SECONDS)",
+                f"{timeout:g} s ({hint()})",
                 port=url,
                 errno=errno.ETIMEDOUT,
             )
@@ -377,6 +385,10 @@ def _exchange(
                 break
             if isinstance(event, telnet.Data):
                 received += event.data
+            elif isinstance(event, telnet.Acknowledged) and event.what == "purge":
+                # The server has purged: what came before is stale, what
+                # follows (in this very segment, maybe) is the device's.
+                received.clear()
             elif isinstance(event, telnet.Rejected):
                 raise SerialPortError(
                     f"cannot open {url!r}: the server rejected {event.what} "
@@ -401,10 +413,17 @@ def open_rfc2217(url: str, settings: SerialSettings) -> RFC2217Port:
         protocol = telnet.RFC2217Client(check_control=not options.ign_set_control)
         received = bytearray()
 
-        def step(message: bytes, done: Callable[[], bool], waiting_for: str) -> None:
+        def step(
+            message: bytes, done: Callable[[], bool], waiting_for: str, hint: Callable[[], str]
+        ) -> None:
             if message:
                 sock.sendall(message)
-            _exchange(sock, protocol, url, options.timeout, done, waiting_for, received)
+            _exchange(sock, protocol, url, options.timeout, done, waiting_for, received, hint)
+
+        def unanswered() -> str:
+            if protocol.pending("control"):
+                return "add ?ign_set_control if it never answers DTR/RTS/break, or ?timeout=SECONDS"
+            return "add ?timeout=SECONDS if it is slow"
 
         def negotiated() -> bool:
             if protocol.refused:
@@ -415,7 +434,15 @@ def open_rfc2217(url: str, settings: SerialSettings) -> RFC2217Port:
                 )
             return protocol.negotiated
 
-        step(protocol.initiate(), negotiated, "to the RFC 2217 negotiation")
+        step(
+            protocol.initiate(),
+            negotiated,
+            "to the RFC 2217 negotiation",
+            lambda: (
+                "is it an RFC 2217 server? a raw TCP server is socket://; "
+                "a slow one needs ?timeout=SECONDS"
+            ),
+        )
         logger.info(
             "%s: negotiated %s",
             url,
@@ -426,15 +453,18 @@ def open_rfc2217(url: str, settings: SerialSettings) -> RFC2217Port:
             line += protocol.set_control(telnet.Control.DTR_ON)
         if not settings.rtscts:
             line += protocol.set_control(telnet.Control.RTS_ON)
-        step(line, lambda: not protocol.pending(), f"to the settings {settings.framing}")
+        step(
+            line, lambda: not protocol.pending(), f"to the settings {settings.framing}", unanswered
+        )
         # A clean start, as pyserial makes one: whatever the server buffered
-        # (a banner, stale input) is dropped with the local copy.
+        # (a banner, stale input) is dropped with the local copy, when the
+        # acknowledgement arrives (_exchange); data behind it is kept.
         step(
             protocol.purge(telnet.Purge.BOTH),
             lambda: not protocol.pending(),
             "to PURGE-DATA",
+            unanswered,
         )
-        received.clear()
         return RFC2217Port(sock, url, settings, protocol, options, bytes(received))
     except SerialPortError:
         sock.close()

@@ -351,7 +351,8 @@ class RFC2217Client:
                 mode = _Mode.NORMAL
                 if byte == IAC:
                     if self._sub is not None:
-                        self._sub.append(IAC)
+                        if len(self._sub) < MAX_SUBNEGOTIATION:
+                            self._sub.append(IAC)
                     else:
                         plain.append(IAC)
                 elif byte == SB:
@@ -397,8 +398,10 @@ class RFC2217Client:
     def _negotiate(self, command: int, code: int) -> None:
         known = False
         for option in self.options.values():
-            if option.code != code:
+            if option.code != code or command not in (option.ack_yes, option.ack_no):
                 continue
+            # Only the side the command is about: ECHO is "they-ECHO" alone, so
+            # a DO ECHO (the server asking us to echo) is refused below.
             known = True
             if option.name == "we-RFC2217" and command in (DO, DONT):
                 self._com_port_answered = True

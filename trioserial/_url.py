@@ -14,7 +14,14 @@ from typing import Final
 
 from ._errors import UnsupportedURLError
 
-__all__ = ["LOG_LEVELS", "parse_host_port", "parse_log_level", "parse_options", "split_url"]
+__all__ = [
+    "LOG_LEVELS",
+    "is_decimal",
+    "parse_host_port",
+    "parse_log_level",
+    "parse_options",
+    "split_url",
+]
 
 #: pyserial's ``?logging=`` levels.
 LOG_LEVELS: Final = {"debug": 10, "info": 20, "warning": 30, "error": 40}
@@ -56,10 +63,18 @@ def parse_options(
 
 
 def parse_host_port(url: str, target: str) -> tuple[str, int]:
-    """``"HOST:PORT"`` (``"[::1]:PORT"`` for IPv6) -> ``(host, port)``."""
+    """``"HOST:PORT"`` (``"[::1]:PORT"`` for IPv6) -> ``(host, port)``.
+
+    A trailing ``/`` is allowed (an empty path, as pyserial ignores it).
+    """
     form = f"expected {url.partition('://')[0]}://HOST:PORT"
+    target, slash, path = target.partition("/")
+    if path:
+        raise UnsupportedURLError(f"unexpected path {slash + path!r} in {url!r}: {form}")
     if target.startswith("["):
         host, bracket, rest = target[1:].partition("]")
+        if bracket and not rest:
+            raise UnsupportedURLError(f"missing port in {url!r}: {form}")
         if not bracket or not rest.startswith(":"):
             raise UnsupportedURLError(f"malformed host in {url!r}: {form}")
         port_text = rest[1:]
@@ -80,11 +95,16 @@ def parse_host_port(url: str, target: str) -> tuple[str, int]:
             )
     if not host:
         raise UnsupportedURLError(f"missing host in {url!r}: {form}")
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+    if not is_decimal(port_text) or not 1 <= int(port_text) <= 65535:
         raise UnsupportedURLError(
             f"malformed port {port_text!r} in {url!r}: expected a number from 1 to 65535"
         )
     return host, int(port_text)
+
+
+def is_decimal(text: str) -> bool:
+    """Whether *text* is ASCII digits only (``str.isdigit`` also takes "²", "٣", ...)."""
+    return text.isascii() and text.isdigit()
 
 
 def parse_log_level(url: str, value: str | None) -> int | None:
