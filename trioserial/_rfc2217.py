@@ -38,7 +38,7 @@ from . import _telnet as telnet
 from ._core import SocketCore
 from ._errors import SerialPortError
 from ._settings import ModemLines, SerialSettings
-from ._socket import connect_tcp, parse_timeout, unsent_bytes
+from ._socket import closed_on_failure, connect_tcp, parse_timeout, unsent_bytes
 from ._url import parse_host_port, parse_log_level, parse_options, split_url
 
 __all__ = ["RFC2217Port", "open_rfc2217"]
@@ -409,7 +409,7 @@ def open_rfc2217(url: str, settings: SerialSettings) -> RFC2217Port:
     if options.logging is not None:
         logger.setLevel(options.logging)
     sock = connect_tcp(url, options.host, options.port, options.timeout)
-    try:
+    with closed_on_failure(sock, url, "during negotiation"):
         protocol = telnet.RFC2217Client(check_control=not options.ign_set_control)
         received = bytearray()
 
@@ -466,16 +466,3 @@ def open_rfc2217(url: str, settings: SerialSettings) -> RFC2217Port:
             unanswered,
         )
         return RFC2217Port(sock, url, settings, protocol, options, bytes(received))
-    except SerialPortError:
-        sock.close()
-        raise
-    except OSError as exc:
-        sock.close()
-        raise SerialPortError(
-            f"cannot open {url!r}: the connection failed during negotiation: {exc.strerror or exc}",
-            port=url,
-            errno=exc.errno,
-        ) from exc
-    except BaseException:
-        sock.close()
-        raise

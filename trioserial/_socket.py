@@ -10,12 +10,14 @@ speaks RFC 2217 and the line settings matter.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import logging
 import socket
 import struct
 import termios
+from collections.abc import Iterator
 from typing import Final
 
 from ._core import SocketCore
@@ -92,6 +94,28 @@ def connect_tcp(url: str, host: str, port: int, timeout: float) -> socket.socket
         sock.close()
         raise
     return sock
+
+
+@contextlib.contextmanager
+def closed_on_failure(sock: socket.socket, url: str, during: str) -> Iterator[None]:
+    """Close *sock* if the block fails; an :exc:`OSError` becomes a
+    :class:`~trioserial.SerialPortError` that names *url* and says it
+    happened *during* (what the open was doing)."""
+    try:
+        yield
+    except SerialPortError:
+        sock.close()
+        raise
+    except OSError as exc:
+        sock.close()
+        raise SerialPortError(
+            f"cannot open {url!r}: the connection failed {during}: {exc.strerror or exc}",
+            port=url,
+            errno=exc.errno,
+        ) from exc
+    except BaseException:
+        sock.close()
+        raise
 
 
 def unsent_bytes(sock: socket.socket) -> int:
@@ -174,20 +198,9 @@ def open_socket(url: str, settings: SerialSettings) -> SocketPort:
     if level is not None:
         logger.setLevel(level)
     sock = connect_tcp(url, host, port, timeout)
-    try:
-        # The server may have reset the connection already (ENOTCONN here).
+    # The server may have reset the connection already (ENOTCONN here).
+    with closed_on_failure(sock, url, f"at once (to {host}:{port})"):
         peer = sock.getpeername()
         core = SocketPort(sock, url, settings)
-    except OSError as exc:
-        sock.close()
-        raise SerialPortError(
-            f"cannot open {url!r}: the connection to {host}:{port} was lost at once: "
-            f"{exc.strerror or exc}",
-            port=url,
-            errno=exc.errno,
-        ) from exc
-    except BaseException:
-        sock.close()
-        raise
     logger.info("%s: connected to %s", url, peer)
     return core
