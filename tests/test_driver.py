@@ -668,3 +668,35 @@ async def test_set_dtr_while_a_connect_opens_is_applied_to_that_open(
         finally:
             proceed.set()  # never leave the connect's open (or a brief one) parked
     assert len(opened) == 1
+
+
+async def test_set_dtr_during_a_connect_on_a_pty_fails_neither_that_open_nor_later_ones(
+    pty: tuple[str, PtyDevice], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The level is only remembered while the connect opens; a pty has no DTR,
+    # so that open must not fail for it (the set_dtr caller was told "done"),
+    # and no later connect may fail for a level that never was in force.
+    entered, proceed = threading.Event(), threading.Event()
+
+    def gated_open(url: str, settings: SerialSettings, options: OpenOptions) -> PortCore:
+        entered.set()
+        proceed.wait()
+        return TtyPort.open(url, settings, options)
+
+    monkeypatch.setattr(trioserial._driver, "open_core", gated_open)
+    driver = PySerial(pty[0])
+    async with trio.open_nursery() as nursery:
+
+        async def connect() -> None:
+            async with driver.connect():
+                pass
+
+        nursery.start_soon(connect)
+        try:
+            with trio.fail_after(5):
+                await trio.to_thread.run_sync(entered.wait)
+                await trio.to_thread.run_sync(driver.set_dtr, True, abandon_on_cancel=True)
+        finally:
+            proceed.set()
+    async with driver.connect():
+        pass

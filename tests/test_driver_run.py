@@ -601,3 +601,32 @@ async def test_set_dtr_while_reconnecting_is_kept_for_the_next_open(
             assert (model.dtr, model.rts) == (True, True)
             assert port.modem_lines.value == ModemLines(dtr=True, rts=True, dsr=True, cts=True)
             nursery.cancel_scope.cancel()
+
+
+async def test_set_dtr_while_away_on_a_device_without_modem_lines_does_not_stop_reconnects(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A pty (the sim's devices, or an adapter without modem lines) cannot take
+    # a DTR level: remembered while the device was away, it must not make
+    # every later open fail, which would leave the port disconnected for good.
+    path = tmp_path / "ttyUSB0"  # not there yet
+    driver = PySerial(path, check_present=False)
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(fast(driver))
+        await trio.to_thread.run_sync(driver.set_dtr, True)
+        master, slave = os.openpty()
+        os.symlink(os.ttyname(slave), path)
+        os.close(slave)
+        async with PtyDevice(master, str(path)) as device:
+            await wait_connected(port)
+            await device.send_all(b"up")
+            assert await receive_exactly(port, 2) == b"up"
+            nursery.cancel_scope.cancel()
+    assert "cannot set DTR" in caplog.text
+    # Dropped, not kept for later opens.
+    master, slave = os.openpty()
+    path.unlink()
+    os.symlink(os.ttyname(slave), path)
+    os.close(slave)
+    async with PtyDevice(master, str(path)), driver.connect():
+        pass

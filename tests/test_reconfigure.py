@@ -198,6 +198,47 @@ async def test_opening_a_pty_with_parity_fails_and_leaks_nothing(no_fd_leaks: No
             await trioserial.open_serial_port(pty.path, parity="E", exclusive=False)
 
 
+async def test_rtscts_the_driver_forces_on_is_in_force_not_an_error(
+    pair: tuple[AsyncSerial, PtyDevice],
+) -> None:
+    # Some drivers turn RTS/CTS on by themselves because the device needs it
+    # (ftdi_sio's force_rtscts, for the HE TIRA-1): opening such a device with
+    # the default rtscts=False must work and say what is in force. A pty never
+    # does this, so the read-back is given what such a driver reports.
+    port, _ = pair
+    current = tcattrs(port)
+    settings = SerialSettings(exclusive=False)
+    asked, _ = _termios.build_attrs(current, settings)
+    forced = list(asked)
+    forced[2] = int(asked[2]) | termios.CRTSCTS
+    assert _termios._not_taken(asked, forced) == []
+    in_force, parts = _termios.settings_in_force(asked, forced, settings)
+    assert parts == []
+    assert in_force == settings.replace(rtscts=True)
+    # Asked for and left out is still an error, as is any other part changed.
+    wanted = settings.replace(rtscts=True)
+    asked, _ = _termios.build_attrs(current, wanted)
+    dropped = list(asked)
+    dropped[2] = int(asked[2]) & ~termios.CRTSCTS
+    assert _termios.settings_in_force(asked, dropped, wanted) == (wanted, ["rtscts flow control"])
+    forced_8n2 = list(forced)
+    forced_8n2[2] = int(forced[2]) | termios.CSTOPB
+    _, parts = _termios.settings_in_force(asked, forced_8n2, settings)
+    assert parts == ["stop bits"]
+
+
+async def test_settings_report_rtscts_read_back_from_the_pty(
+    pair: tuple[AsyncSerial, PtyDevice],
+) -> None:
+    port, _ = pair  # a pty keeps CRTSCTS either way: nothing forced, nothing left out
+    await port.reconfigure(rtscts=True)
+    assert port.settings.rtscts
+    assert tcattrs(port)[2] & termios.CRTSCTS
+    await port.reconfigure(rtscts=False)
+    assert not port.settings.rtscts
+    assert not tcattrs(port)[2] & termios.CRTSCTS
+
+
 async def test_describe_framing() -> None:
     cs7, parenb, parodd = termios.CS7, termios.PARENB, termios.PARODD
     assert _termios.describe_framing(0, termios.CS8) == "8N1"

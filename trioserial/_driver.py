@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import logging
 import math
 import os
 import re
@@ -40,6 +41,8 @@ from ._stream import AsyncSerial, Buffer
 from ._util import ConflictDetector, check_bool
 
 __all__ = ["DriverStream", "PySerial", "SupervisedStream"]
+
+logger: Final = logging.getLogger("trioserial.driver")
 
 T = TypeVar("T")
 
@@ -443,6 +446,9 @@ class PySerial:
     _opening: int = attrs.field(init=False, default=0)
     _dtr: bool | None = attrs.field(init=False, default=None)
     _rts: bool | None = attrs.field(init=False, default=None)
+    # Levels set while no handle was open (a supervised port away, an open
+    # under way): not known to be possible on this device until an open takes them.
+    _pending_lines: dict[str, bool] = attrs.field(init=False, factory=dict)
 
     def __init__(
         self,
@@ -509,13 +515,34 @@ class PySerial:
         core = core_of(result)
         try:
             for name in ("dtr", "rts"):
-                want = getattr(self, f"_{name}")
-                if want is not None and want != getattr(options, name):
-                    getattr(core, f"set_{name}")(want)
+                self._apply_line(core, name, getattr(options, name))
         except BaseException:
             core.close()
             raise
         return result
+
+    def _apply_line(self, core: PortCore, name: str, opened_with: bool | None) -> None:
+        """Give the just-opened *core* the level set_dtr/set_rts asked for since
+        its options were fixed. Trio thread, no checkpoint.
+
+        A level remembered while no handle was open was never tried on this
+        device: if it has no such line (a pty, a plain socket), the level is
+        dropped with a warning instead of failing this open and every later
+        one. Once taken, it is re-applied on every later open.
+        """
+        pending = name in self._pending_lines
+        want = self._pending_lines.pop(name) if pending else getattr(self, f"_{name}")
+        if want is None:
+            return
+        if want != opened_with:
+            try:
+                getattr(core, f"set_{name}")(want)
+            except UnsupportedOperationError as exc:
+                if not pending:
+                    raise
+                logger.warning("%s: cannot set %s, level dropped: %s", self.url, name.upper(), exc)
+                return
+        setattr(self, f"_{name}", want)
 
     def _claim_token(self) -> trio.lowlevel.TrioToken:
         token = trio.lowlevel.current_trio_token()
@@ -691,7 +718,8 @@ class PySerial:
         With a connection (or a supervised port) live, this is one ioctl on
         its handle: no second open that would re-assert the lines or flush
         input. While a supervised port is reconnecting, the level is only
-        remembered: the supervisor's next open sets it. With nothing open and
+        remembered: the supervisor's next open sets it (or, on a device without
+        that line, drops it with a warning). With nothing open and
         nothing supervised, the port is opened briefly, in the calling
         thread, to set the line (a non-blocking open that does not wait for
         carrier); closing it again drops DTR/RTS unless ``disable_hupcl``.
@@ -726,12 +754,16 @@ class PySerial:
                 act(core)
             for sup in self._supervisors:
                 sup._publish_modem_lines()
-            if handles or self._supervisors or self._opening:
+            if handles:
+                setattr(self, f"_{name}", value)
+                self._pending_lines.pop(name, None)
+                return True
+            if self._supervisors or self._opening:
                 # An open under way, or a supervised port between connections:
                 # that open (or the next one) applies the level. A brief open now
                 # would be a second handle racing it for the lock, and its close
                 # would drop the line.
-                setattr(self, f"_{name}", value)
+                self._pending_lines[name] = value
                 return True
             return False
 
@@ -751,6 +783,7 @@ class PySerial:
             finally:
                 core.close()
             setattr(self, f"_{name}", value)
+            self._pending_lines.pop(name, None)
 
     def _handles(self) -> list[PortCore]:
         cores: list[PortCore] = []

@@ -107,7 +107,7 @@ class TtyPort(PortCore):
                 )
             if settings.exclusive:
                 port._lock("cannot open")
-            _apply_or_explain(fd, path, settings)
+            port.settings = _apply_or_explain(fd, path, settings)
             port.apply_open_options(options)
         except BaseException:
             port.close()
@@ -238,7 +238,7 @@ class TtyPort(PortCore):
             self._unlock()
         try:
             if attrs.evolve(settings, exclusive=old.exclusive) != old:
-                _apply_or_explain(self._fd, self.name, settings)
+                settings = _apply_or_explain(self._fd, self.name, settings)
         except BaseException:
             if locking and settings.exclusive:
                 self._unlock()
@@ -409,9 +409,10 @@ def _termios_error(name: str, what: str, exc: termios.error) -> SerialPortError:
     return SerialPortError(f"{what} failed on {name!r}: {exc.args[-1]}", port=name, errno=code)
 
 
-def _apply_or_explain(fd: int, name: str, settings: SerialSettings) -> None:
+def _apply_or_explain(fd: int, name: str, settings: SerialSettings) -> SerialSettings:
+    """:func:`_termios.apply`, its errors as :class:`~trioserial.SerialPortError`."""
     try:
-        _termios.apply(fd, settings)
+        return _termios.apply(fd, settings)
     except _termios.NotTakenError as exc:
         raise UnsupportedOperationError(
             f"cannot configure {name!r} for {settings.framing}: {exc}{_pty_hint(fd)}; "

@@ -167,6 +167,18 @@ class NotTakenError(Exception):
         self.actual = actual
 
 
+def _driver_forced_rtscts(asked: list[Any], got: list[Any]) -> bool:
+    """Whether the driver turned RTS/CTS flow control on by itself, unasked.
+
+    Some devices cannot work without it and their driver says so (``ftdi_sio``
+    forces ``CRTSCTS`` for the HE TIRA-1, vendor drivers for UARTs wired for
+    it): that is the flow control in force, not a part of the request left out.
+    """
+    return (
+        bool(CRTSCTS) and not int(asked[_CFLAG]) & CRTSCTS and int(got[_CFLAG]) & CRTSCTS == CRTSCTS
+    )
+
+
 def _not_taken(asked: list[Any], got: list[Any]) -> list[str]:
     cdiff = (int(asked[_CFLAG]) ^ int(got[_CFLAG])) & _FRAMING_CFLAG
     idiff = (int(asked[_IFLAG]) ^ int(got[_IFLAG])) & _FLOW_IFLAG
@@ -177,11 +189,27 @@ def _not_taken(asked: list[Any], got: list[Any]) -> list[str]:
         parts.append("parity")
     if cdiff & termios.CSTOPB:
         parts.append("stop bits")
-    if cdiff & CRTSCTS:
+    if cdiff & CRTSCTS and not _driver_forced_rtscts(asked, got):
         parts.append("rtscts flow control")
     if idiff:
         parts.append("xonxoff flow control")
     return parts
+
+
+def settings_in_force(
+    asked: list[Any], got: list[Any], settings: SerialSettings
+) -> tuple[SerialSettings, list[str]]:
+    """What is in force after asking for *settings* (as the attribute list
+    *asked*) and reading back *got*, and the parts the driver left out.
+
+    A left-out part is an error for the caller; RTS/CTS flow control that the
+    driver turned on by itself is not (the device needs it), and the settings
+    returned say ``rtscts=True``.
+    """
+    parts = _not_taken(asked, got)
+    if not parts and not settings.rtscts and _driver_forced_rtscts(asked, got):
+        settings = settings.replace(rtscts=True)
+    return settings, parts
 
 
 def describe_framing(iflag: int, cflag: int) -> str:
@@ -201,8 +229,9 @@ def describe_framing(iflag: int, cflag: int) -> str:
     return text
 
 
-def apply(fd: int, settings: SerialSettings) -> None:
-    """Apply *settings* to the tty *fd* now, in one call (``TCSANOW``).
+def apply(fd: int, settings: SerialSettings) -> SerialSettings:
+    """Apply *settings* to the tty *fd* now, in one call (``TCSANOW``); return
+    the settings in force.
 
     No drain, no flush, and the modem lines are left as they are (the rate
     never passes through ``B0``, the one rate that drops DTR). A standard rate
@@ -213,7 +242,9 @@ def apply(fd: int, settings: SerialSettings) -> None:
     The framing and flow-control bits are read back: a driver that silently
     left one out (a pty's parity, mark/space parity on a UART without
     ``CMSPAR``, which would otherwise turn into odd/even parity) gets the old
-    settings back and :exc:`NotTakenError` is raised.
+    settings back and :exc:`NotTakenError` is raised. RTS/CTS flow control
+    that the driver turns on by itself is kept, and the settings returned
+    have ``rtscts=True`` (see :func:`settings_in_force`).
     """
     before = termios.tcgetattr(fd)
     before2 = None
@@ -227,7 +258,7 @@ def apply(fd: int, settings: SerialSettings) -> None:
     else:
         termios.tcsetattr(fd, termios.TCSANOW, attrs)
     got = termios.tcgetattr(fd)
-    parts = _not_taken(attrs, got)
+    in_force, parts = settings_in_force(attrs, got, settings)
     if parts:
         # Back to exactly what was in force, custom rate included.
         if before2 is not None:
@@ -235,6 +266,7 @@ def apply(fd: int, settings: SerialSettings) -> None:
         else:
             termios.tcsetattr(fd, termios.TCSANOW, before)
         raise NotTakenError(parts, describe_framing(int(got[_IFLAG]), int(got[_CFLAG])))
+    return in_force
 
 
 def _set_custom(fd: int, attrs: list[Any], baudrate: int, current: bytearray) -> None:
