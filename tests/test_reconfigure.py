@@ -3,8 +3,8 @@
 A pty keeps the rate (including termios2 custom rates), stop bits, IXON/IXOFF,
 CRTSCTS, VMIN/VTIME and its buffered bytes, so all of that is checked on the
 real thing. (It refuses or drops CS7 and parity, so those are checked on
-the attribute list we build, and the refusal itself is tested: what a pty
-drops is reported, not pretended.) DTR/RTS cannot be seen on a pty: the
+the attribute list we build; that the read-back catches a dropped part is
+checked on a pty asked directly.) DTR/RTS cannot be seen on a pty: the
 ``ioctl`` seam shows that reconfigure sends no modem-line or flush request.
 """
 
@@ -20,14 +20,12 @@ import pytest
 import trio
 from noblock import no_blocking_calls
 
-import trioserial
 from trioserial import (
     AsyncSerial,
     Parity,
     PortBusyError,
     SerialSettings,
     StopBits,
-    UnsupportedOperationError,
     _termios,
 )
 from trioserial.testing import FakeModem, PtyDevice, open_pty_pair
@@ -156,87 +154,67 @@ async def test_a_rejected_value_changes_nothing(pair: tuple[AsyncSerial, PtyDevi
 
 
 @pytest.mark.parametrize(
-    ("change", "parts"),
+    "change",
     [
-        # The same rate: this kernel refuses the request (EINVAL).
-        ({"parity": "E"}, None),
-        ({"bytesize": 7}, None),
-        # With a new rate the kernel takes the rate and quietly drops the
-        # parity: read back, reported, and the old rate put back.
-        ({"baudrate": 9600, "parity": "E"}, "parity"),
-        ({"baudrate": 250000, "parity": "O"}, "parity"),  # termios2, restored too
+        {"parity": "E"},
+        {"bytesize": 7},
+        {"baudrate": 9600, "parity": "O", "bytesize": 7},
+        {"baudrate": 250000, "parity": "E", "stopbits": 2},  # through termios2
     ],
 )
-async def test_what_a_pty_cannot_do_is_an_error_and_changes_nothing(
-    pair: tuple[AsyncSerial, PtyDevice], change: dict[str, Any], parts: str | None
+async def test_a_pty_takes_parity_and_data_bits_as_asked_without_applying_them(
+    pair: tuple[AsyncSerial, PtyDevice], change: dict[str, Any]
 ) -> None:
+    # A pty has no wire for parity or data bits to shape, and its driver takes
+    # only 8N: code written for an 8E1 device must run against a simulated
+    # one. What a pty does keep (rate, stop bits) is applied as on a UART.
     port, device = pair
-    before, attrs_before = port.settings, tcattrs(port)
-    speeds_before = termios2_speeds(port.fileno()) if _termios.termios2_supported() else None
-    with pytest.raises(trioserial.SerialPortError) as info:
-        await port.reconfigure(**change)
-    message = str(info.value)
-    assert f"cannot configure {device.path!r}" in message
-    assert "(a pty has no parity and only 8 data bits)" in message
-    if parts is not None:  # the kernel said yes, and did something else
-        assert isinstance(info.value, UnsupportedOperationError)
-        assert f"the driver did not take the {parts} (it set 8N1)" in message
-        assert "the previous settings are still in force" in message
-    assert port.settings == before
-    assert tcattrs(port) == attrs_before
-    if speeds_before is not None:
-        assert termios2_speeds(port.fileno()) == speeds_before
-    await device.send_all(b"still fine")
-    assert await port.receive_some() == b"still fine"
+    await port.reconfigure(**change)
+    expected = SerialSettings().replace(**change)
+    assert port.settings == expected
+    cflag = tcattrs(port)[2]
+    assert cflag & termios.CSIZE == termios.CS8
+    assert not cflag & termios.PARENB
+    assert bool(cflag & termios.CSTOPB) is (expected.stopbits is not StopBits.ONE)
+    assert _termios.get_baudrate(port.fileno()) == expected.baudrate
+    await device.send_all(b"\xffbytes pass as they are")
+    assert await port.receive_some() == b"\xffbytes pass as they are"
 
 
-async def test_opening_a_pty_with_parity_fails_and_leaks_nothing(no_fd_leaks: None) -> None:
-    device = await open_pty_pair()
-    port, pty = device
-    async with port, pty:
-        with pytest.raises(trioserial.SerialPortError, match="a pty has no parity"):
-            await trioserial.open_serial_port(pty.path, parity="E", exclusive=False)
+async def test_opening_a_pty_at_8e1() -> None:
+    port, device = await open_pty_pair(baudrate=19200, parity="E")
+    async with port, device:
+        assert port.settings.framing == "19200 8E1"
+        assert not tcattrs(port)[2] & termios.PARENB
 
 
-async def test_rtscts_the_driver_forces_on_is_in_force_not_an_error(
-    pair: tuple[AsyncSerial, PtyDevice],
+@pytest.mark.parametrize("same_rate", [True, False])
+async def test_a_part_the_driver_leaves_out_is_an_error_and_changes_nothing(
+    same_rate: bool,
 ) -> None:
-    # Some drivers turn RTS/CTS on by themselves because the device needs it
-    # (ftdi_sio's force_rtscts, for the HE TIRA-1): opening such a device with
-    # the default rtscts=False must work and say what is in force. A pty never
-    # does this, so the read-back is given what such a driver reports.
-    port, _ = pair
-    current = tcattrs(port)
-    settings = SerialSettings(exclusive=False)
-    asked, _ = _termios.build_attrs(current, settings)
-    forced = list(asked)
-    forced[2] = int(asked[2]) | termios.CRTSCTS
-    assert _termios._not_taken(asked, forced) == []
-    in_force, parts = _termios.settings_in_force(asked, forced, settings)
-    assert parts == []
-    assert in_force == settings.replace(rtscts=True)
-    # Asked for and left out is still an error, as is any other part changed.
-    wanted = settings.replace(rtscts=True)
-    asked, _ = _termios.build_attrs(current, wanted)
-    dropped = list(asked)
-    dropped[2] = int(asked[2]) & ~termios.CRTSCTS
-    assert _termios.settings_in_force(asked, dropped, wanted) == (wanted, ["rtscts flow control"])
-    forced_8n2 = list(forced)
-    forced_8n2[2] = int(forced[2]) | termios.CSTOPB
-    _, parts = _termios.settings_in_force(asked, forced_8n2, settings)
-    assert parts == ["stop bits"]
-
-
-async def test_settings_report_rtscts_read_back_from_the_pty(
-    pair: tuple[AsyncSerial, PtyDevice],
-) -> None:
-    port, _ = pair  # a pty keeps CRTSCTS either way: nothing forced, nothing left out
-    await port.reconfigure(rtscts=True)
-    assert port.settings.rtscts
-    assert tcattrs(port)[2] & termios.CRTSCTS
-    await port.reconfigure(rtscts=False)
-    assert not port.settings.rtscts
-    assert not tcattrs(port)[2] & termios.CRTSCTS
+    # The mechanism under the pty exception above, on a pty asked directly:
+    # at the same rate this kernel refuses parity (EINVAL); with a new rate it
+    # takes the rate and drops the parity, which the read-back must catch and
+    # undo (a UART without CMSPAR does the same to mark/space parity).
+    master, slave = os.openpty()
+    try:
+        current = SerialSettings(baudrate=115200)
+        _termios.apply(slave, current)
+        before = termios.tcgetattr(slave)
+        asked = current.replace(parity="E", baudrate=115200 if same_rate else 9600)
+        if same_rate:
+            with pytest.raises(termios.error):
+                _termios.apply(slave, asked)
+        else:
+            with pytest.raises(_termios.NotTakenError) as info:
+                _termios.apply(slave, asked)
+            assert info.value.parts == ["parity"]
+            assert info.value.actual == "8N1"
+            assert str(info.value) == "the driver did not take the parity (it set 8N1)"
+        assert termios.tcgetattr(slave) == before
+    finally:
+        os.close(slave)
+        os.close(master)
 
 
 async def test_describe_framing() -> None:

@@ -29,7 +29,7 @@ from ._errors import (
     open_error,
 )
 from ._options import OpenOptions, RS485Settings
-from ._settings import ModemLines, SerialSettings
+from ._settings import ModemLines, Parity, SerialSettings
 from ._termios import INT, Ioctl, os_ioctl
 
 __all__ = ["TtyPort"]
@@ -410,20 +410,30 @@ def _termios_error(name: str, what: str, exc: termios.error) -> SerialPortError:
 
 
 def _apply_or_explain(fd: int, name: str, settings: SerialSettings) -> SerialSettings:
-    """:func:`_termios.apply`, its errors as :class:`~trioserial.SerialPortError`."""
+    """:func:`_termios.apply`, its errors as :class:`~trioserial.SerialPortError`.
+
+    On a pty, the data bits and parity are taken as asked and not applied:
+    a pty moves bytes from one process to another, with no wire for them to
+    shape, and its driver takes only 8N (it refuses the rest, or drops it
+    quietly). So code written for an 8E1 device runs unchanged against a
+    simulated one; everything a pty does keep (rate, stop bits, flow control)
+    is applied and read back as on a UART.
+    """
+    line = settings
+    if is_pty(fd) and (settings.bytesize != 8 or settings.parity is not Parity.NONE):
+        line = settings.replace(bytesize=8, parity=Parity.NONE)
     try:
-        return _termios.apply(fd, settings)
+        in_force = _termios.apply(fd, line)
     except _termios.NotTakenError as exc:
         raise UnsupportedOperationError(
-            f"cannot configure {name!r} for {settings.framing}: {exc}{_pty_hint(fd)}; "
+            f"cannot configure {name!r} for {settings.framing}: {exc}; "
             f"the previous settings are still in force",
             port=name,
         ) from exc
     except termios.error as exc:
         code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-        hint = _pty_hint(fd) if code == errno.EINVAL else ""
         raise SerialPortError(
-            f"cannot configure {name!r} for {settings.framing}: {exc.args[-1]}{hint}",
+            f"cannot configure {name!r} for {settings.framing}: {exc.args[-1]}",
             port=name,
             errno=code,
         ) from exc
@@ -433,18 +443,20 @@ def _apply_or_explain(fd: int, name: str, settings: SerialSettings) -> SerialSet
             port=name,
             errno=exc.errno,
         ) from exc
+    if line is not settings:
+        in_force = in_force.replace(bytesize=settings.bytesize, parity=settings.parity)
+    return in_force
 
 
 #: Device majors of Unix98 pty slaves (/dev/pts/N) on Linux.
 _PTY_SLAVE_MAJORS: Final = range(136, 144)
 
 
-def _pty_hint(fd: int) -> str:
-    """What a pty cannot do, when *fd* is one: its driver takes only 8N."""
+def is_pty(fd: int) -> bool:
+    """Whether *fd* is a pty slave (Linux; elsewhere always ``False``)."""
+    if not sys.platform.startswith("linux"):
+        return False
     try:
-        major = os.major(os.fstat(fd).st_rdev)
+        return os.major(os.fstat(fd).st_rdev) in _PTY_SLAVE_MAJORS
     except OSError:
-        return ""
-    if sys.platform.startswith("linux") and major in _PTY_SLAVE_MAJORS:
-        return " (a pty has no parity and only 8 data bits)"
-    return ""
+        return False

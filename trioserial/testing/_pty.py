@@ -121,9 +121,9 @@ async def open_pty_pair(**settings: Any) -> tuple[AsyncSerial, PtyDevice]:
     through :func:`~trioserial.open_serial_port` with *settings*; ``device``
     is a :class:`PtyDevice` on the master side. A pty is not a UART: there is
     no baud-rate pacing, modem-line ioctls fail, and break does nothing, so
-    code that depends on those needs other tests. A pty carries only 8 data
-    bits without parity: other framing in *settings* raises
-    :exc:`~trioserial.UnsupportedOperationError`.
+    code that depends on those needs other tests. A pty has no wire for
+    parity or data bits: those in *settings* are taken as asked and not
+    applied (bytes pass as they are).
     """
     master, slave = os.openpty()
     try:
