@@ -376,3 +376,21 @@ async def test_transcript_to_a_logger(caplog: pytest.LogCaptureFixture) -> None:
 def test_errors_are_expect_errors() -> None:
     for cls in (ExpectTimeoutError, ExpectEOFError, ExpectBufferFullError):
         assert issubclass(cls, ExpectError)
+
+
+async def test_timeout_zero_still_matches_what_is_buffered(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    stream = chunked(b"login: ")
+    ex = Expect(stream)
+    with trio.move_on_after(1):
+        await ex.expect(b"nothing")  # fills the buffer
+    # "Wait 0 s" means: look at what has arrived, wait for nothing more.
+    assert (await ex.expect(b"login", timeout=0)).after == b"login"
+    stream.send.send_nowait(b"late")
+    with pytest.raises(ExpectTimeoutError, match="timed out after 0 s"):
+        await ex.expect(b"#", timeout=0)
+    assert ex.buffer == b": "  # the expired wait took nothing from the stream
+    assert (await ex.expect(b"late")).before == b": "
+    with pytest.raises(ValueError, match="timeout must be non-negative"):
+        await ex.expect(b"x", timeout=-1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import logging
+import math
 import re
 from collections.abc import Sequence
 from typing import Any, AnyStr, Generic, TextIO, cast, final, overload
@@ -472,8 +473,10 @@ class Expect(Generic[AnyStr]):
 
         Args:
           patterns: one pattern or a list of them.
-          timeout: seconds to wait before raising :exc:`ExpectTimeoutError`;
-            ``None`` waits for ever (use a cancel scope).
+          timeout: seconds to wait for more data before raising
+            :exc:`ExpectTimeoutError`; what has already arrived is searched
+            first, so ``0`` checks the buffer without waiting. ``None`` waits
+            for ever (use a cancel scope).
 
         Returns:
           Which pattern matched, the match, and what came before it.
@@ -482,25 +485,25 @@ class Expect(Generic[AnyStr]):
           ExpectTimeoutError: *timeout* expired.
           ExpectEOFError: the stream ended first.
           ExpectBufferFullError: the buffer holds *max_buffer* and nothing matches.
-          TypeError, ValueError: a malformed pattern (before anything is read).
+          TypeError, ValueError: a malformed pattern or a negative *timeout*
+            (before anything is read).
           trio.BusyResourceError: another task is in ``expect`` on this object.
         """
         given, compiled = self._compile(patterns)
+        if timeout is not None and not timeout >= 0:
+            raise ValueError(f"timeout must be non-negative, got {timeout!r}")
+        # The deadline bounds only the waits for more data: what has already
+        # arrived is always searched, so timeout=0 means "is it there yet?".
+        deadline = math.inf if timeout is None else trio.current_time() + timeout
         with self._conflict:
-            if timeout is None:
-                return await self._expect(given, compiled)
-            with trio.move_on_after(timeout):
-                return await self._expect(given, compiled)
-            data = self.buffer
-            raise ExpectTimeoutError(
-                f"timed out after {timeout} s waiting for {_describe_all(given)}; "
-                f"received and unmatched ({len(data)}): {_tail(data)}",
-                given,
-                data,
-            )
+            return await self._expect(given, compiled, deadline, f"{timeout} s")
 
     async def _expect(
-        self, given: tuple[Pattern, ...], compiled: list[_Compiled]
+        self,
+        given: tuple[Pattern, ...],
+        compiled: list[_Compiled],
+        deadline: float,
+        waited: str,
     ) -> ExpectMatch[AnyStr]:
         await trio.lowlevel.checkpoint_if_cancelled()
         self._searched = 0
@@ -531,7 +534,17 @@ class Expect(Generic[AnyStr]):
                     given,
                     data,
                 )
-            chunk = await self.stream.receive_some(min(room, self._receive_size))
+            with trio.move_on_at(deadline) as scope:
+                chunk = await self.stream.receive_some(min(room, self._receive_size))
+            if scope.cancelled_caught:
+                # A cancelled receive took nothing: the stream's guarantee.
+                data = self.buffer
+                raise ExpectTimeoutError(
+                    f"timed out after {waited} waiting for {_describe_all(given)}; "
+                    f"received and unmatched ({len(data)}): {_tail(data)}",
+                    given,
+                    data,
+                )
             if chunk:
                 self._log("recv", bytes(chunk))
             else:
