@@ -143,6 +143,19 @@ async def test_boot_log_login_and_command(connect: Connect) -> None:
     assert await read_until(port, b"login: ") == b"exit\r\nlogin: "
 
 
+async def test_boot_log_empty_login_prompts_again(connect: Connect) -> None:
+    # A harness presses Enter to wake a quiet console and waits for the login
+    # prompt; getty answers an empty name with the prompt, not "Password: ".
+    port = await connect(BootLogDevice(["booted"]))
+    await read_until(port, b"login: ")
+    await port.send_all(b"\r")
+    assert await read_until(port, b"login: ") == b"\r\nlogin: "
+    await port.send_all(b"  \r\n")
+    assert await read_until(port, b"login: ") == b"  \r\nlogin: "
+    await port.send_all(b"root\r")
+    assert await read_until(port, b"Password: ") == b"root\r\nPassword: "
+
+
 async def test_boot_log_pacing_and_no_password(
     connect: Connect, autojump_clock: trio.testing.MockClock
 ) -> None:

@@ -283,9 +283,10 @@ class BootLogDevice(FakeDevice):
     """A board that boots: prints a log, then a login prompt, then a shell.
 
     On each connection it prints *log_lines* (one every *line_delay* seconds),
-    then asks for a login (echoed) and a password (not echoed). Wrong
-    credentials print ``Login incorrect`` and ask again; right ones start
-    *shell*'s session. When the session ends (``exit``), the login prompt
+    then asks for a login (echoed) and a password (not echoed). An empty
+    login just prompts again, as getty does (so pressing Enter wakes the
+    console). Wrong credentials print ``Login incorrect`` and ask again;
+    right ones start *shell*'s session. When the session ends (``exit``), the login prompt
     comes back.
 
     Args:
@@ -328,8 +329,8 @@ class BootLogDevice(FakeDevice):
         while True:
             await term.send(self.login_prompt)
             user = await term.read_line(echo=True)
-            if user is None:
-                continue
+            if user is None or not user.strip():
+                continue  # as getty: an empty name just prompts again
             password: str | None = None
             if self.password is not None:
                 await term.send(self.password_prompt)
