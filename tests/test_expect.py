@@ -311,6 +311,32 @@ async def test_strict_decoding_raises() -> None:
         await ex.expect("x")
 
 
+async def test_strict_decoding_error_keeps_what_was_received() -> None:
+    stream = chunked(b"login: r", b"oot\r\n\xe2\x82", b"\xffok # ")
+    ex = Expect(stream, encoding="utf-8", errors="strict")
+    with trio.fail_after(5):  # a lost byte would hang
+        # What decoded before the bad byte is buffered and can still match.
+        assert (await ex.expect("root")).before == "login: "
+        with pytest.raises(UnicodeDecodeError) as info:
+            await ex.expect("# ")
+        assert info.value.object[info.value.start : info.value.end] == b"\xe2\x82"
+        assert ex.buffer == "\r\n"
+        # The error stays until clear(), which drops the undecodable bytes only.
+        with pytest.raises(UnicodeDecodeError):
+            await ex.expect("# ")
+        assert ex.clear() == "\r\n"
+        with pytest.raises(UnicodeDecodeError) as info:  # the next bad byte
+            await ex.expect("# ")
+        assert info.value.object[info.value.start : info.value.end] == b"\xff"
+        assert ex.clear() == ""
+        assert (await ex.expect("# ")).before == "ok "
+
+
+async def test_unknown_error_handler_is_refused_at_once() -> None:
+    with pytest.raises(ValueError, match="unknown error handler 'bogus'"):
+        Expect(chunked(), encoding="utf-8", errors="bogus")
+
+
 async def test_bad_patterns_and_options() -> None:
     ex = Expect(chunked())
     with pytest.raises(ValueError, match="empty pattern"):
