@@ -136,10 +136,10 @@ class _Terminal:
                     return line.decode(self.encoding, errors="replace")
                 if byte in _BACKSPACE:
                     if line:
-                        # Drop a whole UTF-8 character, not just its last byte.
-                        while len(line) > 1 and line[-1] & 0xC0 == 0x80:
-                            del line[-1]
-                        del line[-1]
+                        # Drop the last character, however many bytes it has
+                        # in this encoding (an undecodable byte counts as one).
+                        text = line.decode(self.encoding, errors="surrogateescape")
+                        line[:] = text[:-1].encode(self.encoding, errors="surrogateescape")
                         if echo:
                             out += b"\b \b"
                     continue
