@@ -420,3 +420,12 @@ async def test_timeout_zero_still_matches_what_is_buffered(
     assert (await ex.expect(b"late")).before == b": "
     with pytest.raises(ValueError, match="timeout must be non-negative"):
         await ex.expect(b"x", timeout=-1)
+
+
+async def test_a_failing_transcript_loses_no_received_data() -> None:
+    transcript = io.StringIO()
+    ex = Expect(chunked(b"login: "), transcript=transcript)
+    transcript.close()  # say, the harness closed its log file too early
+    with pytest.raises(ValueError, match="closed file"):
+        await ex.expect(b"login: ")
+    assert ex.buffer == b"login: "

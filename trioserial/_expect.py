@@ -581,9 +581,10 @@ class Expect(Generic[AnyStr]):
                     given,
                     data,
                 )
+            # Buffer first: a transcript that fails to write must not lose data.
+            self._eof = not chunk
+            self._feed(bytes(chunk))
             if chunk:
                 self._log("recv", bytes(chunk))
             else:
-                self._eof = True
                 self._log("eof")
-            self._feed(bytes(chunk))
