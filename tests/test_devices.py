@@ -115,6 +115,16 @@ async def test_line_shell_editing_and_type_ahead(connect: Connect) -> None:
     assert await read_until(port, b"two\r\n$ ") == b"one\r\n$ two\r\n$ "
 
 
+async def test_backspace_deletes_one_character_in_a_single_byte_encoding(
+    connect: Connect,
+) -> None:
+    # In Latin-1, "±" is the byte 0xB1, which is no UTF-8 continuation byte.
+    port = await connect(LineShell(echo=False, encoding="latin-1"))
+    await read_until(port, b"$ ")
+    await port.send_all("echo a±\x7fb\r".encode("latin-1"))
+    assert await read_until(port, b"$ ") == b"ab\r\n$ "
+
+
 async def test_shell_exit_starts_a_new_session(connect: Connect) -> None:
     port = await connect(LineShell(banner="hi"))
     await read_until(port, b"$ ")
@@ -141,6 +151,19 @@ async def test_boot_log_login_and_command(connect: Connect) -> None:
     assert await read_until(port, b"# ") == b"uname\r\nFakeOS\r\n# "
     await port.send_all(b"exit\r")
     assert await read_until(port, b"login: ") == b"exit\r\nlogin: "
+
+
+async def test_boot_log_empty_login_prompts_again(connect: Connect) -> None:
+    # A harness presses Enter to wake a quiet console and waits for the login
+    # prompt; getty answers an empty name with the prompt, not "Password: ".
+    port = await connect(BootLogDevice(["booted"]))
+    await read_until(port, b"login: ")
+    await port.send_all(b"\r")
+    assert await read_until(port, b"login: ") == b"\r\nlogin: "
+    await port.send_all(b"  \r\n")
+    assert await read_until(port, b"login: ") == b"  \r\nlogin: "
+    await port.send_all(b"root\r")
+    assert await read_until(port, b"Password: ") == b"root\r\nPassword: "
 
 
 async def test_boot_log_pacing_and_no_password(

@@ -311,6 +311,32 @@ async def test_strict_decoding_raises() -> None:
         await ex.expect("x")
 
 
+async def test_strict_decoding_error_keeps_what_was_received() -> None:
+    stream = chunked(b"login: r", b"oot\r\n\xe2\x82", b"\xffok # ")
+    ex = Expect(stream, encoding="utf-8", errors="strict")
+    with trio.fail_after(5):  # a lost byte would hang
+        # What decoded before the bad byte is buffered and can still match.
+        assert (await ex.expect("root")).before == "login: "
+        with pytest.raises(UnicodeDecodeError) as info:
+            await ex.expect("# ")
+        assert info.value.object[info.value.start : info.value.end] == b"\xe2\x82"
+        assert ex.buffer == "\r\n"
+        # The error stays until clear(), which drops the undecodable bytes only.
+        with pytest.raises(UnicodeDecodeError):
+            await ex.expect("# ")
+        assert ex.clear() == "\r\n"
+        with pytest.raises(UnicodeDecodeError) as info:  # the next bad byte
+            await ex.expect("# ")
+        assert info.value.object[info.value.start : info.value.end] == b"\xff"
+        assert ex.clear() == ""
+        assert (await ex.expect("# ")).before == "ok "
+
+
+async def test_unknown_error_handler_is_refused_at_once() -> None:
+    with pytest.raises(ValueError, match="unknown error handler 'bogus'"):
+        Expect(chunked(), encoding="utf-8", errors="bogus")
+
+
 async def test_bad_patterns_and_options() -> None:
     ex = Expect(chunked())
     with pytest.raises(ValueError, match="empty pattern"):
@@ -376,3 +402,30 @@ async def test_transcript_to_a_logger(caplog: pytest.LogCaptureFixture) -> None:
 def test_errors_are_expect_errors() -> None:
     for cls in (ExpectTimeoutError, ExpectEOFError, ExpectBufferFullError):
         assert issubclass(cls, ExpectError)
+
+
+async def test_timeout_zero_still_matches_what_is_buffered(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    stream = chunked(b"login: ")
+    ex = Expect(stream)
+    with trio.move_on_after(1):
+        await ex.expect(b"nothing")  # fills the buffer
+    # "Wait 0 s" means: look at what has arrived, wait for nothing more.
+    assert (await ex.expect(b"login", timeout=0)).after == b"login"
+    stream.send.send_nowait(b"late")
+    with pytest.raises(ExpectTimeoutError, match="timed out after 0 s"):
+        await ex.expect(b"#", timeout=0)
+    assert ex.buffer == b": "  # the expired wait took nothing from the stream
+    assert (await ex.expect(b"late")).before == b": "
+    with pytest.raises(ValueError, match="timeout must be non-negative"):
+        await ex.expect(b"x", timeout=-1)
+
+
+async def test_a_failing_transcript_loses_no_received_data() -> None:
+    transcript = io.StringIO()
+    ex = Expect(chunked(b"login: "), transcript=transcript)
+    transcript.close()  # say, the harness closed its log file too early
+    with pytest.raises(ValueError, match="closed file"):
+        await ex.expect(b"login: ")
+    assert ex.buffer == b"login: "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import logging
+import math
 import re
 from collections.abc import Sequence
 from typing import Any, AnyStr, Generic, TextIO, cast, final, overload
@@ -178,7 +179,10 @@ class Expect(Generic[AnyStr]):
         matches and results are ``str``); ``None`` (default) keeps bytes.
       errors: the decoding error policy; default ``"replace"``, because a
         console spews garbage now and then (a baud-rate mismatch at reset)
-        and a harness should see it rather than crash.
+        and a harness should see it rather than crash. With ``"strict"``,
+        :meth:`expect` raises the :exc:`UnicodeDecodeError` once nothing
+        before the bad bytes matches, and again on every call until
+        :meth:`clear` drops them; nothing else is lost.
       line_ending: what :meth:`sendline` appends; default ``"\\r"``, what the
         Enter key sends (``"\\r\\n"`` makes U-Boot repeat the last command).
       max_buffer: the most unconsumed data kept; default 1 MiB.
@@ -243,6 +247,10 @@ class Expect(Generic[AnyStr]):
                 decoder = codecs.getincrementaldecoder(encoding)(errors)
             except LookupError:
                 raise ValueError(f"unknown encoding {encoding!r}") from None
+            try:
+                codecs.lookup_error(errors)
+            except LookupError:
+                raise ValueError(f"unknown error handler {errors!r}") from None
             self._decoder: codecs.IncrementalDecoder | None = decoder
         else:
             self._decoder = None
@@ -257,6 +265,10 @@ class Expect(Generic[AnyStr]):
         self._text = encoding is not None
         self._buf: bytearray | str = "" if self._text else bytearray()
         self._eof = False
+        #: A decoding error (``errors="strict"``) and the bytes from the bad
+        #: ones on, kept until clear() drops the bad ones.
+        self._decode_error: UnicodeDecodeError | None = None
+        self._undecoded = b""
         #: How much of the buffer the current expect() has searched.
         self._searched = 0
         self._before: Any = self._empty()
@@ -301,10 +313,18 @@ class Expect(Generic[AnyStr]):
         return self._eof
 
     def clear(self) -> AnyStr:
-        """Drop everything buffered and return it."""
+        """Drop everything buffered and return it.
+
+        After a decoding error (``errors="strict"``) this also drops the bytes
+        that could not be decoded; what came after them is decoded again.
+        """
         data = self.buffer
         self._buf = "" if self._text else bytearray()
         self._searched = 0  # an expect() waiting meanwhile starts over
+        error, rest = self._decode_error, self._undecoded
+        if error is not None:
+            self._decode_error, self._undecoded = None, b""
+            self._decode(rest[error.end - error.start :], final=self._eof)
         return data
 
     # ------------------------------------------------------------ transcript
@@ -449,8 +469,23 @@ class Expect(Generic[AnyStr]):
             assert isinstance(self._buf, bytearray)
             self._buf += data
         else:
-            assert isinstance(self._buf, str)
-            self._buf += self._decoder.decode(data, final=not data)
+            self._decode(data, final=not data)
+
+    def _decode(self, data: bytes, *, final: bool) -> None:
+        decoder = self._decoder
+        assert decoder is not None
+        assert isinstance(self._buf, str)
+        try:
+            self._buf += decoder.decode(data, final=final)
+        except UnicodeDecodeError as exc:
+            # exc.object is what the decoder held plus *data*: keep what
+            # decodes before the bad bytes, and the rest raw, so nothing
+            # received is lost; expect() raises exc until clear().
+            held = exc.object
+            decoder.reset()
+            self._buf += decoder.decode(held[: exc.start])
+            self._undecoded = bytes(held[exc.start :])
+            self._decode_error = exc
 
     async def expect(
         self,
@@ -472,8 +507,10 @@ class Expect(Generic[AnyStr]):
 
         Args:
           patterns: one pattern or a list of them.
-          timeout: seconds to wait before raising :exc:`ExpectTimeoutError`;
-            ``None`` waits for ever (use a cancel scope).
+          timeout: seconds to wait for more data before raising
+            :exc:`ExpectTimeoutError`; what has already arrived is searched
+            first, so ``0`` checks the buffer without waiting. ``None`` waits
+            for ever (use a cancel scope).
 
         Returns:
           Which pattern matched, the match, and what came before it.
@@ -482,25 +519,25 @@ class Expect(Generic[AnyStr]):
           ExpectTimeoutError: *timeout* expired.
           ExpectEOFError: the stream ended first.
           ExpectBufferFullError: the buffer holds *max_buffer* and nothing matches.
-          TypeError, ValueError: a malformed pattern (before anything is read).
+          TypeError, ValueError: a malformed pattern or a negative *timeout*
+            (before anything is read).
           trio.BusyResourceError: another task is in ``expect`` on this object.
         """
         given, compiled = self._compile(patterns)
+        if timeout is not None and not timeout >= 0:
+            raise ValueError(f"timeout must be non-negative, got {timeout!r}")
+        # The deadline bounds only the waits for more data: what has already
+        # arrived is always searched, so timeout=0 means "is it there yet?".
+        deadline = math.inf if timeout is None else trio.current_time() + timeout
         with self._conflict:
-            if timeout is None:
-                return await self._expect(given, compiled)
-            with trio.move_on_after(timeout):
-                return await self._expect(given, compiled)
-            data = self.buffer
-            raise ExpectTimeoutError(
-                f"timed out after {timeout} s waiting for {_describe_all(given)}; "
-                f"received and unmatched ({len(data)}): {_tail(data)}",
-                given,
-                data,
-            )
+            return await self._expect(given, compiled, deadline, f"{timeout} s")
 
     async def _expect(
-        self, given: tuple[Pattern, ...], compiled: list[_Compiled]
+        self,
+        given: tuple[Pattern, ...],
+        compiled: list[_Compiled],
+        deadline: float,
+        waited: str,
     ) -> ExpectMatch[AnyStr]:
         await trio.lowlevel.checkpoint_if_cancelled()
         self._searched = 0
@@ -513,6 +550,8 @@ class Expect(Generic[AnyStr]):
                 await trio.lowlevel.cancel_shielded_checkpoint()
                 return result
             self._searched = len(self._buf)
+            if self._decode_error is not None:
+                raise self._decode_error.with_traceback(None)
             if self._eof:
                 data = self.buffer
                 raise ExpectEOFError(
@@ -531,10 +570,21 @@ class Expect(Generic[AnyStr]):
                     given,
                     data,
                 )
-            chunk = await self.stream.receive_some(min(room, self._receive_size))
+            with trio.move_on_at(deadline) as scope:
+                chunk = await self.stream.receive_some(min(room, self._receive_size))
+            if scope.cancelled_caught:
+                # A cancelled receive took nothing: the stream's guarantee.
+                data = self.buffer
+                raise ExpectTimeoutError(
+                    f"timed out after {waited} waiting for {_describe_all(given)}; "
+                    f"received and unmatched ({len(data)}): {_tail(data)}",
+                    given,
+                    data,
+                )
+            # Buffer first: a transcript that fails to write must not lose data.
+            self._eof = not chunk
+            self._feed(bytes(chunk))
             if chunk:
                 self._log("recv", bytes(chunk))
             else:
-                self._eof = True
                 self._log("eof")
-            self._feed(bytes(chunk))

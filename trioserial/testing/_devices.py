@@ -136,10 +136,10 @@ class _Terminal:
                     return line.decode(self.encoding, errors="replace")
                 if byte in _BACKSPACE:
                     if line:
-                        # Drop a whole UTF-8 character, not just its last byte.
-                        while len(line) > 1 and line[-1] & 0xC0 == 0x80:
-                            del line[-1]
-                        del line[-1]
+                        # Drop the last character, however many bytes it has
+                        # in this encoding (an undecodable byte counts as one).
+                        text = line.decode(self.encoding, errors="surrogateescape")
+                        line[:] = text[:-1].encode(self.encoding, errors="surrogateescape")
                         if echo:
                             out += b"\b \b"
                     continue
@@ -283,9 +283,10 @@ class BootLogDevice(FakeDevice):
     """A board that boots: prints a log, then a login prompt, then a shell.
 
     On each connection it prints *log_lines* (one every *line_delay* seconds),
-    then asks for a login (echoed) and a password (not echoed). Wrong
-    credentials print ``Login incorrect`` and ask again; right ones start
-    *shell*'s session. When the session ends (``exit``), the login prompt
+    then asks for a login (echoed) and a password (not echoed). An empty
+    login just prompts again, as getty does (so pressing Enter wakes the
+    console). Wrong credentials print ``Login incorrect`` and ask again;
+    right ones start *shell*'s session. When the session ends (``exit``), the login prompt
     comes back.
 
     Args:
@@ -328,8 +329,8 @@ class BootLogDevice(FakeDevice):
         while True:
             await term.send(self.login_prompt)
             user = await term.read_line(echo=True)
-            if user is None:
-                continue
+            if user is None or not user.strip():
+                continue  # as getty: an empty name just prompts again
             password: str | None = None
             if self.password is not None:
                 await term.send(self.password_prompt)
