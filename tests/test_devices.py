@@ -250,6 +250,9 @@ async def test_fake_device_port_hang_up_and_reappear(no_fd_leaks: None) -> None:
         path = fake.path
     assert not await trio.Path(path).is_symlink()
     assert not await trio.Path(path).parent.exists()
+    # After the block: a clear error, and no pty opened (no_fd_leaks checks).
+    with pytest.raises(RuntimeError, match="cannot reappear: its open_fake_device_port"):
+        fake.reappear()
 
 
 async def test_fake_device_port_at_a_chosen_link(tmp_path: Path) -> None:

@@ -444,6 +444,7 @@ class FakeDevicePort:
         self._pty: PtyDevice | None = None
         self._slave = -1
         self._scope: trio.CancelScope | None = None
+        self._finished = False
 
     @property
     def plugged_in(self) -> bool:
@@ -481,7 +482,16 @@ class FakeDevicePort:
 
     def reappear(self) -> None:
         """Plug the device in again: a new pty, :attr:`path` pointed at it,
-        and a fresh :meth:`FakeDevice.run` serving it. Hangs up first if needed."""
+        and a fresh :meth:`FakeDevice.run` serving it. Hangs up first if needed.
+
+        Raises:
+          RuntimeError: the :func:`open_fake_device_port` block has ended.
+        """
+        if self._finished:
+            raise RuntimeError(
+                f"fake device at {self.path!r} cannot reappear: its "
+                f"open_fake_device_port() block has ended"
+            )
         self.hang_up()
         master, slave = os.openpty()
         try:
@@ -538,6 +548,7 @@ async def open_fake_device_port(
                 port.reappear()
                 yield port
             finally:
+                port._finished = True
                 port.hang_up()
     finally:
         if tmpdir is not None:
