@@ -161,6 +161,20 @@ async def wait_modem(port: trioserial.AsyncSerial, **expected: bool) -> None:
             await trio.lowlevel.wait_readable(port.fileno())
 
 
+async def test_spy_keeps_what_the_front_ends_must_know_of_its_port(
+    portmanager_loop: PortManagerServer,
+) -> None:
+    # The front ends ask the core whether it buffers input (a receive's wait
+    # must then be interruptible) and whether its close keeps the output; a
+    # spy:// wrapper must answer as the rfc2217:// port inside it.
+    async with await trioserial.open_serial_port("spy://" + portmanager_loop.url) as port:
+        core = port._core
+        assert core.buffers_input is True
+        assert core.close_keeps_output is True
+    async with await trioserial.open_serial_port("spy://loop://") as port:
+        assert port._core.buffers_input is False
+
+
 async def test_portmanager_dtr_dsr_and_rts_cts_loop_back(
     portmanager_loop: PortManagerServer,
 ) -> None:

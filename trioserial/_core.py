@@ -101,6 +101,11 @@ class PortCore(abc.ABC):
     #: (a TCP socket's does; a tty's close discards it). A graceful close
     #: need not wait for such a transport's queue.
     close_keeps_output: bool = False
+    #: Whether this core reads input past what :meth:`read_nowait` asked for
+    #: and holds it (then it calls :meth:`input_buffered`). Front ends make a
+    #: receive's wait interruptible for such a core only: the cancel scope
+    #: that takes costs more than the rest of a wait (about 9 µs on Trio).
+    buffers_input: bool = False
 
     @abc.abstractmethod
     def fileno(self) -> int:

@@ -93,6 +93,8 @@ class RFC2217Port(SocketCore):
     # The kernel goes on sending a closed TCP socket's queue; close() hands it
     # whatever protocol output is still waiting here.
     close_keeps_output = True
+    # Control calls read past data to find the server's answers (input_buffered).
+    buffers_input = True
 
     def __init__(
         self,

@@ -131,6 +131,7 @@ class SpyPort(PortCore):
         self.name = name
         self.transport = inner.transport
         self.close_keeps_output = inner.close_keeps_output
+        self.buffers_input = inner.buffers_input
 
     @property
     def settings(self) -> SerialSettings:

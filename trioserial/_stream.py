@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
 from typing import Any, NoReturn, final
 
 import trio
@@ -156,8 +155,10 @@ class AsyncSerial(PortSurface, trio.abc.Stream):
         with self._send_conflict:
             if self._core.closed:
                 self._raise_closed()
-            with self._closed_while_waiting():
+            try:
                 await trio.lowlevel.wait_writable(self._core.fileno())
+            except trio.ClosedResourceError:
+                self._raise_closed_while_waiting()
 
     async def send_eof(self) -> None:
         """Stop sending from this side; receiving goes on.
@@ -231,20 +232,25 @@ class AsyncSerial(PortSurface, trio.abc.Stream):
                 return data
 
     # Trio reports a close during the wait as "another task closed this fd";
-    # say what was closed, as the anyio front end does.
+    # say what was closed, as the anyio front end does. (try/except in each
+    # wait rather than a context manager: this is the hot path.)
 
-    @contextlib.contextmanager
-    def _closed_while_waiting(self) -> Iterator[None]:
-        try:
-            yield
-        except trio.ClosedResourceError:
-            raise trio.ClosedResourceError("serial port was closed") from None
+    @staticmethod
+    def _raise_closed_while_waiting() -> NoReturn:
+        raise trio.ClosedResourceError("serial port was closed") from None
 
     async def _wait_readable(self) -> None:
+        fd = self._core.fileno()
         self._waiting_receive += 1
         try:
-            with self._closed_while_waiting(), trio.CancelScope() as self._receive_wait:
-                await trio.lowlevel.wait_readable(self._core.fileno())
+            if self._core.buffers_input:
+                # _look_again cancels this scope when the core buffers input.
+                with trio.CancelScope() as self._receive_wait:
+                    await trio.lowlevel.wait_readable(fd)
+            else:
+                await trio.lowlevel.wait_readable(fd)
+        except trio.ClosedResourceError:
+            self._raise_closed_while_waiting()
         finally:
             self._receive_wait = None
             self._waiting_receive -= 1
@@ -256,8 +262,9 @@ class AsyncSerial(PortSurface, trio.abc.Stream):
     async def _wait_writable(self) -> None:
         self._waiting_send += 1
         try:
-            with self._closed_while_waiting():
-                await trio.lowlevel.wait_writable(self._core.fileno())
+            await trio.lowlevel.wait_writable(self._core.fileno())
+        except trio.ClosedResourceError:
+            self._raise_closed_while_waiting()
         finally:
             self._waiting_send -= 1
 

@@ -21,6 +21,7 @@ from typing import Any, NoReturn, final
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
+import sniffio
 from anyio.abc import ByteStream
 
 from ._control import (
@@ -103,6 +104,7 @@ class AnyioSerialStream(PortSurface, ByteStream):
         # not the receive) when the core has read input into its own buffer.
         self._receive_wait: anyio.CancelScope | None = None
         core.on_input_buffered(self._look_again)
+        self._native_cancellation: bool | None = None  # see _yield_first
         self._bytes_sent = 0
         self._bytes_received = 0
         self._waiting_receive = 0
@@ -145,12 +147,13 @@ class AnyioSerialStream(PortSurface, ByteStream):
                 self._raise_closed()
             if self._eof_sent:
                 raise anyio.ClosedResourceError("can't send data after sending EOF")
-            # The schedule point comes before the first write, not after the
-            # last one (as a shielded checkpoint): asyncio's own cancellation
-            # goes through anyio's shields, and would report "cancelled" for
-            # a send that had written everything.
-            await anyio.lowlevel.checkpoint()
+            yield_first = self._yield_first()
+            if yield_first:
+                await anyio.lowlevel.checkpoint()
+            else:
+                await anyio.lowlevel.checkpoint_if_cancelled()
             core = self._core
+            waited = False
             with byte_view(item) as view:
                 sent = 0
                 total = len(view)
@@ -159,12 +162,15 @@ class AnyioSerialStream(PortSurface, ByteStream):
                         try:
                             n = core.write_nowait(remaining)
                         except BlockingIOError:
+                            waited = True
                             await self._wait_writable()
                             continue
                         except OSError as exc:
                             self._raise_for(exc)
                     sent += n
                     self._bytes_sent += n
+            if not waited and not yield_first:
+                await anyio.lowlevel.cancel_shielded_checkpoint()
 
     async def send_eof(self) -> None:
         """Stop sending from this side; receiving goes on.
@@ -209,22 +215,51 @@ class AnyioSerialStream(PortSurface, ByteStream):
             n = check_max_bytes(max_bytes)
             if self._core.closed:
                 self._raise_closed()
-            # The schedule point comes before the first read, not after it
-            # (as a shielded checkpoint): on asyncio, a native cancellation
-            # (``task.cancel()``, ``asyncio.timeout``) goes through anyio's
-            # shields, and would have lost the bytes just read.
-            await anyio.lowlevel.checkpoint()
+            yield_first = self._yield_first()
+            if yield_first:
+                await anyio.lowlevel.checkpoint()
+            else:
+                await anyio.lowlevel.checkpoint_if_cancelled()
             core = self._core
+            try:
+                data = core.read_nowait(n)
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                self._raise_for(exc)
+            else:
+                if not yield_first:
+                    # Trio: a schedule point no cancellation can interrupt.
+                    await anyio.lowlevel.cancel_shielded_checkpoint()
+                return self._received(data)
             while True:
-                # No checkpoint from a read to the return: nothing read can be lost.
+                await self._wait_readable()
+                # No checkpoint from here to the return: nothing read can be lost.
                 try:
                     data = core.read_nowait(n)
                 except BlockingIOError:
-                    await self._wait_readable()
                     continue
                 except OSError as exc:
                     self._raise_for(exc)
                 return self._received(data)
+
+    def _yield_first(self) -> bool:
+        """Whether a call's schedule point must come before its first syscall.
+
+        On asyncio, a native cancellation (``task.cancel()``,
+        ``asyncio.timeout``, grpc.aio ending a handler) goes through anyio's
+        shielded scopes: landing on a shielded checkpoint after a read or a
+        complete write, it would lose the bytes read or report a finished
+        send as cancelled. So there the one schedule point comes first, and
+        a receive that then has to wait yields twice. On Trio nothing gets
+        through a shield, so the cheaper order of Trio's own streams holds
+        (cancellation check, syscall, shielded schedule point only if the
+        syscall did not have to wait). Decided on first use, in the loop the
+        stream runs in.
+        """
+        if self._native_cancellation is None:
+            self._native_cancellation = sniffio.current_async_library() != "trio"
+        return self._native_cancellation
 
     def _received(self, data: bytes) -> bytes:
         if not data:
@@ -235,10 +270,16 @@ class AnyioSerialStream(PortSurface, ByteStream):
     # anyio reports a close during the wait as a bare ClosedResourceError; say what closed.
 
     async def _wait_readable(self) -> None:
+        fd = self._core.fileno()
         self._waiting_receive += 1
         try:
-            with anyio.CancelScope() as self._receive_wait:
-                await anyio.wait_readable(self._core.fileno())
+            if self._core.buffers_input:
+                # _look_again cancels this scope when the core buffers input;
+                # only then is it worth its cost.
+                with anyio.CancelScope() as self._receive_wait:
+                    await anyio.wait_readable(fd)
+            else:
+                await anyio.wait_readable(fd)
         except anyio.ClosedResourceError:
             raise anyio.ClosedResourceError("serial port was closed") from None
         finally:
