@@ -297,7 +297,7 @@ def test_natively_cancelled_receive_consumed_nothing() -> None:
             # The receive runs until its first schedule point, and the
             # cancellation lands there.
             receiving = asyncio.ensure_future(port.receive())
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # one yield, noqa: not a wait for data
             receiving.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await receiving
@@ -316,7 +316,7 @@ def test_natively_cancelled_send_sent_nothing() -> None:
     async def main() -> None:
         async with pty_pair() as (port, device):
             sending = asyncio.ensure_future(port.send(b"once"))
-            await asyncio.sleep(0)  # the send runs to its first schedule point
+            await asyncio.sleep(0)  # one yield to its first schedule point, noqa: not a wait
             sending.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await sending
