@@ -181,6 +181,25 @@ async def test_a_pty_takes_parity_and_data_bits_as_asked_without_applying_them(
     assert await port.receive_some() == b"\xffbytes pass as they are"
 
 
+async def test_a_pty_keeps_reporting_the_framing_across_later_changes(
+    pair: tuple[AsyncSerial, PtyDevice],
+) -> None:
+    # The parity a pty took "as asked" is part of the settings every later
+    # change starts from: changing the rate alone keeps reporting it, and
+    # going back to 8N1 is a change like any other.
+    port, _ = pair
+    await port.reconfigure(parity="E", bytesize=7)
+    await port.reconfigure(baudrate=9600)
+    assert port.settings.framing == "9600 7E1"
+    assert _termios.get_baudrate(port.fileno()) == 9600
+    await port.reconfigure(stopbits=2)
+    assert port.settings.framing == "9600 7E2"
+    assert tcattrs(port)[2] & termios.CSTOPB
+    await port.reconfigure(parity="N", bytesize=8)
+    assert port.settings.framing == "9600 8N2"
+    assert tcattrs(port)[2] & termios.CSIZE == termios.CS8
+
+
 async def test_opening_a_pty_at_8e1() -> None:
     port, device = await open_pty_pair(baudrate=19200, parity="E")
     async with port, device:
