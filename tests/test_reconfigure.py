@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import subprocess
+import sys
 import termios
 from collections.abc import AsyncIterator
 from typing import Any
@@ -198,6 +200,37 @@ async def test_a_pty_keeps_reporting_the_framing_across_later_changes(
     await port.reconfigure(parity="N", bytesize=8)
     assert port.settings.framing == "9600 8N2"
     assert tcattrs(port)[2] & termios.CSIZE == termios.CS8
+
+
+# Run with a pty as its controlling terminal: /dev/tty is that pty, but its
+# own device number (5, 0) is not a pty slave's.
+_OPEN_DEV_TTY = """
+import os, sys, trio, trioserial
+os.setsid()
+os.close(os.open(sys.argv[1], os.O_RDWR))  # the pty becomes our controlling terminal
+async def main():
+    async with await trioserial.open_serial_port("/dev/tty", parity="E") as port:
+        print(port.settings.framing)
+trio.run(main)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux pty numbering")
+async def test_a_pty_opened_as_dev_tty_is_still_a_pty() -> None:
+    master, slave = os.openpty()
+    try:
+        result = await trio.run_process(
+            [sys.executable, "-c", _OPEN_DEV_TTY, os.ttyname(slave)],
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout == b"115200 8E1\n"
 
 
 async def test_opening_a_pty_at_8e1() -> None:

@@ -450,13 +450,26 @@ def _apply_or_explain(fd: int, name: str, settings: SerialSettings) -> SerialSet
 
 #: Device majors of Unix98 pty slaves (/dev/pts/N) on Linux.
 _PTY_SLAVE_MAJORS: Final = range(136, 144)
+#: Linux's ``TIOCGDEV`` (``_IOR('T', 0x32, unsigned int)``): the device number
+#: of the tty behind an fd. Python's termios module does not have it.
+_TIOCGDEV: Final = 0x80045432
 
 
 def is_pty(fd: int) -> bool:
-    """Whether *fd* is a pty slave (Linux; elsewhere always ``False``)."""
+    """Whether *fd* is a pty slave (Linux; elsewhere always ``False``).
+
+    The tty's own device number (``TIOCGDEV``), not the file's: ``/dev/tty``
+    and ``/dev/console`` are (5, 0) and (5, 1) whatever terminal they lead
+    to, a pty or a UART.
+    """
     if not sys.platform.startswith("linux"):
         return False
     try:
-        return os.major(os.fstat(fd).st_rdev) in _PTY_SLAVE_MAJORS
-    except OSError:
-        return False
+        buf = fcntl.ioctl(fd, _TIOCGDEV, bytes(4))
+        device = int.from_bytes(buf, sys.byteorder)
+    except OSError:  # a kernel before 2.6.39
+        try:
+            device = os.fstat(fd).st_rdev
+        except OSError:
+            return False
+    return os.major(device) in _PTY_SLAVE_MAJORS
