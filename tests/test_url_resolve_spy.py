@@ -227,6 +227,23 @@ async def test_spy_bad_urls(url: str, message: str) -> None:
         await trioserial.open_serial_port(url)
 
 
+async def test_a_trace_that_cannot_be_written_costs_the_port_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # /dev/full: every write fails with ENOSPC, as on a full disk. The bytes
+    # read must still reach the caller, a send must still count as sent, and
+    # the trace stops with one warning.
+    async with await trioserial.open_serial_port("spy://loop://?file=/dev/full") as port:
+        await port.send_all(b"kept")
+        assert await port.receive_some() == b"kept"
+        await port.send_all(b"again")
+        assert await port.receive_some() == b"again"
+        assert port.statistics().bytes_sent == 9
+    warnings = [r for r in caplog.records if r.name == "trioserial.spy"]
+    assert len(warnings) == 1
+    assert "stopped writing the trace to '/dev/full'" in warnings[0].getMessage()
+
+
 async def test_spy_unwritable_trace_file(tmp_path: Path) -> None:
     with pytest.raises(trioserial.SerialPortError, match="cannot write the trace"):
         await trioserial.open_serial_port(f"spy://loop://?file={tmp_path}/no/such/dir/t")

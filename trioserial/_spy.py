@@ -26,6 +26,7 @@ call makes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -85,18 +86,35 @@ class Tracer:
         if self.color:
             line = f"{color}{line}{_RESET}"
         if self._file is not None:
-            self._file.write(line.encode("utf-8", "replace") + b"\n")
-            self._file.flush()
+            self._write(line.encode("utf-8", "replace") + b"\n")
         elif self._logger is not None:
             self._logger.info("%s", line)
+
+    def _write(self, *chunks: bytes) -> None:
+        """Write to the trace file; on a failure, stop tracing to it.
+
+        The trace is a debugging aid: a full disk must not cost the port the
+        bytes it has just read (or make a send look failed after it went out).
+        """
+        file = self._file
+        assert file is not None
+        try:
+            for chunk in chunks:
+                file.write(chunk)
+            file.flush()
+        except (OSError, ValueError) as exc:
+            self._file = None
+            with contextlib.suppress(OSError, ValueError):
+                file.close()
+            logging.getLogger(DEFAULT_LOGGER).warning(
+                "spy: stopped writing the trace to %r: %s", getattr(file, "name", file), exc
+            )
 
     def _data(self, label: str, data: bytes, color: str) -> None:
         if self.raw:
             if self._file is not None:
-                if self.color:
-                    self._file.write(color.encode())
-                self._file.write(data)
-                self._file.flush()
+                prefix = color.encode() if self.color else b""
+                self._write(prefix, data)
             elif self._logger is not None:
                 self._logger.info("%s %r", label, data)
             return
