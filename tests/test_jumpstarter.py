@@ -161,19 +161,29 @@ def test_loop_echoes_one_item_per_send() -> None:
 
 def test_pty_round_trip_both_ways() -> None:
     payload = bytes(i % 251 for i in range(50_000))
-    with pty_device() as (master, path), serve(PySerial(url=path)) as client:
-        with client.stream() as stream:
-            stream.send(b"AT\r\n")
-            assert read_exactly(master, 4) == b"AT\r\n"
-            os.write(master, payload[:4000])
-            assert receive_exactly(stream, 4000) == payload[:4000]
-            stream.send(payload)
-            assert read_exactly(master, len(payload)) == payload
-        # the client left (send_eof, then the stream's end): the port is released
-        # and a new client gets a working connection.
-        with client.stream() as stream:
-            os.write(master, b"again")
-            assert receive_exactly(stream, 5) == b"again"
+    with pty_device() as (master, path):
+        driver = PySerial(url=path)
+        with serve(driver) as client:
+            with client.stream() as stream:
+                stream.send(b"AT\r\n")
+                assert read_exactly(master, 4) == b"AT\r\n"
+                os.write(master, payload[:4000])
+                assert receive_exactly(stream, 4000) == payload[:4000]
+                stream.send(payload)
+                assert read_exactly(master, len(payload)) == payload
+            # The client left (send_eof, then the end of its stream), but
+            # Jumpstarter's forwarding keeps the exporter's side of that
+            # connection, reading the port, until a write to the departed
+            # client fails, which may be never (the original driver is held
+            # the same way; docs/jumpstarter.rst). Its reader would race a new
+            # client's for the device's next bytes, so end it as an exporter
+            # can, with close(), and see that a new client then gets every byte.
+            driver.close()
+            assert port_released(master)
+            with client.stream() as stream:
+                wait_port_open(master)
+                os.write(master, b"again")
+                assert receive_exactly(stream, 5) == b"again"
 
 
 def test_pexpect_through_the_original_client() -> None:
