@@ -29,7 +29,7 @@ from serial.tools.list_ports_common import ListPortInfo
 import trioserial
 from trioserial._cli import format_ports, port_record
 from trioserial._console import key_name, parse_key
-from trioserial._resolve import by_id_links
+from trioserial._resolve import udev_links
 from trioserial.testing import (
     EchoDevice,
     FakeDevice,
@@ -252,7 +252,7 @@ def test_list_record_and_format(tmp_path: Path) -> None:
     info.serial_number = "A10K1234"
     info.manufacturer = "FTDI"
     info.description = "FT232R USB UART"
-    record = port_record(info, by_id_links(str(by_id)), by_id_links(str(by_path)))
+    record = port_record(info, udev_links(str(by_id)), udev_links(str(by_path)))
     assert record == {
         "device": str(device),
         "by_id": str(link),
@@ -275,7 +275,7 @@ def test_list_record_and_format(tmp_path: Path) -> None:
     assert bare["description"] is None  # pyserial's "n/a" is shown as nothing
     assert format_ports([bare]) == "/dev/ttyS0"
     assert format_ports([]) == "no serial ports found"
-    assert by_id_links(str(tmp_path / "absent")) == {}
+    assert udev_links(str(tmp_path / "absent")) == {}
 
 
 # -------------------------------------------------------------------- pipe

@@ -265,7 +265,7 @@ async def test_spy_passes_the_whole_control_surface_through(tmp_path: Path) -> N
 
 
 def test_stable_path_prefers_the_by_id_link(tmp_path: Path) -> None:
-    from trioserial._resolve import by_id_links, stable_path
+    from trioserial._resolve import stable_path, udev_links
 
     master, slave = os.openpty()
     try:
@@ -273,13 +273,13 @@ def test_stable_path_prefers_the_by_id_link(tmp_path: Path) -> None:
         by_id = tmp_path / "by-id"
         by_id.mkdir()
         (by_id / "usb-FTDI_FT232R_A1B2C3-if00-port0").symlink_to(device)
-        assert by_id_links(by_id) == {device: str(by_id / "usb-FTDI_FT232R_A1B2C3-if00-port0")}
+        assert udev_links(by_id) == {device: str(by_id / "usb-FTDI_FT232R_A1B2C3-if00-port0")}
         assert stable_path(device, by_id) == str(by_id / "usb-FTDI_FT232R_A1B2C3-if00-port0")
         link = str(by_id / "usb-FTDI_FT232R_A1B2C3-if00-port0")
         assert stable_path(link, by_id) == link  # already stable
         assert stable_path("/dev/ttyNOTHERE", by_id) == "/dev/ttyNOTHERE"
         assert stable_path("loop://", by_id) == "loop://"
-        assert by_id_links(tmp_path / "absent") == {}  # udev makes the directory on demand
+        assert udev_links(tmp_path / "absent") == {}  # udev makes the directory on demand
     finally:
         os.close(master)
         os.close(slave)

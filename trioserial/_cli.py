@@ -27,7 +27,7 @@ import trio
 from . import __version__
 from ._console import EOL, ConsoleOptions, parse_key, run_console
 from ._errors import PortNotFoundError, SerialPortError, UnsupportedOperationError
-from ._resolve import BY_ID_DIR, BY_PATH_DIR, by_id_links
+from ._resolve import BY_ID_DIR, BY_PATH_DIR, udev_links
 from ._settings import SerialSettings
 from ._sim import SIM_KINDS, check_link, run_demo, run_sim
 from ._stream import AsyncSerial, open_serial_port
@@ -267,7 +267,7 @@ def scan_ports() -> list[dict[str, str | None]]:
     """Ask pyserial for the serial ports (blocking: reads sysfs)."""
     from serial.tools import list_ports
 
-    by_id, by_path = by_id_links(BY_ID_DIR), by_id_links(BY_PATH_DIR)
+    by_id, by_path = udev_links(BY_ID_DIR), udev_links(BY_PATH_DIR)
     return [port_record(info, by_id, by_path) for info in sorted(list_ports.comports())]
 
 

@@ -27,8 +27,11 @@ BY_ID_DIR: Final = "/dev/serial/by-id"
 BY_PATH_DIR: Final = "/dev/serial/by-path"
 
 
-def by_id_links(directory: str | os.PathLike[str] = BY_ID_DIR) -> dict[str, str]:
-    """Device path -> its stable ``/dev/serial/by-id`` link (the first by name).
+def udev_links(directory: str | os.PathLike[str] = BY_ID_DIR) -> dict[str, str]:
+    """Device path -> its udev link in *directory* (the first by name).
+
+    *directory* is ``/dev/serial/by-id`` (stable names of adapters) by
+    default, or ``/dev/serial/by-path`` (names of the USB sockets).
 
     Empty when the directory is absent (udev creates it only while a USB
     serial device is plugged in). A few ``readlink`` calls: cheap, but file
@@ -53,7 +56,7 @@ def stable_path(path: str, directory: str | os.PathLike[str] = BY_ID_DIR) -> str
         return path
     if os.path.realpath(os.path.dirname(path) or ".") == os.path.realpath(directory):
         return path
-    return by_id_links(directory).get(os.path.realpath(path), path)
+    return udev_links(directory).get(os.path.realpath(path), path)
 
 
 __all__ = ["open_alt", "open_hwgrep"]
