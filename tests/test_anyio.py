@@ -21,6 +21,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
+import trio.testing
 from anyio.streams.buffered import BufferedByteReceiveStream
 from anyio_helpers import BACKENDS, pending, pty_pair, run, wait_until
 
@@ -283,6 +284,24 @@ def test_receive_is_a_checkpoint_and_a_cancelled_one_consumed_nothing(backend: s
             assert await port.receive() == b"kept"
 
     run(backend, main)
+
+
+def test_on_trio_a_call_that_did_not_wait_is_still_a_schedule_point() -> None:
+    """On Trio the front end takes Trio's order (cancellation check, syscall,
+    shielded schedule point only if the syscall did not wait): the schedule
+    point must still be there when the data was ready or the write went
+    through at once."""
+
+    async def main() -> None:
+        async with pty_pair() as (port, device):
+            await device.send(b"ready")
+            await wait_until(lambda: pending(port) == 5)
+            with trio.testing.assert_checkpoints():
+                assert await port.receive() == b"ready"
+            with trio.testing.assert_checkpoints():
+                await port.send(b"at once")
+
+    run("trio", main)
 
 
 def test_natively_cancelled_receive_consumed_nothing() -> None:
