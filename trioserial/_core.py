@@ -119,7 +119,8 @@ class PortCore(abc.ABC):
     def read_nowait(self, max_bytes: int) -> bytes:
         """Read 1 to *max_bytes* bytes now.
 
-        Returns ``b""`` only at end of stream (the device hung up). Raises
+        Returns ``b""`` only at end of stream (the device hung up), and
+        always then: a hangup is never reported as an error. Raises
         :exc:`BlockingIOError` when there is nothing to read yet, and
         :exc:`OSError` otherwise (see :meth:`is_closed_error`).
         """

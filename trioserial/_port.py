@@ -184,7 +184,16 @@ class TtyPort(PortCore):
         return self._fd
 
     def read_nowait(self, max_bytes: int) -> bytes:
-        data = os.read(self._fd, max_bytes)
+        try:
+            data = os.read(self._fd, max_bytes)
+        except OSError as exc:
+            # Linux answers EIO from the moment a pty's other side starts to
+            # close until the hangup is complete (then reads return b""), and
+            # a UART whose port is shut down answers EIO too. Both are the
+            # same end of stream when poll says the tty hung up.
+            if exc.errno == errno.EIO and is_hung_up(self._fd):
+                return b""
+            raise
         if _FULL_READ <= len(data) < max_bytes:
             return self._read_more(data, max_bytes)
         if not data and not is_hung_up(self._fd):
