@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import pickle
+import shutil
+import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 
 import pytest
+import serial
 import trio
 
 import trioserial
@@ -18,6 +24,7 @@ from trioserial import (
     PortBusyError,
     PortNotFoundError,
     PortPermissionError,
+    SerialPortError,
     UnsupportedURLError,
     open_serial_port,
 )
@@ -148,3 +155,98 @@ def test_permission_denied(pty_path: str) -> None:
     assert message.startswith(f"cannot open {pty_path!r}: Permission denied")
     assert port == pty_path
     assert issubclass(PortPermissionError, trioserial.SerialPortError)
+
+
+async def test_unix_socket_is_not_a_serial_port(tmp_path: Path) -> None:
+    """``open(2)`` of a socket fails with ENXIO, as a device node with no device does."""
+    path = str(tmp_path / "sock")
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(path)
+        with pytest.raises(NotASerialPortError) as caught:
+            await open_serial_port(path)
+    assert str(caught.value) == f"cannot open {path!r}: not a serial port (a socket)"
+    assert caught.value.port == path
+    assert caught.value.errno == errno.ENXIO
+
+
+def in_child_as_nobody(fn: Callable[[], str]) -> str:
+    """What *fn* returns, run in a forked child that dropped root for "nobody".
+
+    Root bypasses file permissions, so permission errors need an unprivileged
+    opener. The child runs only sync code (no trio in a fork).
+    """
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to drop to 'nobody' in a child")
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            os.close(r)
+            os.setgid(65534)
+            os.setuid(65534)
+            os.write(w, fn().encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(w)
+    with os.fdopen(r, "rb") as reader:
+        answer = reader.read().decode()
+    _, code = os.waitpid(pid, 0)
+    assert code == 0, answer
+    return answer
+
+
+def test_directory_that_cannot_be_searched(pty_path: str) -> None:
+    from trioserial._port import TtyPort
+    from trioserial._settings import SerialSettings
+
+    # Outside pytest's tmp_path: its parents are root's (mode 0700).
+    top = Path(tempfile.mkdtemp(prefix="trioserial-local-"))
+    try:
+        top.chmod(0o755)
+        locked = top / "locked"
+        locked.mkdir(mode=0o755)
+        (locked / "tty").symlink_to(pty_path)
+        locked.chmod(0)
+        path = str(locked / "tty")
+
+        def child() -> str:
+            try:
+                TtyPort.open(path, SerialSettings()).close()
+            except SerialPortError as exc:
+                return f"{type(exc).__name__}|{exc}|{exc.port}|{exc.errno}"
+            return "opened"
+
+        name, message, port, code = in_child_as_nobody(child).split("|")
+    finally:
+        shutil.rmtree(top)
+    assert name == "PortPermissionError"
+    assert message == (
+        f"cannot open {path!r}: Permission denied "
+        f"(a directory on its path cannot be searched by this user)"
+    )
+    assert port == path
+    assert code == str(errno.EACCES)
+
+
+def test_every_error_about_a_port_is_a_serial_port_error() -> None:
+    """What ``_errors`` and the docs promise: pyserial-era code catching
+    ``serial.SerialException`` (or ``OSError``) sees every one of them."""
+    import trioserial._errors
+
+    for name in trioserial._errors.__all__:
+        assert issubclass(getattr(trioserial._errors, name), SerialPortError), name
+
+
+async def test_unknown_url_scheme_is_caught_as_pyserial_code_would() -> None:
+    url = "gopher://example/port"
+    with pytest.raises(serial.SerialException) as caught:
+        await open_serial_port(url)
+    error = caught.value
+    assert isinstance(error, UnsupportedURLError)
+    assert isinstance(error, ValueError)  # as before: the argument is wrong
+    assert url in str(error)
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is UnsupportedURLError
+    assert (str(copy), copy.port, copy.errno) == (str(error), error.port, error.errno)

@@ -1,9 +1,10 @@
 """Exceptions raised by trioserial (layer 0).
 
-Every error about a port is a :class:`SerialPortError`, which is a
-:class:`serial.SerialException` and so an :class:`OSError`: code written for
+Every error about a port or its URL is a :class:`SerialPortError`, which is
+a :class:`serial.SerialException` and so an :class:`OSError`: code written for
 pyserial (or for Jumpstarter, which expects a hangup to arrive as an
 ``OSError``) keeps working. The message always names the port.
+:class:`UnsupportedURLError` is also a :class:`ValueError`, as it always was.
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ __all__ = [
 
 class SerialPortError(serial.SerialException):
     """A serial port could not be opened, configured or controlled.
+
+    The base of every error trioserial raises about a port or its URL (bad
+    arguments are :exc:`TypeError`/:exc:`ValueError`; a stream's own failures
+    are the event loop library's ``...ResourceError``). It is a
+    :class:`serial.SerialException` and so an :class:`OSError`, which is what
+    code written for pyserial catches.
 
     Attributes:
       port: the port (device path or URL) the error is about.
@@ -61,11 +68,12 @@ class PortBusyError(SerialPortError):
 
 
 class PortPermissionError(SerialPortError):
-    """The OS refused access to the port (check the ``dialout`` group)."""
+    """The OS refused access to the port (check the ``dialout`` group), or to a
+    directory on its path that this user may not search."""
 
 
 class NotASerialPortError(SerialPortError):
-    """The path exists but is not a terminal device."""
+    """The path exists but is not a terminal device (a file, a directory, a socket)."""
 
 
 class UnsupportedOperationError(SerialPortError):
@@ -77,8 +85,17 @@ class UnsupportedOperationError(SerialPortError):
     """
 
 
-class UnsupportedURLError(ValueError):
-    """The URL's scheme is unknown, or its options are malformed."""
+class UnsupportedURLError(SerialPortError, ValueError):
+    """The URL's scheme is unknown, or its options are malformed.
+
+    Raised before anything is opened. Also a :exc:`ValueError` (the argument
+    is wrong), so ``except ValueError`` keeps catching it; ``port`` is the
+    URL where the check that failed was given it, else ``""`` (the message
+    always names it).
+    """
+
+    def __init__(self, message: str, *, port: str = "", errno: int | None = None) -> None:
+        super().__init__(message, port=port, errno=errno)
 
 
 def open_error(port: str, exc: OSError) -> SerialPortError:
