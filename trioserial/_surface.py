@@ -9,6 +9,8 @@ no anyio imports: the front ends never import each other, and both import this.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import NoReturn
 
 from ._core import PortCore, port_error
@@ -76,6 +78,20 @@ class PortSurface:
             raise self._closed_error("serial port was closed") from None
         raise port_error(self._core, exc)
 
+    @contextlib.contextmanager
+    def _controlling(self) -> Iterator[PortCore]:
+        """The live core for one control call, its :exc:`OSError` translated.
+
+        Closed before or during the call: the front end's "closed" error;
+        any other :exc:`OSError`: the :exc:`~trioserial.SerialPortError` the
+        core raised, or one made from it (:func:`port_error`).
+        """
+        core = self._live_core()
+        try:
+            yield core
+        except OSError as exc:
+            self._control_error(exc)
+
     def modem_lines(self) -> ModemLines:
         """Read all six modem lines at once (one ``TIOCMGET``).
 
@@ -87,10 +103,8 @@ class PortSurface:
           trioserial.SerialPortError: the OS reported another error (such as
             ``EIO`` after an unplug); the errno is kept.
         """
-        try:
-            return self._live_core().modem_lines()
-        except OSError as exc:
-            self._control_error(exc)
+        with self._controlling() as core:
+            return core.modem_lines()
 
     @property
     def cts(self) -> bool:
@@ -125,10 +139,8 @@ class PortSurface:
     @dtr.setter
     def dtr(self, value: bool) -> None:
         value = check_bool("dtr", value)
-        try:
-            self._live_core().set_dtr(value)
-        except OSError as exc:
-            self._control_error(exc)
+        with self._controlling() as core:
+            core.set_dtr(value)
 
     @property
     def rts(self) -> bool:
@@ -142,10 +154,8 @@ class PortSurface:
     @rts.setter
     def rts(self, value: bool) -> None:
         value = check_bool("rts", value)
-        try:
-            self._live_core().set_rts(value)
-        except OSError as exc:
-            self._control_error(exc)
+        with self._controlling() as core:
+            core.set_rts(value)
 
     @property
     def break_condition(self) -> bool:
@@ -160,26 +170,20 @@ class PortSurface:
             closed (the front end's own class).
           trioserial.UnsupportedOperationError: the port cannot send a break.
         """
-        try:
-            return self._live_core().break_condition
-        except OSError as exc:
-            self._control_error(exc)
+        with self._controlling() as core:
+            return core.break_condition
 
     @break_condition.setter
     def break_condition(self, value: bool) -> None:
         value = check_bool("break_condition", value)
-        try:
-            self._live_core().set_break(value)
-        except OSError as exc:
-            self._control_error(exc)
+        with self._controlling() as core:
+            core.set_break(value)
 
     @property
     def in_waiting(self) -> int:
         """Bytes received by the OS and not read yet (``TIOCINQ``)."""
-        try:
-            return self._live_core().in_waiting()
-        except OSError as exc:
-            self._control_error(exc)
+        with self._controlling() as core:
+            return core.in_waiting()
 
     @property
     def out_waiting(self) -> int:
@@ -188,10 +192,8 @@ class PortSurface:
         Many USB adapters keep bytes in their own FIFO that the driver does
         not count, and a pty always says 0.
         """
-        try:
-            return self._live_core().out_waiting()
-        except OSError as exc:
-            self._control_error(exc)
+        with self._controlling() as core:
+            return core.out_waiting()
 
     def reset_input_buffer(self) -> None:
         """Discard input the OS has received and nobody has read (``TCIFLUSH``).
@@ -202,10 +204,8 @@ class PortSurface:
           trio.ClosedResourceError or anyio.ClosedResourceError: the port was
             closed (the front end's own class).
         """
-        try:
-            self._live_core().reset_input_buffer()
-        except OSError as exc:
-            self._control_error(exc)
+        with self._controlling() as core:
+            core.reset_input_buffer()
 
     def reset_output_buffer(self) -> None:
         """Discard output written and not yet transmitted (``TCOFLUSH``).
@@ -217,10 +217,8 @@ class PortSurface:
           trio.ClosedResourceError or anyio.ClosedResourceError: the port was
             closed (the front end's own class).
         """
-        try:
-            self._live_core().reset_output_buffer()
-        except OSError as exc:
-            self._control_error(exc)
+        with self._controlling() as core:
+            core.reset_output_buffer()
 
     def statistics(self) -> SerialStatistics:
         """Counters: bytes sent and received, tasks waiting."""
