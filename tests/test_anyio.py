@@ -24,10 +24,10 @@ import pytest
 import trio.testing
 from anyio.streams.buffered import BufferedByteReceiveStream
 from anyio_helpers import BACKENDS, pending, pty_pair, run, wait_until
+from tty_helpers import get_baudrate
 
 import trioserial
 from trioserial import ModemLines, SerialSettings, UnsupportedOperationError
-from trioserial._termios import get_baudrate
 from trioserial.anyio import AnyioSerialStream, SerialAttribute, open_serial_port
 from trioserial.testing import FakeModem
 

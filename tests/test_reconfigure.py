@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import trio
 from noblock import no_blocking_calls
+from tty_helpers import get_baudrate, get_vmin_vtime
 
 from trioserial import (
     AsyncSerial,
@@ -70,7 +71,7 @@ async def test_reconfigure_keeps_buffered_bytes_both_ways_and_vmin(
     await port.reconfigure(baudrate=9600, stopbits=2, xonxoff=True, rtscts=True)
 
     assert port.settings.framing == "9600 8N2"
-    assert _termios.get_vmin_vtime(port.fileno()) == (1, 0)
+    assert get_vmin_vtime(port.fileno()) == (1, 0)
     assert port.in_waiting == len(b"unread input")
     assert await port.receive_some() == b"unread input"
     assert await device.receive_some() == b"unread output"
@@ -103,8 +104,8 @@ async def test_custom_rate_reads_back_through_termios2(
     port, device = pair
     await port.reconfigure(baudrate=250000)
     assert termios2_speeds(port.fileno()) == (250000, 250000)
-    assert _termios.get_baudrate(port.fileno()) == 250000
-    assert _termios.get_vmin_vtime(port.fileno()) == (1, 0)  # VMIN rides in the same ioctl
+    assert get_baudrate(port.fileno()) == 250000
+    assert get_vmin_vtime(port.fileno()) == (1, 0)  # VMIN rides in the same ioctl
     await port.reconfigure(baudrate=115200)  # and back: the custom input rate goes too
     assert termios2_speeds(port.fileno()) == (115200, 115200)
     assert tcattrs(port)[4:6] == [termios.B115200, termios.B115200]
@@ -178,7 +179,7 @@ async def test_a_pty_takes_parity_and_data_bits_as_asked_without_applying_them(
     assert cflag & termios.CSIZE == termios.CS8
     assert not cflag & termios.PARENB
     assert bool(cflag & termios.CSTOPB) is (expected.stopbits is not StopBits.ONE)
-    assert _termios.get_baudrate(port.fileno()) == expected.baudrate
+    assert get_baudrate(port.fileno()) == expected.baudrate
     await device.send_all(b"\xffbytes pass as they are")
     assert await port.receive_some() == b"\xffbytes pass as they are"
 
@@ -193,7 +194,7 @@ async def test_a_pty_keeps_reporting_the_framing_across_later_changes(
     await port.reconfigure(parity="E", bytesize=7)
     await port.reconfigure(baudrate=9600)
     assert port.settings.framing == "9600 7E1"
-    assert _termios.get_baudrate(port.fileno()) == 9600
+    assert get_baudrate(port.fileno()) == 9600
     await port.reconfigure(stopbits=2)
     assert port.settings.framing == "9600 7E2"
     assert tcattrs(port)[2] & termios.CSTOPB

@@ -15,6 +15,7 @@ import termios
 import pytest
 import trio
 import trio.testing
+from tty_helpers import get_baudrate
 from url_servers import (
     PortManagerServer,
     PtyServer,
@@ -28,7 +29,6 @@ from url_servers import (
 )
 
 import trioserial
-from trioserial import _termios
 from trioserial._rfc2217 import RFC2217Port
 
 __all__ = ["portmanager_loop", "pty_fds", "ser2net", "sredird"]  # fixtures used by name
@@ -89,12 +89,12 @@ async def test_ser2net_data_both_ways_including_iac_and_nul(ser2net: PtyServer) 
 async def test_ser2net_settings_show_in_the_ptys_termios(ser2net: PtyServer) -> None:
     url = ser2net.url + "?ign_set_control"
     async with await trioserial.open_serial_port(url, baudrate=9600) as port:
-        assert _termios.get_baudrate(ser2net.slave) == 9600  # applied before open returned
+        assert get_baudrate(ser2net.slave) == 9600  # applied before open returned
         new = port.settings.replace(baudrate=57600, stopbits=2, rtscts=True)
         rfc(port).apply_settings(new)
         await round_trip(port, ser2net.master)
         assert port.settings == new
-        assert _termios.get_baudrate(ser2net.slave) == 57600
+        assert get_baudrate(ser2net.slave) == 57600
         cflag = termios.tcgetattr(ser2net.slave)[2]
         assert cflag & termios.CSTOPB
         assert cflag & termios.CRTSCTS
@@ -134,14 +134,14 @@ async def test_ser2net_modem_state_is_reported(ser2net: PtyServer) -> None:
 async def test_sredird_data_and_baud_rate(sredird: PtyServer) -> None:
     url = sredird.url + "?ign_set_control"
     async with await trioserial.open_serial_port(url, baudrate=19200) as port:
-        assert _termios.get_baudrate(sredird.slave) == 19200
+        assert get_baudrate(sredird.slave) == 19200
         await port.send_all(ALL_BYTES)
         assert await read_fd(sredird.master, len(ALL_BYTES)) == ALL_BYTES
         os.write(sredird.master, b"\xffreply\x00")
         assert await receive_exactly(port, 7) == b"\xffreply\x00"
         rfc(port).apply_settings(port.settings.replace(baudrate=38400))
         await round_trip(port, sredird.master)
-        assert _termios.get_baudrate(sredird.slave) == 38400
+        assert get_baudrate(sredird.slave) == 38400
 
 
 # -------------------------------------------------------------- PortManager

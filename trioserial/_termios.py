@@ -292,17 +292,6 @@ def set_hupcl(fd: int, value: bool) -> None:
         termios.tcsetattr(fd, termios.TCSANOW, attrs)
 
 
-def get_hupcl(fd: int) -> bool:
-    """Whether ``HUPCL`` is set."""
-    return bool(termios.tcgetattr(fd)[_CFLAG] & termios.HUPCL)
-
-
-def get_vmin_vtime(fd: int) -> tuple[int, int]:
-    """VMIN and VTIME as the tty has them."""
-    cc = termios.tcgetattr(fd)[_CC]
-    return _cc_int(cc[termios.VMIN]), _cc_int(cc[termios.VTIME])
-
-
 def _cc_int(value: int | bytes) -> int:
     return value if isinstance(value, int) else value[0]
 
@@ -316,19 +305,6 @@ def ensure_vmin(fd: int) -> None:
         cc[termios.VMIN], cc[termios.VTIME] = 1, 0
         attrs[_CC] = cc
         termios.tcsetattr(fd, termios.TCSANOW, attrs)
-
-
-def get_baudrate(fd: int) -> int:
-    """The output rate in force, read back with ``termios2`` where possible."""
-    if termios2_supported():
-        buf = bytearray(_TERMIOS2.size)
-        fcntl.ioctl(fd, TCGETS2, buf)
-        return int(_TERMIOS2.unpack(buf)[-1])
-    speed = termios.tcgetattr(fd)[_OSPEED]
-    for rate, const in STANDARD_RATES.items():
-        if const == speed:
-            return rate
-    return 0
 
 
 # --------------------------------------------------------------------------
