@@ -9,10 +9,19 @@ from collections.abc import Iterator
 import pytest
 import trio
 
+# A default wall-clock deadline for every Trio test (the hooks live in deadline.py).
+from deadline import (  # noqa: F401 - pytest finds hooks by name here
+    pytest_addoption,
+    pytest_collection_modifyitems,
+    pytest_configure,
+)
+
+from trioserial import AsyncSerial
 from trioserial._core import PortCore
 from trioserial._open import open_core
 from trioserial._options import OpenOptions
 from trioserial._settings import SerialSettings
+from trioserial.testing import PtyDevice
 
 
 def open_fds() -> set[int]:
@@ -100,3 +109,30 @@ def gated_open(monkeypatch: pytest.MonkeyPatch) -> Iterator[GatedOpen]:
     monkeypatch.setattr(trioserial._driver, "open_core", gate.open)
     yield gate
     gate.release()  # never leave a worker thread parked
+
+
+# ------------------------------------------------------------------ ptys
+
+
+@pytest.fixture
+def pty_path() -> Iterator[str]:
+    """The slave path of a fresh pty that nobody has opened yet.
+
+    Its master stays open, unread, until the test ends, so the slave is never
+    hung up; for tests that open the port themselves (sync ones too).
+    """
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    os.close(slave)
+    try:
+        yield path
+    finally:
+        os.close(master)
+
+
+@pytest.fixture
+async def pair(
+    serial_pty_pair: tuple[AsyncSerial, PtyDevice],
+) -> tuple[AsyncSerial, PtyDevice]:
+    """``(port, device)`` on a fresh pty: the package's own ``serial_pty_pair``."""
+    return serial_pty_pair

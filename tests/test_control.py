@@ -30,13 +30,6 @@ async def _event_loop_never_blocks() -> AsyncIterator[None]:
 
 
 @pytest.fixture
-async def pair() -> AsyncIterator[tuple[AsyncSerial, PtyDevice]]:
-    port, device = await open_pty_pair()
-    async with port, device:
-        yield port, device
-
-
-@pytest.fixture
 async def modem(pair: tuple[AsyncSerial, PtyDevice]) -> FakeModem:
     return FakeModem(clock=trio.current_time).attach(pair[0])
 

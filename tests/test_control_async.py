@@ -19,20 +19,13 @@ import trio.testing
 from noblock import no_blocking_calls
 
 from trioserial import AsyncSerial, ModemLines, UnsupportedOperationError
-from trioserial.testing import FakeModem, PtyDevice, open_pty_pair
+from trioserial.testing import FakeModem, PtyDevice
 
 
 @pytest.fixture(autouse=True)
 async def _event_loop_never_blocks() -> AsyncIterator[None]:
     async with no_blocking_calls():
         yield
-
-
-@pytest.fixture
-async def pair() -> AsyncIterator[tuple[AsyncSerial, PtyDevice]]:
-    port, device = await open_pty_pair()
-    async with port, device:
-        yield port, device
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import errno
 import os
 import termios
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -41,16 +41,6 @@ from trioserial._options import OpenOptions
 from trioserial._port import TtyPort
 from trioserial._settings import SerialSettings
 from trioserial.testing import FakeModem, PtyDevice
-
-
-@pytest.fixture
-def pty_path() -> Iterator[str]:
-    """For sync tests: the slave path of a pty nobody has opened yet."""
-    master, slave = os.openpty()
-    path = os.ttyname(slave)
-    os.close(slave)
-    yield path
-    os.close(master)
 
 
 @pytest.fixture

@@ -7,9 +7,6 @@ and every other ioctl are the pty's own.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-
 import pytest
 import trio
 import trio.testing
@@ -18,17 +15,6 @@ from trioserial import _driver, _termios
 from trioserial._driver import PySerial
 from trioserial._port import TtyPort
 from trioserial._termios import INT, os_ioctl
-
-
-@pytest.fixture
-def pty_path() -> Iterator[str]:
-    master, slave = os.openpty()
-    path = os.ttyname(slave)
-    os.close(slave)
-    try:
-        yield path
-    finally:
-        os.close(master)
 
 
 class UartQueue:

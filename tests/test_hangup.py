@@ -63,7 +63,7 @@ async def kill_while_receiving(
     """Kill socat *KILLS* times, each time while a task waits in *receive*;
     *receive* returns what end of stream looks like on its front end."""
     a, b = tmp_path / "a", tmp_path / "b"
-    with anyio.fail_after(120):
+    with anyio.fail_after(60):
         for kill in range(KILLS):
             process = await start_socat(a, b)
             try:
@@ -100,6 +100,7 @@ async def anyio_receive(port: trioserial.anyio.AnyioSerialStream) -> object:
         return "end of stream"
 
 
+@pytest.mark.deadline(60)  # 300 socat processes
 async def test_killed_peer_is_end_of_stream_on_trio(tmp_path: Path) -> None:
     await kill_while_receiving(tmp_path, trioserial.open_serial_port, trio_receive)
 

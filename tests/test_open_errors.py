@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -30,15 +30,6 @@ from trioserial import (
 )
 
 pytestmark = pytest.mark.usefixtures("no_fd_leaks")
-
-
-@pytest.fixture
-def pty_path() -> Iterator[str]:
-    master, slave = os.openpty()
-    path = os.ttyname(slave)
-    os.close(slave)
-    yield path
-    os.close(master)
 
 
 async def test_missing_device() -> None:

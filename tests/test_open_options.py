@@ -13,7 +13,7 @@ import os
 import sys
 import termios
 import textwrap
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -40,16 +40,6 @@ from trioserial.testing import FakeModem
 async def _event_loop_never_blocks() -> AsyncIterator[None]:
     async with no_blocking_calls():
         yield
-
-
-@pytest.fixture
-def pty_path() -> Iterator[str]:
-    """A pty slave path; the master stays open (unread) for the test."""
-    master, slave = os.openpty()
-    path = os.ttyname(slave)
-    os.close(slave)
-    yield path
-    os.close(master)
 
 
 def hupcl(fd: int) -> bool:

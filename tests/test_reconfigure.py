@@ -40,13 +40,6 @@ async def _event_loop_never_blocks() -> AsyncIterator[None]:
         yield
 
 
-@pytest.fixture
-async def pair() -> AsyncIterator[tuple[AsyncSerial, PtyDevice]]:
-    port, device = await open_pty_pair()
-    async with port, device:
-        yield port, device
-
-
 def tcattrs(port: AsyncSerial) -> list[Any]:
     return termios.tcgetattr(port.fileno())
 

@@ -39,6 +39,7 @@ async def clogged_port_to_device() -> tuple[AsyncSerial, PtyDevice]:
     return await open_clogged_pty_pair()
 
 
+@pytest.mark.deadline(60)  # trio.testing's full stream check: seconds of I/O
 async def test_check_one_way_stream_port_to_device() -> None:
     # The deadline turns a task that close() failed to wake into a failure, not a hang.
     with trio.fail_after(30):
@@ -131,6 +132,7 @@ async def clogged_device_to_port() -> tuple[_DrainingDevice, AsyncSerial]:
     return _DrainingDevice(device, port), port
 
 
+@pytest.mark.deadline(60)  # trio.testing's full stream check: seconds of I/O
 async def test_two_way_stream_except_graceful_close() -> None:
     """Everything check_two_way_stream asserts, except the kernel-imposed one:
     the flipped direction runs with a device that closes only once the port has

@@ -16,16 +16,6 @@ from trioserial._settings import SerialSettings
 from trioserial._spy import hexdump
 
 
-@pytest.fixture
-def pty_path() -> Iterable[str]:
-    master, slave = os.openpty()
-    try:
-        yield os.ttyname(slave)
-    finally:
-        os.close(master)
-        os.close(slave)
-
-
 async def read_master(master: int, n: int) -> bytes:
     os.set_blocking(master, False)
     got = b""

@@ -290,6 +290,7 @@ async def _clogged_port_and_server_end() -> tuple[trioserial.AsyncSerial, trio.S
     return port, server
 
 
+@pytest.mark.deadline(60)  # trio.testing's full stream check: seconds of I/O
 async def test_check_two_way_stream(no_fd_leaks: None) -> None:
     # TCP has what a tty lacks: the peer's graceful close delivers the data
     # sent before it, then end of stream. So the whole check holds, no xfail.
