@@ -10,6 +10,8 @@ pyserial (or for Jumpstarter, which expects a hangup to arrive as an
 from __future__ import annotations
 
 import errno as _errno
+import os
+import stat
 
 import serial
 
@@ -99,18 +101,30 @@ class UnsupportedURLError(SerialPortError, ValueError):
 
 
 def open_error(port: str, exc: OSError) -> SerialPortError:
-    """Map an ``OSError`` from ``open()`` of *port* to the documented error type."""
+    """Map an ``OSError`` from ``open()`` (or ``stat()``) of *port* to the documented error type.
+
+    Where the errno alone misleads, *port* is looked at (so call it where
+    blocking is fine, as the open itself): ``open(2)`` of a Unix socket
+    fails with ``ENXIO``, the errno of a device node with no device behind
+    it; and ``EACCES`` also comes from a directory on the way that this user
+    may not search, where "join the 'dialout' group" would be wrong advice.
+    """
     code = exc.errno
     reason = exc.strerror or str(exc)
     message = f"cannot open {port!r}: {reason}"
+    if code in (_errno.ENXIO, _errno.ENODEV) and _is_socket(port):
+        return NotASerialPortError(
+            f"cannot open {port!r}: not a serial port (a socket)", port=port, errno=code
+        )
     if code in (_errno.ENOENT, _errno.ENXIO, _errno.ENODEV):
         return PortNotFoundError(message, port=port, errno=code)
     if code in (_errno.EACCES, _errno.EPERM):
-        return PortPermissionError(
-            message + " (is the user in the group that owns the device, such as 'dialout'?)",
-            port=port,
-            errno=code,
+        hint = (
+            "a directory on its path cannot be searched by this user"
+            if _behind_a_closed_directory(port)
+            else "is the user in the group that owns the device, such as 'dialout'?"
         )
+        return PortPermissionError(f"{message} ({hint})", port=port, errno=code)
     if code in (_errno.EBUSY, _errno.EWOULDBLOCK):
         return PortBusyError(
             f"cannot open {port!r}: port is busy (used exclusively by another process)",
@@ -122,3 +136,21 @@ def open_error(port: str, exc: OSError) -> SerialPortError:
             f"cannot open {port!r}: not a serial port ({reason})", port=port, errno=code
         )
     return SerialPortError(message, port=port, errno=code)
+
+
+def _is_socket(path: str) -> bool:
+    try:
+        return stat.S_ISSOCK(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def _behind_a_closed_directory(path: str) -> bool:
+    """Whether even ``stat`` of *path* is refused: a directory on the way is not searchable."""
+    try:
+        os.stat(path)
+    except PermissionError:
+        return True
+    except (OSError, ValueError):
+        pass
+    return False

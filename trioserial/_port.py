@@ -13,7 +13,6 @@ import fcntl
 import os
 import platform
 import select
-import stat
 import sys
 import termios
 from typing import Final
@@ -25,7 +24,6 @@ from ._core import PortCore
 from ._errors import (
     NotASerialPortError,
     PortBusyError,
-    PortPermissionError,
     SerialPortError,
     UnsupportedOperationError,
     open_error,
@@ -98,7 +96,7 @@ class TtyPort(PortCore):
         try:
             fd = os.open(path, _OPEN_FLAGS)
         except OSError as exc:
-            raise _open_failure(path, exc) from exc
+            raise open_error(path, exc) from exc
         port = cls(fd, path, settings, ioctl=ioctl)
         try:
             if not os.isatty(fd):
@@ -401,36 +399,6 @@ class TtyPort(PortCore):
             # an error after that is nobody's to see during GC.
             with contextlib.suppress(Exception):
                 self.close()
-
-
-def _open_failure(path: str, exc: OSError) -> SerialPortError:
-    """:func:`open_error`, told what *path* is where the errno alone misleads.
-
-    ``open(2)`` of a Unix socket fails with ``ENXIO``, the errno of a device
-    node with no device behind it; and ``EACCES`` is also what a directory
-    on the way that this user may not search gives, where "join the
-    'dialout' group" would be the wrong advice.
-    """
-    code = exc.errno
-    if code in (errno.ENXIO, errno.ENODEV):
-        with contextlib.suppress(OSError):
-            if stat.S_ISSOCK(os.stat(path).st_mode):
-                return NotASerialPortError(
-                    f"cannot open {path!r}: not a serial port (a socket)", port=path, errno=code
-                )
-    elif code == errno.EACCES:
-        try:
-            os.stat(path)
-        except PermissionError:
-            return PortPermissionError(
-                f"cannot open {path!r}: {exc.strerror} (a directory on its path "
-                f"cannot be searched by this user)",
-                port=path,
-                errno=code,
-            )
-        except OSError:
-            pass
-    return open_error(path, exc)
 
 
 def modem_lines_from_bits(bits: int) -> ModemLines:
