@@ -188,9 +188,8 @@ class TtyPort(PortCore):
             data = os.read(self._fd, max_bytes)
         except OSError as exc:
             # Linux answers EIO from the moment a pty's other side starts to
-            # close until the hangup is complete (then reads return b""), and
-            # a UART whose port is shut down answers EIO too. Both are the
-            # same end of stream when poll says the tty hung up.
+            # close until the hangup is complete (then reads return b"").
+            # When poll confirms the hangup, that is the same end of stream.
             if exc.errno == errno.EIO and is_hung_up(self._fd):
                 return b""
             raise
