@@ -4,7 +4,7 @@ import contextlib
 import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import trio
@@ -128,6 +128,21 @@ def pty_path() -> Iterator[str]:
         yield path
     finally:
         os.close(master)
+
+
+@pytest.fixture
+async def pty() -> AsyncIterator[tuple[str, PtyDevice]]:
+    """A pty nobody has opened yet: its slave path, and the device on its master.
+
+    For tests of code that opens the path itself (the driver); the master
+    keeps the pty alive until the device is closed.
+    """
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    os.close(slave)
+    device = PtyDevice(master, path)
+    async with device:
+        yield path, device
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import errno
 import os
 import termios
 import threading
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -41,17 +40,6 @@ from trioserial._options import OpenOptions
 from trioserial._port import TtyPort
 from trioserial._settings import SerialSettings
 from trioserial.testing import FakeModem, PtyDevice
-
-
-@pytest.fixture
-async def pty() -> AsyncIterator[tuple[str, PtyDevice]]:
-    """A pty nobody has opened yet: its slave path, and the device on its master."""
-    master, slave = os.openpty()
-    path = os.ttyname(slave)
-    os.close(slave)  # the driver opens the path itself; the master keeps the pty alive
-    device = PtyDevice(master, path)
-    async with device:
-        yield path, device
 
 
 @pytest.fixture

@@ -78,16 +78,6 @@ async def socat(a: Path, b: Path) -> AsyncIterator[trio.Process]:
             await proc.stderr.aclose()
 
 
-@pytest.fixture
-async def pty() -> AsyncIterator[tuple[str, PtyDevice]]:
-    master, slave = os.openpty()
-    path = os.ttyname(slave)
-    os.close(slave)
-    device = PtyDevice(master, path)
-    async with device:
-        yield path, device
-
-
 async def receive_exactly(stream: trio.abc.ReceiveStream, n: int) -> bytes:
     data = b""
     with trio.fail_after(5):
