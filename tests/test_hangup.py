@@ -7,9 +7,9 @@ starts to close until the hangup is complete; only then do reads return
 
 * the field scenario: a socat pty pair killed again and again while a task
   waits to receive. The window is a few microseconds of kernel time, so
-  before the fix this failed about once in 2,500 kills on a 2-core machine
-  (1 in 3,000 on Trio, 1 in 2,000 on anyio, measured): a bounded run of 300
-  kills per front end catches a regression only sometimes;
+  before the fix this failed once in 500 to 3,000 kills on a 2-core machine
+  (measured on Trio and on anyio; the field saw 3 to 5 in 1,000): a bounded
+  run of 300 kills per front end catches a regression only sometimes;
 * the deterministic one, at the seam: the port core on the master side of a
   pty whose slave was closed. There ``EIO`` is what every read gets (the
   master is never hung up the way a slave is), with the hangup visible to
