@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import trio
 
-# A default wall-clock deadline for every Trio test (the hooks live in deadline.py).
-from deadline import (  # noqa: F401 - pytest finds hooks by name here
+# A default wall-clock deadline for every Trio test (the hooks live in trio_deadline.py).
+from trio_deadline import (  # noqa: F401 - pytest finds hooks by name here
     pytest_addoption,
     pytest_collection_modifyitems,
     pytest_configure,

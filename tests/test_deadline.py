@@ -1,4 +1,4 @@
-"""The default per-test deadline (tests/deadline.py), run on small test files by pytester.
+"""The default per-test deadline (tests/trio_deadline.py), run on small test files by pytester.
 
 Each inner session runs in a subprocess with a timeout of its own, so a
 deadline that does not work fails here instead of hanging the suite.
@@ -22,7 +22,7 @@ addopts = -p no:cacheprovider
 CONFTEST = f"""
 import sys
 sys.path.insert(0, {str(TESTS)!r})
-from deadline import pytest_addoption, pytest_collection_modifyitems, pytest_configure
+from trio_deadline import pytest_addoption, pytest_collection_modifyitems, pytest_configure
 """
 
 
