@@ -27,6 +27,7 @@ from conftest import GatedOpen
 from serial.tools.list_ports_common import ListPortInfo
 
 import trioserial._driver
+import trioserial._supervised
 from trioserial import (
     AsyncSerial,
     NotASerialPortError,
@@ -519,7 +520,7 @@ async def test_replug_follows_the_by_id_link(
     # numbers happen to be free.
     by_id = tmp_path / "by-id"
     by_id.mkdir()
-    monkeypatch.setattr(trioserial._driver, "BY_ID_DIR", by_id)
+    monkeypatch.setattr(trioserial._supervised, "BY_ID_DIR", by_id)
     a, b = tmp_path / "link-a", tmp_path / "link-b"
     usb0, usb1 = tmp_path / "ttyUSB0", tmp_path / "ttyUSB1"
     stable = by_id / "usb-Acme_Board_1234-if00-port0"
