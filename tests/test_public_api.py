@@ -21,6 +21,8 @@ DOCUMENTED = {
     "DriverStream",
     "PySerial",
     "SupervisedStream",
+    "DeviceDisconnectedError",
+    "SettingsChanges",
     "RS485Settings",
     # expect (issue 7)
     "Expect",
