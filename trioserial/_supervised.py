@@ -112,10 +112,10 @@ class SupervisedStream(trio.abc.Stream):
     """
 
     def __init__(
-        self, supervisor: Supervisor, url: str, cps: float | None, buffer_size: int
+        self, stop: Callable[[], None], url: str, cps: float | None, buffer_size: int
     ) -> None:
-        """Made by :meth:`PySerial.run`."""
-        self._supervisor = supervisor
+        """Made by :meth:`PySerial.run`; *stop* ends the supervision."""
+        self._stop_supervision = stop
         self._buffer_size = buffer_size
         self._buffer = bytearray()
         self._state = trio_util.AsyncValue(_State(_Phase.AWAY, 0))
@@ -281,7 +281,7 @@ class SupervisedStream(trio.abc.Stream):
         Receivers then get :exc:`trio.ClosedResourceError`; ``run()`` returns.
         """
         self._set_phase(_Phase.CLOSED)
-        self._supervisor.stop()
+        self._stop_supervision()
         await trio.lowlevel.checkpoint()
 
     def statistics(self) -> SerialStatistics:
@@ -317,7 +317,7 @@ class Supervisor:
     """The engine behind one :meth:`PySerial.run`; the driver holds it. Trio thread only."""
 
     def __init__(self, url: str, cps: float | None, buffer_size: int, opener: Opener) -> None:
-        self.port = SupervisedStream(self, url, cps, buffer_size)
+        self.port = SupervisedStream(self.stop, url, cps, buffer_size)
         self._url = url
         self._opener = opener
         self._scope = trio.CancelScope()
