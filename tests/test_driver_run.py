@@ -672,3 +672,21 @@ async def test_a_send_cut_off_by_an_unplug_leaves_the_stream_usable(
             await port.send_all(b"again")
             assert await receive_exactly(replugged, 5) == b"again"
             nursery.cancel_scope.cancel()
+
+
+async def test_a_device_gone_is_logged(
+    pty: tuple[str, PtyDevice], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pts, device = pty
+    path = tmp_path / "ttyUSB0"
+    path.symlink_to(pts)
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(fast(PySerial(path)))
+        unplug(path, device)
+        await wait_connected(port, False)
+        nursery.cancel_scope.cancel()
+    [record] = [r for r in caplog.records if "went away" in r.getMessage()]
+    assert record.name == "trioserial.driver"
+    assert record.levelname == "WARNING"
+    assert repr(str(path)) in record.getMessage()
+    assert "hung up" in record.getMessage()

@@ -29,7 +29,7 @@ import attrs
 import trio
 
 from ._driver import PySerial
-from ._errors import UnsupportedOperationError
+from ._errors import SerialPortError
 from ._stream import AsyncSerial
 from ._supervised import DeviceDisconnectedError, SupervisedStream
 
@@ -250,8 +250,9 @@ class _Session:
             # the UART has not sent yet: let the last keys leave the wire first.
             serial = self.serial
             if serial is not None:
+                # SerialPortError: no queue to ask (a pty), or the device just left.
                 with contextlib.suppress(
-                    trio.ClosedResourceError, trio.BrokenResourceError, UnsupportedOperationError
+                    trio.ClosedResourceError, trio.BrokenResourceError, SerialPortError
                 ):
                     await serial.wait_drained()
         self._stop(0)
