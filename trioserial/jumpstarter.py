@@ -229,11 +229,14 @@ class PySerial(Driver):
     Attributes:
       url: a device path, or ``loop://`` for an in-memory echo.
       baudrate: bits per second.
-      check_present: check at construction that the port exists (raising
-        :class:`~trioserial.PortNotFoundError`, a ``serial.SerialException``);
-        a device path is not opened for this, so no DTR pulse resets the board.
-      cps: throttle sends to this many characters per second (slow consoles,
-        U-Boot prompts); ``None`` or 0 sends at full speed.
+      check_present: check at construction that the port exists, is a
+        character device and may be opened (raising the
+        :class:`~trioserial.SerialPortError` that says which, a
+        ``serial.SerialException``); a device path is not opened for this, so
+        no DTR pulse resets the board.
+      cps: throttle sends to this many characters per second, one character
+        at a time (slow consoles, U-Boot prompts); ``None``, 0 or a negative
+        number (with a warning) sends at full speed, as the original does.
       disable_hupcl: clear ``HUPCL`` after opening, so that closing the port
         does not drop DTR (and reset boards wired to it).
 
