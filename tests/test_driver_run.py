@@ -27,11 +27,14 @@ from conftest import GatedOpen
 from serial.tools.list_ports_common import ListPortInfo
 
 import trioserial._driver
+import trioserial._supervised
 from trioserial import (
     AsyncSerial,
+    DeviceDisconnectedError,
     NotASerialPortError,
     PortNotFoundError,
     PySerial,
+    SerialPortError,
     SupervisedStream,
     open_serial_port,
 )
@@ -509,7 +512,7 @@ async def test_replug_follows_the_by_id_link(
     # numbers happen to be free.
     by_id = tmp_path / "by-id"
     by_id.mkdir()
-    monkeypatch.setattr(trioserial._driver, "BY_ID_DIR", by_id)
+    monkeypatch.setattr(trioserial._supervised, "BY_ID_DIR", by_id)
     a, b = tmp_path / "link-a", tmp_path / "link-b"
     usb0, usb1 = tmp_path / "ttyUSB0", tmp_path / "ttyUSB1"
     stable = by_id / "usb-Acme_Board_1234-if00-port0"
@@ -620,3 +623,60 @@ async def test_set_dtr_while_away_on_a_device_without_modem_lines_does_not_stop_
     os.close(slave)
     async with PtyDevice(master, str(path)), driver.connect():
         pass
+
+
+async def test_a_send_cut_off_by_an_unplug_leaves_the_stream_usable(
+    pty: tuple[str, PtyDevice], tmp_path: Path
+) -> None:
+    # In Trio, BrokenResourceError means "this stream is dead"; a supervised
+    # stream is not, so the send fails with DeviceDisconnectedError instead,
+    # and the next send goes to the replugged device.
+    pts, device = pty
+    path = tmp_path / "ttyUSB0"
+    path.symlink_to(pts)
+    errors: list[BaseException] = []
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(fast(PySerial(path)))
+
+        async def send() -> None:
+            try:
+                await port.send_all(bytes(1_000_000))  # more than a pty holds: it blocks
+            except Exception as exc:
+                errors.append(exc)
+
+        async with trio.open_nursery() as senders:
+            senders.start_soon(send)
+            await trio.testing.wait_all_tasks_blocked()
+            unplug(path, device)
+        [error] = errors
+        assert isinstance(error, DeviceDisconnectedError)
+        assert isinstance(error, SerialPortError)
+        assert not isinstance(error, trio.BrokenResourceError)
+        assert str(path) in str(error)
+        assert 0 < port.statistics().bytes_sent < 1_000_000  # a prefix went out
+        master, slave = os.openpty()
+        os.symlink(os.ttyname(slave), path)
+        os.close(slave)
+        async with PtyDevice(master, str(path)) as replugged:
+            await wait_connected(port)
+            await port.send_all(b"again")
+            assert await receive_exactly(replugged, 5) == b"again"
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_device_gone_is_logged(
+    pty: tuple[str, PtyDevice], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pts, device = pty
+    path = tmp_path / "ttyUSB0"
+    path.symlink_to(pts)
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(fast(PySerial(path)))
+        unplug(path, device)
+        await wait_connected(port, False)
+        nursery.cancel_scope.cancel()
+    [record] = [r for r in caplog.records if "went away" in r.getMessage()]
+    assert record.name == "trioserial.driver"
+    assert record.levelname == "WARNING"
+    assert repr(str(path)) in record.getMessage()
+    assert "hung up" in record.getMessage()

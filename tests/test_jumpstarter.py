@@ -12,6 +12,7 @@ need the driver's side of an exception call ``connect()`` directly.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import select
 import termios
@@ -20,6 +21,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -129,8 +131,6 @@ def test_missing_port() -> None:
         PySerial(url="/dev/doesNotExist")
     with pytest.raises(trioserial.PortNotFoundError):
         PySerial(url="/dev/doesNotExist")
-    with pytest.raises(ValueError, match="cps must be"):
-        PySerial(url="loop://", cps=-1)
     # check_present=False: the exporter starts; a connection fails (the
     # exporter logs the PortNotFoundError, the client's stream is broken).
     with (
@@ -139,6 +139,50 @@ def test_missing_port() -> None:
         pytest.raises(anyio.BrokenResourceError),
     ):
         stream.receive()
+
+
+def test_check_present_refuses_what_is_not_a_serial_port(tmp_path: Path) -> None:
+    """A regular file or a directory must stop the exporter from starting, as
+    the original's open does; passed through, every client would get
+    Jumpstarter's opaque "RPC already finished"."""
+    regular = tmp_path / "not-a-tty"
+    regular.write_text("")
+    for path in (regular, tmp_path):
+        with pytest.raises(serial.SerialException, match="not a character device") as info:
+            PySerial(url=str(path))
+        assert isinstance(info.value, trioserial.NotASerialPortError)
+        assert not held_open(path)
+
+
+def held_open(path: Path) -> bool:
+    """Whether anything in this process still holds *path* open (the check must not open)."""
+    return any(
+        os.path.realpath(f"/proc/self/fd/{fd}") == str(path) for fd in os.listdir("/proc/self/fd")
+    )
+
+
+def test_negative_cps_means_no_throttle_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """The original treats cps <= 0 as "no throttling"; an exporter configured
+    so must start, send at full speed, and say why."""
+
+    async def main() -> bytes:
+        async with PySerial(url="loop://", cps=-1).connect() as stream:
+            await stream.send(b"hello")
+            return await stream.receive()
+
+    assert anyio.run(main, backend="asyncio") == b"hello"  # one item: not paced
+    assert "cps -1 is negative: sending without throttling" in caplog.text
+    with serve(PySerial(url="loop://", cps=-5)) as client, client.stream() as stream:
+        stream.send(b"up")
+        assert stream.receive() == b"up"
+
+
+@pytest.mark.parametrize(
+    ("cps", "error"), [(True, TypeError), ("10", TypeError), (float("inf"), ValueError)]
+)
+def test_cps_that_is_no_rate_is_refused(cps: object, error: type[Exception]) -> None:
+    with pytest.raises(error, match="cps must be"):
+        PySerial(url="loop://", cps=cps)  # type: ignore[arg-type]
 
 
 def test_check_present_does_not_open_the_port() -> None:
@@ -457,3 +501,41 @@ def test_dtr_on_a_pty_reports_the_missing_modem_lines() -> None:
             assert read_exactly(master, 1) == b"."
             with pytest.raises(Exception, match="does not support setting RTS"):
                 client.call("set_rts", True)
+
+
+def test_dtr_rts_after_close_use_the_new_connection() -> None:
+    """The flasher sequence "close, then toggle DTR/RTS into the bootloader":
+    a connection the driver closed stays registered until Jumpstarter's
+    forwarding ends it, and must not make set_dtr/set_rts fail for good."""
+    with pty_device() as (master, path):
+        driver = ModemPySerial(url=path)
+        with serve(driver) as client, client.stream() as old:
+            old.send(b".")
+            assert read_exactly(master, 1) == b"."
+            client.call("close")  # old's exporter side is still there
+            with client.stream() as new:
+                new.send(b",")
+                assert read_exactly(master, 1) == b","
+                client.call("set_dtr", True)
+                client.call("set_rts", True)
+                closed, live = driver.modems  # no brief open beside the live connection
+                assert (live.dtr, live.rts) == (True, True)
+                assert closed.events == []
+
+
+def test_a_device_gone_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """The client sees a clean end of stream and Jumpstarter keeps the driver's
+    error to itself: the exporter's log is where an operator learns why."""
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    os.close(slave)
+    with serve(PySerial(url=path)) as client, client.stream() as stream:
+        stream.send(b"hi")
+        assert read_exactly(master, 2) == b"hi"
+        os.close(master)
+        with pytest.raises(anyio.EndOfStream):
+            stream.receive()
+    [record] = [r for r in caplog.records if "went away" in r.getMessage()]
+    assert record.levelno == logging.WARNING
+    assert repr(path) in record.getMessage()
+    assert "hung up" in record.getMessage()

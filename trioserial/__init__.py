@@ -1,8 +1,7 @@
 """Serial ports for Trio: pyserial's reach, Trio's I/O, honest cancellation semantics."""
 
-from ._driver import DriverStream as DriverStream
+from ._connection import DriverStream as DriverStream
 from ._driver import PySerial as PySerial
-from ._driver import SupervisedStream as SupervisedStream
 from ._errors import NotASerialPortError as NotASerialPortError
 from ._errors import PortBusyError as PortBusyError
 from ._errors import PortNotFoundError as PortNotFoundError
@@ -21,14 +20,18 @@ from ._settings import ModemLines as ModemLines
 from ._settings import Parity as Parity
 from ._settings import SerialSettings as SerialSettings
 from ._settings import SerialStatistics as SerialStatistics
+from ._settings import SettingsChanges as SettingsChanges
 from ._settings import StopBits as StopBits
 from ._stream import AsyncSerial as AsyncSerial
 from ._stream import open_serial_port as open_serial_port
+from ._supervised import DeviceDisconnectedError as DeviceDisconnectedError
+from ._supervised import SupervisedStream as SupervisedStream
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AsyncSerial",
+    "DeviceDisconnectedError",
     "DriverStream",
     "Expect",
     "ExpectBufferFullError",
@@ -47,6 +50,7 @@ __all__ = [
     "SerialPortError",
     "SerialSettings",
     "SerialStatistics",
+    "SettingsChanges",
     "StopBits",
     "SupervisedStream",
     "UnsupportedOperationError",

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import functools
 import json
 import os
 import signal
@@ -25,8 +24,9 @@ import attrs
 import trio
 
 from . import __version__
-from ._console import EOL, ConsoleOptions, parse_key, run_console
-from ._errors import PortNotFoundError, SerialPortError, UnsupportedOperationError
+from ._console import EOL, ConsoleOptions, parse_key, run_console, run_reconnecting_console
+from ._driver import PySerial
+from ._errors import SerialPortError, UnsupportedOperationError
 from ._resolve import BY_ID_DIR, BY_PATH_DIR, udev_links
 from ._settings import SerialSettings
 from ._sim import SIM_KINDS, check_link, run_demo, run_sim
@@ -146,6 +146,17 @@ def _open_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         "rts": level[args.rts],
         "hupcl": False if args.no_hupcl else None,
     }
+
+
+def _driver(url: str, options: dict[str, Any]) -> PySerial:
+    """A :class:`PySerial` with the settings of *options* (``_open_options``)."""
+    settings = {name: options[name] for name in attrs.fields_dict(SerialSettings)}
+    try:
+        return PySerial(
+            url, check_present=False, disable_hupcl=options["hupcl"] is False, **settings
+        )
+    except ValueError as exc:  # an unknown URL scheme: the argument is wrong
+        raise CliError(str(exc), code=2) from exc
 
 
 async def _open_port(url: str, options: dict[str, Any]) -> AsyncSerial:
@@ -318,19 +329,19 @@ def cmd_console(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Bo
         parser.error("console needs a terminal on stdin; for pipes and files use 'pipe'")
 
     async def body() -> int:
-        reopen = functools.partial(_open_port, args.url, open_options)
         async with contextlib.AsyncExitStack() as stack:
             port = None
-            try:
-                port = await stack.enter_async_context(await reopen())
-            except PortNotFoundError:
-                if not options.reconnect:
-                    raise
-                # --reconnect: wait for the device to appear, as for it to come back.
+            if not options.reconnect:
+                port = await stack.enter_async_context(await _open_port(args.url, open_options))
             log = None
             if args.log:
                 log = await stack.enter_async_context(await _open_output(args.log, append=True))
-            return await run_console(port, args.url, reopen, options, log=log)
+            if port is not None:
+                return await run_console(port, args.url, options, log=log)
+            # --reconnect: PySerial.run() follows the device (renumbering, USB identity).
+            driver = _driver(args.url, open_options)
+            dtr, rts = open_options["dtr"], open_options["rts"]
+            return await run_reconnecting_console(driver, options, dtr=dtr, rts=rts, log=log)
         raise AssertionError("unreachable")  # pragma: no cover
 
     return body

@@ -14,24 +14,24 @@ signals the command turns into a cancellation (SIGINT, SIGTERM, SIGHUP).
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
+import logging
 import math
 import os
 import re
 import termios
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Final
 
 import attrs
 import trio
 
-from ._errors import (
-    PortBusyError,
-    PortNotFoundError,
-    PortPermissionError,
-    UnsupportedOperationError,
-)
+from ._driver import PySerial
+from ._errors import SerialPortError
 from ._stream import AsyncSerial
+from ._supervised import DeviceDisconnectedError, SupervisedStream
 
 __all__ = [
     "RECONNECT_INTERVAL",
@@ -40,12 +40,14 @@ __all__ = [
     "parse_key",
     "raw_terminal",
     "run_console",
+    "run_reconnecting_console",
 ]
 
-#: How often ``--reconnect`` looks for the device path to come back, in
-#: seconds. This waits for a device to be plugged in (a human-scale event), not
-#: for data, so a short periodic check is simpler and as good as inotify.
+#: ``--reconnect`` runs on :meth:`PySerial.run`: its first retry after this
+#: many seconds, doubling up to :data:`RECONNECT_MAX_INTERVAL`. A device being
+#: plugged in is a human-scale event, so this is quick enough.
 RECONNECT_INTERVAL: Final = 0.2
+RECONNECT_MAX_INTERVAL: Final = 1.0
 #: How long the exit key waits for keys typed before it to reach the device
 #: (a device holding off with flow control must not keep the console open).
 EXIT_FLUSH_SECONDS: Final = 1.0
@@ -157,25 +159,27 @@ def raw_terminal(fd: int, *others: int) -> Iterator[None]:
 
 
 class _Session:
-    """One console run: keyboard -> port, port -> screen, reconnects."""
+    """One console run: keyboard -> port, port -> screen, and what the port does."""
 
     def __init__(
         self,
         url: str,
-        reopen: Callable[[], Awaitable[AsyncSerial]],
         options: ConsoleOptions,
         keyboard: trio.abc.ReceiveStream,
         screen: trio.abc.SendStream,
         log: trio.abc.SendStream | None,
     ) -> None:
         self.url = url
-        self._open_port = reopen
         self.options = options
         self.keyboard = keyboard
         self.screen = screen
         self.log = log
-        self.port: AsyncSerial | None = None
+        #: Where keys go now (``None``: no device, keys are dropped).
+        self.port: trio.abc.SendStream | None = None
+        #: What the exit key waits on to drain.
+        self.serial: AsyncSerial | None = None
         self.exit_code = 0
+        self._key = key_name(options.exit_key)
         self._screen_lock = trio.Lock()
         # Keys typed while the device is slow to take them. Unbounded on
         # purpose: the keyboard reader must never block, or the exit key
@@ -191,12 +195,15 @@ class _Session:
         """A status line of ours, set apart from the device's output."""
         await self.show(f"\r\n[trioserial] {message}\r\n".encode())
 
-    async def run(self, port: AsyncSerial | None) -> int:
+    async def run(self, port: AsyncSerial | SupervisedStream) -> int:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self._read_keyboard)
             nursery.start_soon(self._send_keys)
-            nursery.start_soon(self._serve_port, port)
+            if isinstance(port, SupervisedStream):
+                nursery.start_soon(self._serve_supervised, port)
+            else:
+                nursery.start_soon(self._serve_port, port)
         return self.exit_code
 
     def _stop(self, code: int) -> None:
@@ -234,43 +241,36 @@ class _Session:
                 port = self.port
                 if port is None:
                     continue  # no device right now: like typing into an unplugged cable
-                # If the device went away meanwhile, _serve_port says so and decides what next.
-                with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
+                # If the device went away meanwhile, the port side says so and decides what next.
+                with contextlib.suppress(
+                    trio.ClosedResourceError, trio.BrokenResourceError, DeviceDisconnectedError
+                ):
                     await port.send_all(typed if eol == b"\r" else typed.replace(b"\r", eol))
             # The exit key closed the channel. Closing the port discards what
             # the UART has not sent yet: let the last keys leave the wire first.
-            port = self.port
-            if port is not None:
+            serial = self.serial
+            if serial is not None:
+                # SerialPortError: no queue to ask (a pty), or the device just left.
                 with contextlib.suppress(
-                    trio.ClosedResourceError, trio.BrokenResourceError, UnsupportedOperationError
+                    trio.ClosedResourceError, trio.BrokenResourceError, SerialPortError
                 ):
-                    await port.wait_drained()
+                    await serial.wait_drained()
         self._stop(0)
 
-    async def _serve_port(self, port: AsyncSerial | None) -> None:
-        key = key_name(self.options.exit_key)
-        verb = "connected"
-        if port is None:
-            await self.say(f"waiting for {self.url} to appear; exit with {key}")
-            port = await self._wait_for_device()
-        while True:
-            self.port = port
-            try:
-                framing = port.settings.framing
-                await self.say(f"{verb} to {self.url} ({framing}); exit with {key}")
-                reason = await self._copy_to_screen(port)
-            finally:
-                self.port = None
-                port.close()
-            await self.say(f"{self.url} disappeared ({reason})")
-            if not self.options.reconnect:
-                self._stop(1)
-                return
-            await self.say(f"waiting for {self.url} to come back; exit with {key}")
-            port = await self._wait_for_device()
-            verb = "reconnected"
+    async def _serve_port(self, port: AsyncSerial) -> None:
+        """Without ``--reconnect``: the one port, until it goes away."""
+        self.port = self.serial = port
+        try:
+            framing = port.settings.framing
+            await self.say(f"connected to {self.url} ({framing}); exit with {self._key}")
+            reason = await self._copy_to_screen(port)
+        finally:
+            self.port = self.serial = None
+            port.close()
+        await self.say(f"{self.url} disappeared ({reason})")
+        self._stop(1)
 
-    async def _copy_to_screen(self, port: AsyncSerial) -> str:
+    async def _copy_to_screen(self, port: AsyncSerial | SupervisedStream) -> str:
         """Show what the device sends until it goes away; return why it did."""
         lf_to_crlf = self.options.lf_to_crlf
         while True:
@@ -279,27 +279,60 @@ class _Session:
             except trio.BrokenResourceError as exc:
                 return str(exc.__cause__ or exc)
             if not data:
-                return "the device hung up: unplugged, powered off or closed"
+                return HUNG_UP
             if self.log is not None:
                 await self.log.send_all(data)
             await self.show(data.replace(b"\n", b"\r\n") if lf_to_crlf else data)
 
-    async def _wait_for_device(self) -> AsyncSerial:
-        """Wait until the device can be opened again (path reappears, udev done)."""
-        path = None if "://" in self.url else self.url
+    async def _serve_supervised(self, port: SupervisedStream) -> None:
+        """With ``--reconnect``: the supervised port, across unplugs and replugs."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._follow_connection, port)
+            await self._copy_to_screen(port)  # b"": supervision stopped
+            nursery.cancel_scope.cancel()
+        self._stop(1)
+
+    async def _follow_connection(self, port: SupervisedStream) -> None:
+        """Tell the user where the device is; keys go to it only while it is there."""
+        verb = "connected"
+        if not port.connected.value:
+            await self.say(f"waiting for {self.url} to appear; exit with {self._key}")
         while True:
-            if path is None or await trio.Path(path).exists():
-                try:
-                    return await self._open_port()
-                except (PortNotFoundError, PortPermissionError, PortBusyError):
-                    pass  # appeared but not ready yet (udev still setting permissions)
-            await trio.sleep(RECONNECT_INTERVAL)
+            await port.connected.wait_value(True)
+            self.port, self.serial = port, port.serial
+            framing = port.serial.settings.framing if port.serial is not None else "?"
+            await self.say(f"{verb} to {self.url} ({framing}); exit with {self._key}")
+            await port.connected.wait_value(False)
+            self.port = self.serial = None
+            await self.say(f"{self.url} disappeared ({_reason(port.last_error.value)})")
+            await self.say(f"waiting for {self.url} to come back; exit with {self._key}")
+            verb = "reconnected"
+
+
+HUNG_UP: Final = "the device hung up: unplugged, powered off or closed"
+
+
+def _reason(error: OSError | None) -> str:
+    if error is None or error.errno == errno.EIO:
+        return HUNG_UP
+    return str(error)
+
+
+@asynccontextmanager
+async def _terminal_session(
+    url: str, options: ConsoleOptions, log: trio.abc.SendStream | None, stdin: int, stdout: int
+) -> AsyncIterator[_Session]:
+    with raw_terminal(stdin, stdout), contextlib.ExitStack() as fds:
+        keyboard = trio.lowlevel.FdStream(os.dup(stdin))
+        fds.callback(keyboard.close)
+        screen = trio.lowlevel.FdStream(os.dup(stdout))
+        fds.callback(screen.close)  # closed first: blocking modes come back in order
+        yield _Session(url, options, keyboard, screen, log)
 
 
 async def run_console(
-    port: AsyncSerial | None,
+    port: AsyncSerial,
     url: str,
-    reopen: Callable[[], Awaitable[AsyncSerial]],
     options: ConsoleOptions,
     *,
     log: trio.abc.SendStream | None = None,
@@ -309,19 +342,69 @@ async def run_console(
     """Run an interactive session on the open *port* until the exit key.
 
     Puts the terminal on *stdin* in raw mode and restores it on every exit
-    path (cancellation included). *reopen* opens the same port again, for
-    ``options.reconnect``; with *port* ``None`` the session starts by waiting
-    for the device to appear. Returns the exit code: 0 after the exit key, 1
-    when the device disappeared (without ``reconnect``) or the terminal
-    closed. Every port the session used is closed on return.
+    path (cancellation included). Returns the exit code: 0 after the exit
+    key, 1 when the device disappeared or the terminal closed. The port is
+    closed on return.
     """
-    with raw_terminal(stdin, stdout), contextlib.ExitStack() as fds:
-        keyboard = trio.lowlevel.FdStream(os.dup(stdin))
-        fds.callback(keyboard.close)
-        screen = trio.lowlevel.FdStream(os.dup(stdout))
-        fds.callback(screen.close)  # closed first: blocking modes come back in order
-        session = _Session(url, reopen, options, keyboard, screen, log)
+    async with _terminal_session(url, options, log, stdin, stdout) as session:
         code = await session.run(port)
         if code == 0:
             await session.say("exit")
         return code
+
+
+async def run_reconnecting_console(
+    driver: PySerial,
+    options: ConsoleOptions,
+    *,
+    dtr: bool | None = None,
+    rts: bool | None = None,
+    log: trio.abc.SendStream | None = None,
+    stdin: int = 0,
+    stdout: int = 1,
+) -> int:
+    """``console --reconnect``: a session on *driver*'s supervised port (:meth:`PySerial.run`).
+
+    The device may be absent at the start and may go and come back, under
+    the same name or, for a USB adapter, a new one (its by-id link or its
+    USB identity). *dtr* and *rts* are set after every open. Keys typed
+    while it is away are dropped. Raises what the first open raises, other
+    than "not found" (permission, not a serial port). Returns as
+    :func:`run_console` does; the port is closed on return.
+    """
+    with _quiet_driver_log():
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(
+                functools.partial(
+                    driver.run,
+                    initial_backoff=RECONNECT_INTERVAL,
+                    max_backoff=RECONNECT_MAX_INTERVAL,
+                )
+            )
+            try:
+                if dtr is not None:
+                    driver.set_dtr(dtr)
+                if rts is not None:
+                    driver.set_rts(rts)
+                async with _terminal_session(driver.url, options, log, stdin, stdout) as session:
+                    code = await session.run(port)
+                    if code == 0:
+                        await session.say("exit")
+                    return code
+            finally:
+                driver.close()
+
+
+@contextmanager
+def _quiet_driver_log() -> Iterator[None]:
+    """The session says on screen when the device goes; the driver's log
+    would print the same into the raw terminal, without its line endings."""
+    driver_log = logging.getLogger("trioserial.driver")
+    handler = logging.NullHandler()
+    driver_log.addHandler(handler)
+    propagate, driver_log.propagate = driver_log.propagate, False
+    try:
+        yield
+    finally:
+        driver_log.propagate = propagate
+        driver_log.removeHandler(handler)

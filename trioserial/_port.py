@@ -387,6 +387,18 @@ class TtyPort(PortCore):
             self._fd = -1
             os.close(fd)
 
+    def share(self) -> TtyPort:
+        """Another handle on this open tty, for one more user of the line.
+
+        The handle has its own fd (a ``dup``), so closing it (or losing it to
+        GC) never touches this one; it does not discard the output others
+        queued either (only the line's last close can hit the kernel's
+        closing wait, and this core's close discards then). The tty has one
+        set of termios, so its :attr:`settings` are this core's: a change
+        through either is what both report.
+        """
+        return _SharedTty(self)
+
     def __del__(self) -> None:
         # GC closes a forgotten port. No notify_closing here: a task waiting on
         # the fd would hold a reference to us, so nobody is waiting. The same
@@ -398,6 +410,29 @@ class TtyPort(PortCore):
             # an error after that is nobody's to see during GC.
             with contextlib.suppress(Exception):
                 self.close()
+
+
+class _SharedTty(TtyPort):
+    """What :meth:`TtyPort.share` returns: a ``dup`` of the line's fd."""
+
+    def __init__(self, primary: TtyPort) -> None:
+        self._primary = primary
+        super().__init__(
+            os.dup(primary.fileno()), primary.name, primary.settings, ioctl=primary.ioctl
+        )
+
+    @property
+    def settings(self) -> SerialSettings:
+        return self._primary.settings
+
+    @settings.setter
+    def settings(self, value: SerialSettings) -> None:
+        self._primary.settings = value
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, -1
+        if fd != -1:
+            os.close(fd)
 
 
 def modem_lines_from_bits(bits: int) -> ModemLines:

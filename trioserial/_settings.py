@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 import enum
-from typing import Any, Final
+import sys
+from typing import Any, Final, TypedDict
+
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+else:  # typing_extensions: a dependency on Python 3.10
+    from typing_extensions import Unpack
 
 import attrs
 
 from ._util import bool_validator
 
-__all__ = ["MAX_BAUDRATE", "ModemLines", "Parity", "SerialSettings", "SerialStatistics", "StopBits"]
+__all__ = [
+    "MAX_BAUDRATE",
+    "ModemLines",
+    "Parity",
+    "SerialSettings",
+    "SerialStatistics",
+    "SettingsChanges",
+    "StopBits",
+    "Unpack",
+]
 
 #: The largest rate the Linux termios2 interface can carry (``speed_t`` is 32 bits;
 #: drivers reject what their hardware cannot do, and that error names the rate).
@@ -122,6 +137,25 @@ class SerialSettings:
     def framing(self) -> str:
         """The usual short form, such as ``"115200 8N1"``."""
         return f"{self.baudrate} {self.bytesize}{self.parity.value}{self.stopbits}"
+
+
+class SettingsChanges(TypedDict, total=False):
+    """The :class:`SerialSettings` fields as keyword arguments, each optional.
+
+    What ``reconfigure(**changes)`` and ``PySerial(url, **settings)`` take,
+    so a type checker rejects an unknown name (``speed=9600``) or a value of
+    the wrong type before the code runs; at run time :class:`SerialSettings`
+    validates them again (and names the bad one).
+    """
+
+    baudrate: int
+    bytesize: int
+    parity: Parity | str
+    stopbits: StopBits | float
+    xonxoff: bool
+    rtscts: bool
+    dsrdtr: bool
+    exclusive: bool
 
 
 @attrs.frozen(kw_only=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, NoReturn, final
+from typing import NoReturn, final
 
 import trio
 
@@ -22,7 +22,7 @@ from ._control import (
 from ._core import DEFAULT_RECEIVE_SIZE, PortCore, byte_view, check_max_bytes
 from ._open import check_url, open_core
 from ._options import OpenOptions, RS485Settings
-from ._settings import ModemLines, Parity, SerialSettings, StopBits
+from ._settings import ModemLines, Parity, SerialSettings, SettingsChanges, StopBits, Unpack
 from ._surface import PortSurface
 from ._util import ConflictDetector
 
@@ -351,8 +351,17 @@ class AsyncSerial(PortSurface, trio.abc.Stream):
 
     # --------------------------------------------------------- control, async
 
-    async def _sleep_while_open(self, seconds: float) -> None:
-        """Sleep, but wake with ClosedResourceError as soon as the port is closed."""
+    async def sleep_while_open(self, seconds: float) -> None:
+        """Sleep for *seconds*, or until the port is closed, whichever comes first.
+
+        For code that paces its own use of the port (the driver's ``cps``, a
+        bootloader's timing): closing the port, from another task or with
+        :meth:`close`, ends the sleep at once instead of when its time is up.
+        Always a checkpoint. Cancellation leaves nothing behind.
+
+        Raises:
+          trio.ClosedResourceError: the port was closed before or during the sleep.
+        """
         if self._closing is None:
             self._closing = trio.Event()
         if self._core.closed:  # closed before the event existed: close() could not set it
@@ -362,7 +371,7 @@ class AsyncSerial(PortSurface, trio.abc.Stream):
         if self._core.closed:
             raise trio.ClosedResourceError("serial port was closed")
 
-    async def reconfigure(self, **changes: Any) -> None:
+    async def reconfigure(self, **changes: Unpack[SettingsChanges]) -> None:
         """Change line settings on the open port, keeping everything else.
 
         Accepts any of ``baudrate``, ``bytesize``, ``parity``, ``stopbits``,
@@ -447,7 +456,7 @@ class AsyncSerial(PortSurface, trio.abc.Stream):
                 self._control_error(exc)
             if delay is None:
                 break
-            await self._sleep_while_open(delay)
+            await self.sleep_while_open(delay)
         await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def send_break(self, duration: float = 0.25) -> None:
@@ -485,7 +494,7 @@ class AsyncSerial(PortSurface, trio.abc.Stream):
             except OSError as exc:
                 self._control_error(exc)
             try:
-                await self._sleep_while_open(duration)
+                await self.sleep_while_open(duration)
             finally:
                 if not core.closed:
                     try:
@@ -538,7 +547,7 @@ class AsyncSerial(PortSurface, trio.abc.Stream):
         try:
             watch = ModemChangeWatch(self._live_core(), watched)
             while True:
-                await self._sleep_while_open(poll_interval)
+                await self.sleep_while_open(poll_interval)
                 if (changed := watch.poll()) is not None:
                     return changed
         except OSError as exc:

@@ -34,7 +34,7 @@ from ._control import (
 from ._core import DEFAULT_RECEIVE_SIZE, PortCore, byte_view, check_max_bytes
 from ._open import check_url, open_core
 from ._options import OpenOptions, RS485Settings
-from ._settings import ModemLines, Parity, SerialSettings, StopBits
+from ._settings import ModemLines, Parity, SerialSettings, SettingsChanges, StopBits, Unpack
 from ._surface import PortSurface
 from ._util import ConflictDetector
 
@@ -365,8 +365,17 @@ class AnyioSerialStream(PortSurface, ByteStream):
     # The same strategies as AsyncSerial's (its docstrings say why: polling
     # with sleeps instead of tcdrain/TIOCMIWAIT in a thread), on anyio's sleeps.
 
-    async def _sleep_while_open(self, seconds: float) -> None:
-        """Sleep, but wake with ClosedResourceError as soon as the port is closed."""
+    async def sleep_while_open(self, seconds: float) -> None:
+        """Sleep for *seconds*, or until the port is closed, whichever comes first.
+
+        For code that paces its own use of the port (the driver's ``cps``, a
+        bootloader's timing): closing the port, from another task or with
+        :meth:`close`, ends the sleep at once instead of when its time is up.
+        Always a checkpoint. Cancellation leaves nothing behind.
+
+        Raises:
+          anyio.ClosedResourceError: the port was closed before or during the sleep.
+        """
         if self._closing is None:
             self._closing = anyio.Event()
         if self._core.closed:  # closed before the event existed: close() could not set it
@@ -376,7 +385,7 @@ class AnyioSerialStream(PortSurface, ByteStream):
         if self._core.closed:
             raise anyio.ClosedResourceError("serial port was closed")
 
-    async def reconfigure(self, **changes: Any) -> None:
+    async def reconfigure(self, **changes: Unpack[SettingsChanges]) -> None:
         """Change line settings on the open port, keeping everything else.
 
         Accepts any of ``baudrate``, ``bytesize``, ``parity``, ``stopbits``,
@@ -429,7 +438,7 @@ class AnyioSerialStream(PortSurface, ByteStream):
                 self._control_error(exc)
             if delay is None:
                 break
-            await self._sleep_while_open(delay)
+            await self.sleep_while_open(delay)
         await anyio.lowlevel.cancel_shielded_checkpoint()
 
     async def send_break(self, duration: float = 0.25) -> None:
@@ -462,7 +471,7 @@ class AnyioSerialStream(PortSurface, ByteStream):
             except OSError as exc:
                 self._control_error(exc)
             try:
-                await self._sleep_while_open(duration)
+                await self.sleep_while_open(duration)
             finally:
                 if not core.closed:
                     try:
@@ -494,7 +503,7 @@ class AnyioSerialStream(PortSurface, ByteStream):
         try:
             watch = ModemChangeWatch(self._live_core(), watched)
             while True:
-                await self._sleep_while_open(poll_interval)
+                await self.sleep_while_open(poll_interval)
                 if (changed := watch.poll()) is not None:
                     return changed
         except OSError as exc:

@@ -16,11 +16,9 @@ Jumpstarter installed.
 
 from __future__ import annotations
 
-import abc
 import errno
 import functools
-import math
-import os
+import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -41,9 +39,12 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "trioserial.jumpstarter needs Jumpstarter: pip install 'trioserial[jumpstarter]'"
     ) from exc
 
-from ._errors import SerialPortError, open_error
+from ._core import PortCore
+from ._errors import SerialPortError
 from ._open import check_url, open_core
 from ._options import OpenOptions
+from ._pacing import Pacer, check_cps
+from ._presence import check_present
 from ._settings import SerialSettings
 from ._util import check_bool
 from .anyio import AnyioSerialStream, open_serial_port
@@ -51,6 +52,7 @@ from .anyio import AnyioSerialStream, open_serial_port
 __all__ = ["LOOP", "PySerial"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+_T = TypeVar("_T")
 # Jumpstarter's decorators only mark the function; give them their types.
 export: Callable[[_F], _F] = _export
 exportstream: Callable[[_F], _F] = _exportstream
@@ -62,27 +64,31 @@ LOOP: Final = "loop://"
 
 def _check_present(url: str, baudrate: int) -> None:
     """Raise the :class:`~trioserial.SerialPortError` (a ``serial.SerialException``)
-    that opening *url* would raise, if it is clearly missing.
+    that opening *url* would raise, if it is clearly not an openable port.
 
-    A device path is checked with ``stat`` and ``access`` and **not opened**:
-    an open raises DTR and a close with HUPCL drops it, which resets many
-    boards, and starting an exporter should not do that. A URL is opened and
-    closed again (there is no other way to see a TCP port).
+    A device path gets the presence check :class:`trioserial.PySerial` uses
+    (it must be a character device), plus read and write permission; it is
+    **not opened**: an open raises DTR and a close with HUPCL drops it, which
+    resets many boards, and starting an exporter should not do that. A URL is
+    opened and closed again, as the original driver does (there is no other
+    way to see a TCP port).
     """
     url = check_url(url)
     if "://" in url:
         open_core(url, SerialSettings(baudrate=baudrate, exclusive=False)).close()
         return
-    try:
-        os.stat(url)
-    except OSError as exc:
-        raise open_error(url, exc) from exc
-    if not os.access(url, os.R_OK | os.W_OK):
-        raise open_error(url, PermissionError(errno.EACCES, os.strerror(errno.EACCES)))
+    check_present(url, accessible=True)
 
 
-class _Connection(anyio.abc.ByteStream):
-    """One live ``connect()`` stream, closable from any thread by the driver.
+class _SerialConnection(anyio.abc.ByteStream):
+    """One live ``connect()`` stream, with the exceptions Jumpstarter's forwarding needs.
+
+    From :meth:`receive`: a device hangup is an :exc:`OSError` (a
+    :class:`~trioserial.SerialPortError`), which ends the client's session
+    (and is logged: Jumpstarter does not show the client's error in the
+    exporter's log); Jumpstarter would swallow an
+    :exc:`anyio.BrokenResourceError` and leave the client waiting forever.
+    After the driver's ``close()`` it is :exc:`anyio.EndOfStream`, a clean end.
 
     The driver's exported ``close()`` runs in a worker thread (and again in
     the event loop's thread when a lease ends). Closing must wake tasks
@@ -91,77 +97,48 @@ class _Connection(anyio.abc.ByteStream):
     waited for: when it returns, the fd is closed.
     """
 
-    def __init__(self, cps: float | None) -> None:
-        self._interval = 1.0 / cps if cps else 0.0
-        self._next_send = -math.inf
+    def __init__(self, port: AnyioSerialStream, cps: float | None, logger: logging.Logger) -> None:
+        self.port = port
+        # Jumpstarter's pacing: one character per slot, 1 / cps apart (see docs/jumpstarter.rst).
+        self._pacer = Pacer(cps, burst=1) if cps else None
+        self._logger = logger
         self._token = anyio.lowlevel.current_token()
         self._thread = threading.get_ident()
         #: Closed by the driver's close(): receive then reports a clean end of stream.
         self.forced = False
 
-    def close_from_any_thread(self) -> None:
+    @property
+    def live(self) -> bool:
+        """Whether the port is open (neither the driver nor the client closed it)."""
+        return not self.port.closed
+
+    def run_on_loop(self, fn: Callable[[], _T]) -> _T:
+        """Run *fn* in this connection's event-loop thread (so it cannot race a close)."""
         if threading.get_ident() == self._thread:
-            self.force_close()
-            return
+            return fn()
+        return anyio.from_thread.run_sync(fn, token=self._token)
+
+    def close_from_any_thread(self) -> None:
         try:
-            anyio.from_thread.run_sync(self.force_close, token=self._token)
+            self.run_on_loop(self.force_close)
         except anyio.RunFinishedError:
             # The loop is gone, so nobody can be waiting on the fd.
-            self.abandon()
+            self.forced = True
+            self.port._core.close()
 
-    @abc.abstractmethod
     def force_close(self) -> None:
         """Close now, in the event loop's thread; receive then ends cleanly."""
-
-    def abandon(self) -> None:
-        """Release resources without the event loop (it has finished)."""
-
-    @abc.abstractmethod
-    async def _send_raw(self, data: bytes) -> None:
-        """Send *data* now, unthrottled."""
-
-    @abc.abstractmethod
-    async def _pause(self, seconds: float) -> None:
-        """Sleep between throttled bytes; a close ends it at once (``ClosedResourceError``)."""
-
-    async def send(self, item: bytes) -> None:
-        """Send *item*; with ``cps`` set, one byte at a time, ``1 / cps`` seconds apart.
-
-        The pacing runs across calls too (a byte never follows the previous
-        send's last byte sooner than ``1 / cps``). Cancellation: a prefix of
-        *item* was sent, the rest was not. A close (the driver's or this
-        stream's) wakes a send waiting between bytes at once, with
-        :exc:`anyio.ClosedResourceError`.
-        """
-        if not self._interval or not item:
-            await self._send_raw(item)
-            return
-        for i in range(len(item)):
-            delay = self._next_send - anyio.current_time()
-            if delay > 0:
-                await self._pause(delay)
-            await self._send_raw(item[i : i + 1])
-            self._next_send = anyio.current_time() + self._interval
-
-
-class _SerialConnection(_Connection):
-    """A serial port with the exceptions Jumpstarter's stream forwarding needs.
-
-    From :meth:`receive`: a device hangup is an :exc:`OSError` (a
-    :class:`~trioserial.SerialPortError`), which ends the client's session;
-    Jumpstarter would swallow an :exc:`anyio.BrokenResourceError` and leave
-    the client waiting forever. After the driver's ``close()`` it is
-    :exc:`anyio.EndOfStream`, a clean end.
-    """
-
-    def __init__(self, port: AnyioSerialStream, cps: float | None) -> None:
-        super().__init__(cps)
-        self.port = port
+        self.forced = True
+        self.port.close()
 
     def _failure(self, exc: anyio.BrokenResourceError) -> SerialPortError:
         cause = exc.__cause__
         code = cause.errno if isinstance(cause, OSError) else None
         return SerialPortError(str(exc), port=self.port.port, errno=code)
+
+    def _gone(self, error: SerialPortError) -> SerialPortError:
+        self._logger.warning("serial port %r went away: %s", self.port.port, error)
+        return error
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
         """Up to *max_bytes* bytes from the device.
@@ -176,27 +153,43 @@ class _SerialConnection(_Connection):
         except anyio.EndOfStream:
             if self.forced:
                 raise
-            raise SerialPortError(
-                f"serial port {self.port.port!r} hung up (device disconnected)",
-                port=self.port.port,
-                errno=errno.EIO,
+            raise self._gone(
+                SerialPortError(
+                    f"serial port {self.port.port!r} hung up (device disconnected)",
+                    port=self.port.port,
+                    errno=errno.EIO,
+                )
             ) from None
         except anyio.ClosedResourceError:
             if self.forced:
                 raise anyio.EndOfStream from None
             raise
         except anyio.BrokenResourceError as exc:
-            raise self._failure(exc) from exc.__cause__
+            raise self._gone(self._failure(exc)) from exc.__cause__
 
-    async def _send_raw(self, data: bytes) -> None:
+    async def send(self, item: bytes) -> None:
+        """Send *item*; with ``cps`` set, one character at a time, ``1 / cps`` seconds apart.
+
+        The pacing runs across calls too (a character never follows the
+        previous send's last one sooner than ``1 / cps``). Cancellation: a
+        prefix of *item* was sent, the rest was not. A close (the driver's or
+        this stream's) wakes a send waiting between characters at once, with
+        :exc:`anyio.ClosedResourceError`.
+        """
         try:
-            await self.port.send(data)
+            if self._pacer is None or not item:
+                await self.port.send(item)
+                return
+            sent = 0
+            while sent < len(item):
+                n = self._pacer.take(len(item) - sent, anyio.current_time())
+                if not n:
+                    await self.port.sleep_while_open(self._pacer.delay())
+                    continue
+                await self.port.send(item[sent : sent + n])
+                sent += n
         except anyio.BrokenResourceError as exc:
             raise self._failure(exc) from exc.__cause__
-
-    async def _pause(self, seconds: float) -> None:
-        # With a slow cps the next byte can be seconds away: close() must not wait for it.
-        await self.port._sleep_while_open(seconds)
 
     async def send_eof(self) -> None:
         """Stop sending on this connection. The port stays open (a client left)."""
@@ -213,14 +206,6 @@ class _SerialConnection(_Connection):
 
     async def aclose(self) -> None:
         await self.port.aclose()
-
-    def force_close(self) -> None:
-        self.forced = True
-        self.port.close()
-
-    def abandon(self) -> None:
-        self.forced = True
-        self.port._core.close()  # no loop left to notify; nobody waits on the fd
 
     @property
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
@@ -244,11 +229,14 @@ class PySerial(Driver):
     Attributes:
       url: a device path, or ``loop://`` for an in-memory echo.
       baudrate: bits per second.
-      check_present: check at construction that the port exists (raising
-        :class:`~trioserial.PortNotFoundError`, a ``serial.SerialException``);
-        a device path is not opened for this, so no DTR pulse resets the board.
-      cps: throttle sends to this many characters per second (slow consoles,
-        U-Boot prompts); ``None`` or 0 sends at full speed.
+      check_present: check at construction that the port exists, is a
+        character device and may be opened (raising the
+        :class:`~trioserial.SerialPortError` that says which, a
+        ``serial.SerialException``); a device path is not opened for this, so
+        no DTR pulse resets the board.
+      cps: throttle sends to this many characters per second, one character
+        at a time (slow consoles, U-Boot prompts); ``None``, 0 or a negative
+        number (with a warning) sends at full speed, as the original does.
       disable_hupcl: clear ``HUPCL`` after opening, so that closing the port
         does not drop DTR (and reset boards wired to it).
 
@@ -268,12 +256,17 @@ class PySerial(Driver):
     _connections: Any = field(default_factory=set, init=False, repr=False)
     _lock: Any = field(default_factory=threading.Lock, init=False, repr=False)
     _closes: int = field(default=0, init=False, repr=False)
+    _cps: float | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if hasattr(super(), "__post_init__"):
             super().__post_init__()  # type: ignore[no-untyped-call]
-        if self.cps is not None and not self.cps >= 0:
-            raise ValueError(f"cps must be characters per second >= 0 or None, got {self.cps!r}")
+        cps = self.cps
+        if isinstance(cps, int | float) and not isinstance(cps, bool) and cps < 0:
+            # The original driver sends at full speed then; so do we, but say so.
+            self.logger.warning("cps %r is negative: sending without throttling", cps)
+            cps = None
+        self._cps = check_cps(cps)
         if self.check_present and self.url != LOOP:
             _check_present(self.url, self.baudrate)
 
@@ -313,7 +306,7 @@ class PySerial(Driver):
         with self._lock:
             closes = self._closes
         port = await self.open_port()
-        connection = _SerialConnection(port, self.cps)
+        connection = _SerialConnection(port, self._cps, self.logger)
         with self._lock:
             self._connections.add(connection)
             closed_meanwhile = self._closes != closes
@@ -329,7 +322,7 @@ class PySerial(Driver):
 
     # -------------------------------------------------------------- control
 
-    def _live(self) -> list[_Connection]:
+    def _live(self) -> list[_SerialConnection]:
         with self._lock:
             return list(self._connections)
 
@@ -351,14 +344,29 @@ class PySerial(Driver):
             connection.close_from_any_thread()
         super().close()  # type: ignore[no-untyped-call]
 
-    def _set_line(self, line: str, value: bool) -> None:
-        check_bool(line, value)
-        live = [c for c in self._live() if isinstance(c, _SerialConnection)]
-        if live:
-            for connection in live:
-                _run_on_loop(connection, functools.partial(setattr, connection.port, line, value))
+    def _set_line(
+        self, on_port: Callable[[AnyioSerialStream], None], on_core: Callable[[PortCore], None]
+    ) -> None:
+        """Drive a line on every open connection, or through a short-lived handle if none.
+
+        A connection the driver's ``close()`` (or its client) has closed may
+        still be registered until Jumpstarter's forwarding ends it: only the
+        open ones count.
+        """
+
+        def drive(connection: _SerialConnection) -> bool:
+            if not connection.live:
+                return False
+            on_port(connection.port)
+            return True
+
+        driven = [
+            connection.run_on_loop(functools.partial(drive, connection))
+            for connection in self._live()
+        ]
+        if any(driven):
             return
-        # No connection: set the line through a short-lived handle, as the
+        # No open connection: set the line through a short-lived handle, as the
         # original driver always does; with disable_hupcl its close keeps the line.
         core = open_core(
             self.url,
@@ -366,24 +374,26 @@ class PySerial(Driver):
             OpenOptions(hupcl=self._hupcl()),
         )
         try:
-            getattr(core, f"set_{line}")(value)
+            on_core(core)
         finally:
             core.close()
 
     @export
     def set_dtr(self, value: bool) -> None:
-        """Drive DTR on the live connection(s), or on a short-lived handle if none."""
-        self._set_line("dtr", value)
+        """Drive DTR on the open connection(s), or on a short-lived handle if none."""
+        value = check_bool("dtr", value)
+
+        def on_port(port: AnyioSerialStream) -> None:
+            port.dtr = value
+
+        self._set_line(on_port, lambda core: core.set_dtr(value))
 
     @export
     def set_rts(self, value: bool) -> None:
-        """Drive RTS on the live connection(s), or on a short-lived handle if none."""
-        self._set_line("rts", value)
+        """Drive RTS on the open connection(s), or on a short-lived handle if none."""
+        value = check_bool("rts", value)
 
+        def on_port(port: AnyioSerialStream) -> None:
+            port.rts = value
 
-def _run_on_loop(connection: _Connection, fn: Callable[[], object]) -> None:
-    """Run *fn* in *connection*'s event-loop thread (so it cannot race a close)."""
-    if threading.get_ident() == connection._thread:
-        fn()
-    else:
-        anyio.from_thread.run_sync(fn, token=connection._token)
+        self._set_line(on_port, lambda core: core.set_rts(value))

@@ -1,0 +1,85 @@
+"""USB identity: what names a USB serial adapter across replugs (layer 1, blocking).
+
+A replug can give an adapter another kernel name (``ttyUSB0`` becomes
+``ttyUSB1``). Where udev keeps ``/dev/serial/by-id`` links, the link follows
+it; where it does not (containers), the adapter is found again by its vendor,
+product and serial number. Each call here scans sysfs through
+:func:`serial.tools.list_ports.comports`: cheap, but file system work, so
+event-loop callers use a worker thread.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import attrs
+from serial.tools import list_ports
+
+from ._core import PortCore
+from ._errors import PortNotFoundError
+
+__all__ = ["UsbIdentity", "find_usb_port", "open_following", "usb_identity"]
+
+
+@attrs.frozen
+class UsbIdentity:
+    """What identifies a USB serial adapter across replugs."""
+
+    vid: int
+    pid: int
+    serial_number: str
+
+
+def usb_identity(path: str) -> UsbIdentity | None:
+    """The USB identity of the device at *path*, if it is a USB adapter with a serial number.
+
+    ``None`` for anything else: a URL, a pty, an adapter without a serial
+    number (a twin adapter would match it too).
+    """
+    if "://" in path:
+        return None
+    target = os.path.realpath(path)
+    for info in list_ports.comports():
+        if os.path.realpath(info.device) == target:
+            if info.vid is None or info.pid is None or not info.serial_number:
+                return None
+            return UsbIdentity(vid=info.vid, pid=info.pid, serial_number=info.serial_number)
+    return None
+
+
+def find_usb_port(identity: UsbIdentity) -> str | None:
+    """The device path of the adapter with *identity* now, or ``None``."""
+    for info in list_ports.comports():
+        if (info.vid, info.pid, info.serial_number) == (
+            identity.vid,
+            identity.pid,
+            identity.serial_number,
+        ):
+            return str(info.device)
+    return None
+
+
+def open_following(
+    path: str, identity: UsbIdentity | None, open_at: Callable[[str], PortCore]
+) -> tuple[PortCore, str, UsbIdentity | None]:
+    """Open the device where it is now: ``open_at(path)``, or where the adapter moved.
+
+    When *path* is gone (:exc:`~trioserial.PortNotFoundError`) but the USB
+    adapter it was (*identity*) is plugged in under another name, that one is
+    opened. Returns the core, the path opened and the adapter's identity
+    (looked up after the first open; ``None`` where there is none).
+    """
+    try:
+        core = open_at(path)
+    except PortNotFoundError:
+        moved = find_usb_port(identity) if identity is not None else None
+        if moved is None or moved == path:
+            raise
+        core, path = open_at(moved), moved
+    if identity is None:
+        try:
+            identity = usb_identity(path)
+        except Exception:  # enumeration trouble must not lose an open port
+            identity = None
+    return core, path, identity
