@@ -55,8 +55,8 @@ def _move_on_at(deadline: float) -> anyio.CancelScope:
 _ANYIO = LoopPrimitives(
     receive_stream=ByteReceiveStream,
     send_stream=ByteSendStream,
-    receive_stream_name="anyio.abc.ByteReceiveStream",
-    send_stream_name="anyio.abc.ByteSendStream",
+    receive_stream_name="an anyio.abc.ByteReceiveStream",
+    send_stream_name="an anyio.abc.ByteSendStream",
     receive=_receive,
     send=_send,
     checkpoint=anyio.lowlevel.checkpoint,

@@ -61,8 +61,8 @@ async def _send(stream: trio.abc.SendStream, data: bytes) -> None:
 _TRIO = LoopPrimitives(
     receive_stream=trio.abc.ReceiveStream,
     send_stream=trio.abc.SendStream,
-    receive_stream_name="trio.abc.ReceiveStream",
-    send_stream_name="trio.abc.SendStream",
+    receive_stream_name="a trio.abc.ReceiveStream",
+    send_stream_name="a trio.abc.SendStream",
     receive=_receive,
     send=_send,
     checkpoint=trio.lowlevel.checkpoint,

@@ -42,7 +42,7 @@ class LoopPrimitives:
     """What one event-loop library gives the shared Expect loop."""
 
     #: The stream classes accepted for receiving and for sending, and their
-    #: names in error messages.
+    #: names in error messages, with the article ("a trio.abc.SendStream").
     receive_stream: type[Any]
     send_stream: type[Any]
     receive_stream_name: str
@@ -87,7 +87,7 @@ class ExpectBase(Generic[AnyStr]):
     ) -> None:
         loop = self._loop
         if not isinstance(stream, loop.receive_stream):
-            raise TypeError(f"stream must be a {loop.receive_stream_name}, got {stream!r}")
+            raise TypeError(f"stream must be {loop.receive_stream_name}, got {stream!r}")
         self._receive_size = check_size("receive_size", receive_size)
         self._matcher: Matcher[Any] = Matcher(
             encoding=encoding, errors=errors, max_buffer=max_buffer, search_window=search_window
@@ -195,7 +195,7 @@ class ExpectBase(Generic[AnyStr]):
         payload = self._to_bytes(data, "data")
         loop, stream = self._loop, self.stream
         if not isinstance(stream, loop.send_stream):
-            raise TypeError(f"cannot send: {stream!r} is not a {loop.send_stream_name}")
+            raise TypeError(f"cannot send: {stream!r} is not {loop.send_stream_name}")
         self._log("send", payload)
         await loop.send(stream, payload)
 

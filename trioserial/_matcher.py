@@ -40,6 +40,9 @@ TAIL: Final = 256
 
 DEFAULT_MAX_BUFFER: Final = 1 << 20
 
+#: How many pattern sets' search progress a Matcher remembers at once.
+MAX_PROGRESS: Final = 8
+
 
 class ExpectError(Exception):
     """Base of the errors ``Expect.expect`` raises when nothing matched.
@@ -134,7 +137,7 @@ class _Compiled:
 
 
 @final
-@attrs.frozen
+@attrs.frozen(eq=False)  # compared and hashed by identity: the key of search progress
 class Patterns:
     """Patterns checked and compiled for one :class:`Matcher` (its mode and window)."""
 
@@ -170,7 +173,15 @@ class Matcher(Generic[AnyStr]):
     again with the same :class:`Patterns` object after a :meth:`feed`, it
     searches only the new data plus what a match ending in it could reach
     back over (an exact pattern's length minus one; a regex's
-    *search_window*, or the whole buffer without one).
+    *search_window*, or the whole buffer without one). A new
+    :class:`Patterns` (a new ``expect`` call) searches the whole buffer.
+
+    **Several pattern sets at once.** Each :class:`Patterns` object keeps its
+    own search progress (the last :data:`MAX_PROGRESS` used), so code that
+    polls two sets over one buffer in turn (a prompt, and a kernel-panic
+    marker) neither searches the old data again nor, with a search window,
+    finds anything else than it would alone. A match or :meth:`clear`
+    resets all progress: the buffer has moved.
 
     Args:
       encoding: decode with this codec (text mode: ``str`` buffers and
@@ -235,9 +246,9 @@ class Matcher(Generic[AnyStr]):
         #: ones on, kept until clear() drops the bad ones.
         self._decode_error: UnicodeDecodeError | None = None
         self._undecoded = b""
-        #: How much of the buffer has been searched for _searched_for.
-        self._searched = 0
-        self._searched_for: Patterns | None = None
+        #: How much of the buffer each recent Patterns object has searched
+        #: (by identity; oldest first, at most MAX_PROGRESS of them).
+        self._progress: dict[Patterns, int] = {}
         empty: Any = "" if self._text else b""
         self._before: Any = empty
         self._after: Any = empty
@@ -337,7 +348,7 @@ class Matcher(Generic[AnyStr]):
         """
         data = self.buffer
         self._buf = "" if self._text else bytearray()
-        self._searched = 0
+        self._progress.clear()
         error, rest = self._decode_error, self._undecoded
         if error is not None:
             self._decode_error, self._undecoded = None, b""
@@ -422,12 +433,13 @@ class Matcher(Generic[AnyStr]):
           TypeError, ValueError: as :meth:`compile`.
         """
         compiled = self.compile(patterns)
-        if compiled is not self._searched_for:
-            self._searched_for, self._searched = compiled, 0
         found = self._search(compiled)
         if found is not None:
             return self._consume(compiled, *found)
-        self._searched = len(self._buf)
+        self._progress.pop(compiled, None)  # re-inserted as the newest
+        self._progress[compiled] = len(self._buf)
+        if len(self._progress) > MAX_PROGRESS:
+            del self._progress[next(iter(self._progress))]
         if self._decode_error is not None:
             raise self._decode_error.with_traceback(None)
         if self._eof:
@@ -460,7 +472,7 @@ class Matcher(Generic[AnyStr]):
     def _search(self, patterns: Patterns) -> tuple[int, int] | None:
         """(pattern index, search start) of the earliest match, first listed on ties."""
         buf = self._buf
-        searched = self._searched
+        searched = self._progress.get(patterns, 0)
         best: tuple[int, int] | None = None
         best_start = -1
         for index, pattern in enumerate(patterns.compiled):
@@ -485,7 +497,7 @@ class Matcher(Generic[AnyStr]):
             self._buf = buf[found.end() :]
         else:
             del buf[: found.end()]
-        self._searched = 0
+        self._progress.clear()
         self._before, self._after, self._match = before, after, found
         return ExpectMatch(
             index=index,
