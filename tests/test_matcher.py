@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import re
+from typing import Any
 
 import pytest
 
@@ -265,15 +266,16 @@ def test_bad_patterns_and_options() -> None:
         t.next_match(m.compile("x"))
     with pytest.raises(ValueError, match="compiled for another kind of Matcher"):
         Matcher(search_window=5).next_match(m.compile("x"))
-    for options, message in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"max_buffer": 0}, "max_buffer must be an int >= 1, got 0"),
         ({"max_buffer": True}, "max_buffer must be an int >= 1, got True"),
         ({"search_window": 0}, "search_window must be an int >= 1, got 0"),
         ({"encoding": "nope"}, "unknown encoding 'nope'"),
         ({"encoding": "utf-8", "errors": "bogus"}, "unknown error handler 'bogus'"),
-    ]:
+    ]
+    for options, message in cases:
         with pytest.raises(ValueError, match=re.escape(message)):
-            Matcher(**options)  # type: ignore[call-overload]
+            Matcher(**options)
 
 
 def test_a_compiled_pattern_set_is_reusable_and_describes_itself() -> None:
