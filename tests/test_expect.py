@@ -204,6 +204,19 @@ async def test_buffer_full_error_keeps_everything() -> None:
     assert (await ex.expect(b"login: ")).before == b"bb"
 
 
+async def test_a_full_buffer_can_be_enlarged_instead_of_cleared() -> None:
+    ex = Expect(chunked(b"a" * 6, b"login: "), max_buffer=4)
+    assert (ex.max_buffer, ex.search_window, ex.encoding) == (4, None, None)
+    with pytest.raises(ExpectBufferFullError):
+        await ex.expect(b"login: ")
+    ex.max_buffer = 64
+    assert (await ex.expect(b"login: ")).before == b"a" * 6
+    with pytest.raises(ValueError, match="max_buffer must be an int >= 1"):
+        ex.max_buffer = -1
+    ex.search_window = 8
+    assert ex.search_window == 8
+
+
 async def test_max_bytes_respects_the_buffer_room() -> None:
     ex = Expect(chunked(b"abcd"), max_buffer=4)
     assert (await ex.expect(b"d")).before == b"abc"

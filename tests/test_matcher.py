@@ -264,8 +264,9 @@ def test_bad_patterns_and_options() -> None:
         t.next_match(re.compile(rb"x"))
     with pytest.raises(ValueError, match="compiled for another kind of Matcher"):
         t.next_match(m.compile("x"))
-    with pytest.raises(ValueError, match="compiled for another kind of Matcher"):
-        Matcher(search_window=5).next_match(m.compile("x"))
+    other = Matcher(search_window=5)  # same mode: compiled patterns carry over
+    other.feed(b"x")
+    assert matched(other.next_match(m.compile("x"))).after == b"x"
     cases: list[tuple[dict[str, Any], str]] = [
         ({"max_buffer": 0}, "max_buffer must be an int >= 1, got 0"),
         ({"max_buffer": True}, "max_buffer must be an int >= 1, got True"),
@@ -343,3 +344,27 @@ def test_pattern_sets_keep_their_own_progress() -> None:
         assert m.next_match(re.compile(rb"never")) is NEED_DATA
     m.feed(b">")
     assert matched(m.next_match(old)).after == b"<xxxxxx>"
+
+
+def test_limits_can_change_on_the_way() -> None:
+    m = Matcher(max_buffer=4)
+    m.feed(b"abcd")
+    with pytest.raises(ExpectBufferFullError):
+        m.next_match(b"ef")
+    m.max_buffer = 16  # make room instead of dropping data
+    assert m.next_match(b"ef") is NEED_DATA
+    m.feed(b"ef")
+    assert matched(m.next_match(b"ef")).before == b"abcd"
+    regex = m.compile(re.compile(rb"<x+>"))
+    m.feed(b"<xxxxxx")
+    assert m.next_match(regex) is NEED_DATA
+    m.search_window = 2  # from now on a regex reaches back 1 byte
+    m.feed(b">")
+    assert m.next_match(regex) is NEED_DATA
+    m.search_window = None
+    assert matched(m.next_match(regex)).after == b"<xxxxxx>"
+    with pytest.raises(ValueError, match="max_buffer must be an int >= 1, got 0"):
+        m.max_buffer = 0
+    with pytest.raises(ValueError, match=r"search_window must be an int >= 1, got 1\.5"):
+        m.search_window = 1.5  # type: ignore[assignment]
+    assert (m.max_buffer, m.search_window) == (16, None)

@@ -113,13 +113,21 @@ class ExpectBase(Generic[AnyStr]):
 
     @property
     def max_buffer(self) -> int:
-        """The most unconsumed data kept (bytes, or characters in text mode)."""
+        """The most unconsumed data kept (bytes, or characters in text mode); settable."""
         return self._matcher.max_buffer
+
+    @max_buffer.setter
+    def max_buffer(self, value: int) -> None:
+        self._matcher.max_buffer = value
 
     @property
     def search_window(self) -> int | None:
-        """See *search_window*; ``None`` searches all the buffer."""
+        """See *search_window*; ``None`` searches all the buffer; settable."""
         return self._matcher.search_window
+
+    @search_window.setter
+    def search_window(self, value: int | None) -> None:
+        self._matcher.search_window = value
 
     @property
     def buffer(self) -> AnyStr:
@@ -252,8 +260,8 @@ class ExpectBase(Generic[AnyStr]):
             buffer do not decode; again on every call until :meth:`clear`.
           TypeError, ValueError: a malformed pattern or a negative *timeout*
             (before anything is read).
-          BusyResourceError: another task is in ``expect`` on this object
-            (:exc:`trio.BusyResourceError` or :exc:`anyio.BusyResourceError`).
+          trio.BusyResourceError, anyio.BusyResourceError: another task is in
+            ``expect`` on this object (the front end's library's class).
         """
         loop, matcher = self._loop, self._matcher
         compiled = matcher.compile(patterns)

@@ -131,22 +131,23 @@ def check_size(name: str, value: object) -> int:
 @attrs.frozen
 class _Compiled:
     regex: re.Pattern[Any]
-    #: How far back from the previous search end a new match can start: for
-    #: an exact pattern its length minus one; ``None`` means "search it all".
+    #: How far back from the previous search end a new match can start, for
+    #: an exact pattern (its length minus one); ``None`` for a regex, whose
+    #: reach is the matcher's search window.
     overlap: int | None
 
 
 @final
 @attrs.frozen(eq=False)  # compared and hashed by identity: the key of search progress
 class Patterns:
-    """Patterns checked and compiled for one :class:`Matcher` (its mode and window)."""
+    """Patterns checked and compiled for a :class:`Matcher` (of one mode, text or bytes)."""
 
     #: The patterns as passed.
     given: tuple[Pattern, ...]
     #: Each one as a regex, with how far back a search must reach.
     compiled: tuple[_Compiled, ...]
-    #: (text mode, search window) of the matcher they were compiled for.
-    mode: tuple[bool, int | None]
+    #: Whether they were compiled for a text-mode matcher.
+    text: bool
 
     def describe(self) -> str:
         """The patterns as error messages name them."""
@@ -263,13 +264,21 @@ class Matcher(Generic[AnyStr]):
 
     @property
     def max_buffer(self) -> int:
-        """The most unconsumed data kept (bytes, or characters in text mode)."""
+        """The most unconsumed data kept (bytes, or characters in text mode); settable."""
         return self._max_buffer
+
+    @max_buffer.setter
+    def max_buffer(self, value: int) -> None:
+        self._max_buffer = check_size("max_buffer", value)
 
     @property
     def search_window(self) -> int | None:
-        """How far back before new data a regex is searched (``None``: everything)."""
+        """How far back before new data a regex is searched (``None``: everything); settable."""
         return self._window
+
+    @search_window.setter
+    def search_window(self, value: int | None) -> None:
+        self._window = None if value is None else check_size("search_window", value)
 
     @property
     def buffer(self) -> AnyStr:
@@ -366,7 +375,7 @@ class Matcher(Generic[AnyStr]):
           ValueError: an empty list or an empty exact pattern.
         """
         if isinstance(patterns, Patterns):
-            if patterns.mode != (self._text, self._window):
+            if patterns.text != self._text:
                 raise ValueError("these Patterns were compiled for another kind of Matcher")
             return patterns
         if isinstance(patterns, str | bytes | re.Pattern):
@@ -381,7 +390,7 @@ class Matcher(Generic[AnyStr]):
                 f"got {type(patterns).__name__}"
             )
         compiled = tuple(self._compile_one(p) for p in given)
-        return Patterns(given, compiled, (self._text, self._window))
+        return Patterns(given, compiled, self._text)
 
     def _compile_one(self, pattern: object) -> _Compiled:
         mode = "text" if self._text else "byte"
@@ -392,7 +401,7 @@ class Matcher(Generic[AnyStr]):
                     f"pattern {_describe(pattern)} must be a {kind} regex "
                     f"(this Expect is in {mode} mode)"
                 )
-            return _Compiled(pattern, None if self._window is None else self._window - 1)
+            return _Compiled(pattern, None)
         if not isinstance(pattern, str | bytes):
             raise TypeError(
                 "a pattern must be str, bytes or a re.compile() pattern, "
@@ -473,13 +482,14 @@ class Matcher(Generic[AnyStr]):
         """(pattern index, search start) of the earliest match, first listed on ties."""
         buf = self._buf
         searched = self._progress.get(patterns, 0)
+        window = self._window
         best: tuple[int, int] | None = None
         best_start = -1
         for index, pattern in enumerate(patterns.compiled):
-            if searched == 0 or pattern.overlap is None:
-                start = 0
-            else:
-                start = max(0, searched - pattern.overlap)
+            overlap = pattern.overlap
+            if overlap is None and window is not None:
+                overlap = window - 1
+            start = 0 if searched == 0 or overlap is None else max(0, searched - overlap)
             found = pattern.regex.search(buf, start)
             if found is not None and (best is None or found.start() < best_start):
                 best, best_start = (index, start), found.start()
