@@ -8,15 +8,17 @@ imports :mod:`trio`, so it runs on either anyio backend.
 
 from __future__ import annotations
 
-import logging
-from typing import AnyStr, TextIO, final, overload
+from typing import TYPE_CHECKING, AnyStr, final, overload
 
 import anyio
 import anyio.lowlevel
 from anyio.abc import ByteReceiveStream, ByteSendStream
 
-from ._expect_base import ExpectBase, LoopPrimitives
-from ._matcher import DEFAULT_MAX_BUFFER, ExpectError
+from ._expect_base import ExpectBase, ExpectOptions, LoopPrimitives
+from ._matcher import ExpectError
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["Expect", "ExpectEOFError", "ExpectTimeoutError"]
 
@@ -122,53 +124,30 @@ class Expect(ExpectBase[AnyStr]):
     _loop = _ANYIO
     stream: ByteReceiveStream
 
-    @overload
-    def __init__(
-        self: Expect[bytes],
-        stream: ByteReceiveStream,
-        *,
-        encoding: None = None,
-        errors: str = "replace",
-        line_ending: str | bytes = "\r",
-        max_buffer: int = DEFAULT_MAX_BUFFER,
-        search_window: int | None = None,
-        transcript: TextIO | logging.Logger | None = None,
-        receive_size: int = 65536,
-    ) -> None: ...
+    if TYPE_CHECKING:  # the constructor is ExpectBase's; this only types it
 
-    @overload
-    def __init__(
-        self: Expect[str],
-        stream: ByteReceiveStream,
-        *,
-        encoding: str,
-        errors: str = "replace",
-        line_ending: str | bytes = "\r",
-        max_buffer: int = DEFAULT_MAX_BUFFER,
-        search_window: int | None = None,
-        transcript: TextIO | logging.Logger | None = None,
-        receive_size: int = 65536,
-    ) -> None: ...
+        @overload
+        def __init__(
+            self: Expect[bytes],
+            stream: ByteReceiveStream,
+            *,
+            encoding: None = None,
+            **options: Unpack[ExpectOptions],
+        ) -> None: ...
 
-    def __init__(
-        self,
-        stream: ByteReceiveStream,
-        *,
-        encoding: str | None = None,
-        errors: str = "replace",
-        line_ending: str | bytes = "\r",
-        max_buffer: int = DEFAULT_MAX_BUFFER,
-        search_window: int | None = None,
-        transcript: TextIO | logging.Logger | None = None,
-        receive_size: int = 65536,
-    ) -> None:
-        super().__init__(
-            stream,
-            encoding=encoding,
-            errors=errors,
-            line_ending=line_ending,
-            max_buffer=max_buffer,
-            search_window=search_window,
-            transcript=transcript,
-            receive_size=receive_size,
-        )
+        @overload
+        def __init__(
+            self: Expect[str],
+            stream: ByteReceiveStream,
+            *,
+            encoding: str,
+            **options: Unpack[ExpectOptions],
+        ) -> None: ...
+
+        def __init__(
+            self,
+            stream: ByteReceiveStream,
+            *,
+            encoding: str | None = None,
+            **options: Unpack[ExpectOptions],
+        ) -> None: ...

@@ -15,11 +15,12 @@ import math
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, AnyStr, ClassVar, Generic, Protocol, TextIO, cast
+from typing import Any, AnyStr, ClassVar, Generic, Protocol, TextIO, TypedDict, cast
 
 import attrs
 
 from ._matcher import (
+    DEFAULT_MAX_BUFFER,
     END_OF_STREAM,
     ExpectError,
     ExpectMatch,
@@ -29,12 +30,27 @@ from ._matcher import (
 )
 from ._util import ConflictDetector
 
-__all__ = ["ExpectBase", "LoopPrimitives"]
+__all__ = ["ExpectBase", "ExpectOptions", "LoopPrimitives"]
 
 
 class _Scope(Protocol):
     @property
     def cancelled_caught(self) -> bool: ...
+
+
+class ExpectOptions(TypedDict, total=False):
+    """The keyword options both ``Expect`` constructors take besides *encoding*.
+
+    For the front ends' typed constructor overloads (``**options:
+    Unpack[ExpectOptions]``), so the list is written once.
+    """
+
+    errors: str
+    line_ending: str | bytes
+    max_buffer: int
+    search_window: int | None
+    transcript: TextIO | logging.Logger | None
+    receive_size: int
 
 
 @attrs.frozen
@@ -67,7 +83,8 @@ class LoopPrimitives:
 class ExpectBase(Generic[AnyStr]):
     """The public methods of both ``Expect`` classes; see ``trioserial.Expect``.
 
-    A subclass sets :attr:`_loop` and types ``__init__`` for its streams.
+    A subclass sets ``_loop`` and, for type checkers only, overloads
+    ``__init__`` with its stream type and ``str``/``bytes`` by *encoding*.
     """
 
     _loop: ClassVar[LoopPrimitives]
@@ -80,7 +97,7 @@ class ExpectBase(Generic[AnyStr]):
         encoding: str | None = None,
         errors: str = "replace",
         line_ending: str | bytes = "\r",
-        max_buffer: int,
+        max_buffer: int = DEFAULT_MAX_BUFFER,
         search_window: int | None = None,
         transcript: TextIO | logging.Logger | None = None,
         receive_size: int = 65536,
