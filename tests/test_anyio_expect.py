@@ -297,13 +297,26 @@ def test_a_cancelled_expect_reads_and_consumes_nothing(backend: str) -> None:
     run(backend, main)
 
 
+RECORDS = [b"rec%03d;" % i for i in range(150)]
+
+
+async def feed_records(device: anyio.abc.ByteSendStream, rng: random.Random) -> None:
+    """Send RECORDS in chunks of 1 to 11 bytes, yielding 0 to 3 times between."""
+    data = b"".join(RECORDS)
+    pos = 0
+    while pos < len(data):
+        size = rng.randint(1, 11)
+        await device.send(data[pos : pos + size])
+        pos += size
+        for _ in range(rng.randrange(4)):
+            await anyio.lowlevel.checkpoint()
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_cancellation_at_random_points_loses_nothing(backend: str, seed: int) -> None:
     """Records arrive in random chunks while expects are cancelled at random
     points (already cancelled, while waiting, as data wakes them) or time out:
     every record is matched exactly once, in order."""
-    records = [b"rec%03d;" % i for i in range(150)]
-    data = b"".join(records)
 
     async def main() -> None:
         rng = random.Random(seed)
@@ -315,20 +328,11 @@ def test_cancellation_at_random_points_loses_nothing(backend: str, seed: int) ->
                 await anyio.lowlevel.checkpoint()
             scope.cancel()
 
-        async def feed(device: anyio.abc.ByteSendStream) -> None:
-            pos = 0
-            while pos < len(data):
-                size = rng.randint(1, 11)
-                await device.send(data[pos : pos + size])
-                pos += size
-                for _ in range(rng.randrange(4)):
-                    await anyio.lowlevel.checkpoint()
-
         async with pty_pair() as (port, device), anyio.create_task_group() as tg:
             ex = Expect(port)
-            tg.start_soon(feed, device)
+            tg.start_soon(feed_records, device, rng)
             with anyio.fail_after(DEADLINE):  # a lost byte would wait for ever: fail instead
-                for _ in records:
+                for _ in RECORDS:
                     while True:
                         with anyio.CancelScope() as scope:
                             if rng.random() < 0.2:
@@ -343,7 +347,7 @@ def test_cancellation_at_random_points_loses_nothing(backend: str, seed: int) ->
                                 await ex.expect(b"never", timeout=rng.choice([0, 0.001]))
                             timeouts += 1
                     seen += result.before + result.after
-        assert seen == data
+        assert seen == b"".join(RECORDS)
         assert cancels > 20
         assert timeouts > 5
 
@@ -354,28 +358,17 @@ def test_native_asyncio_cancellation_at_random_points_loses_nothing() -> None:
     """asyncio's own cancellation (``task.cancel()``, ``asyncio.timeout``, what
     grpc.aio does to a handler) is not stopped by anyio's shields: an expect
     cancelled that way must still have consumed nothing it did not return."""
-    records = [b"rec%03d;" % i for i in range(150)]
-    data = b"".join(records)
 
     async def main() -> None:
         rng = random.Random(7)
         cancels = 0
         seen = b""
 
-        async def feed(device: anyio.abc.ByteSendStream) -> None:
-            pos = 0
-            while pos < len(data):
-                size = rng.randint(1, 11)
-                await device.send(data[pos : pos + size])
-                pos += size
-                for _ in range(rng.randrange(4)):
-                    await asyncio.sleep(0)  # a yield, noqa: not a wait for data
-
         async with pty_pair() as (port, device), anyio.create_task_group() as tg:
             ex = Expect(port)
-            tg.start_soon(feed, device)
+            tg.start_soon(feed_records, device, rng)
             with anyio.fail_after(DEADLINE):
-                for _ in records:
+                for _ in RECORDS:
                     while True:
                         task = asyncio.ensure_future(ex.expect(re.compile(rb"rec(\d+);")))
                         for _ in range(rng.randrange(5)):
@@ -388,7 +381,7 @@ def test_native_asyncio_cancellation_at_random_points_loses_nothing() -> None:
                             continue
                         break
                     seen += result.before + result.after
-        assert seen == data
+        assert seen == b"".join(RECORDS)
         assert cancels > 20
 
     run("asyncio", main)
