@@ -385,3 +385,23 @@ def test_native_asyncio_cancellation_at_random_points_loses_nothing() -> None:
         assert cancels > 20
 
     run("asyncio", main)
+
+
+def test_closing_the_stream_wakes_expect_and_keeps_the_buffer(backend: str) -> None:
+    async def main() -> None:
+        async with pty_pair() as (port, device), anyio.create_task_group() as tg:
+            ex = Expect(port)
+            await device.send(b"partial")
+            await wait_until(lambda: pending(port) == 7)  # read at once, then a wait
+
+            async def close_when_waiting() -> None:
+                await wait_until(lambda: port.statistics().tasks_waiting_receive == 1)
+                await port.aclose()
+
+            tg.start_soon(close_when_waiting)
+            with anyio.fail_after(DEADLINE), pytest.raises(anyio.ClosedResourceError):
+                await ex.expect(b"never")
+            assert ex.buffer == b"partial"
+            assert not ex.eof
+
+    run(backend, main)

@@ -279,6 +279,9 @@ class ExpectBase(Generic[AnyStr]):
             (before anything is read).
           trio.BusyResourceError, anyio.BusyResourceError: another task is in
             ``expect`` on this object (the front end's library's class).
+
+        What the stream's receive raises (the port was closed, or broke)
+        passes through unchanged; the buffer is kept.
         """
         loop, matcher = self._loop, self._matcher
         compiled = matcher.compile(patterns)
