@@ -697,6 +697,10 @@ def test_public_surface_and_lazy_jumpstarter() -> None:
         "AnyioSerialStream",
         "SerialAttribute",
         "open_serial_port",
+        # Expect over anyio streams (issue 13)
+        "Expect",
+        "ExpectEOFError",
+        "ExpectTimeoutError",
     }
     # Importing trioserial (or its anyio front end) never imports Jumpstarter.
     code = "import sys, trioserial, trioserial.anyio; assert 'jumpstarter' not in sys.modules"

@@ -11,7 +11,7 @@ import trio
 import trio.testing
 from realtime import real_time_limit
 
-from trioserial import AsyncSerial, open_serial_port
+from trioserial import AsyncSerial, Expect, open_serial_port
 from trioserial.testing import (
     AtModem,
     BootLogDevice,
@@ -25,15 +25,17 @@ from trioserial.testing import (
 Connect = Callable[[FakeDevice], Awaitable[AsyncSerial]]
 
 
-async def read_until(port: AsyncSerial, marker: bytes) -> bytes:
-    """Everything up to and including *marker* (the test reads nothing past it
-    because the devices send nothing unasked after a prompt)."""
-    got = b""
-    with real_time_limit(5):  # wall time: some callers run on the autojump clock
-        while marker not in got:
-            got += await port.receive()
-    assert got.endswith(marker), got
-    return got
+async def read_until(port: AsyncSerial, marker: bytes, *, limit: float = 5) -> bytes:
+    """Everything up to and including *marker*, found by the package's Expect.
+
+    Nothing may have arrived past it: the devices send nothing unasked after a
+    prompt, so an Expect per call loses nothing.
+    """
+    ex = Expect(port)
+    with real_time_limit(limit):  # wall time: some callers run on the autojump clock
+        found = await ex.expect(marker)
+    assert ex.buffer == b"", (found, ex.buffer)
+    return found.before + found.after
 
 
 @pytest.fixture
@@ -171,11 +173,7 @@ async def test_boot_log_pacing_and_no_password(
 ) -> None:
     port = await connect(BootLogDevice(["a", "b"], line_delay=10.0, password=None))
     start = trio.current_time()
-    got = b""
-    with real_time_limit(10):
-        while not got.endswith(b"login: "):
-            got += await port.receive()
-    assert got == b"a\r\nb\r\nlogin: "
+    assert await read_until(port, b"login: ", limit=10) == b"a\r\nb\r\nlogin: "
     assert trio.current_time() - start >= 20.0
     await port.send_all(b"root\r")
     assert await read_until(port, b"# ") == b"root\r\n# "

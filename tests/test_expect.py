@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
 import io
 import logging
 import random
 import re
+from pathlib import Path
 
 import pytest
 import trio
 import trio.testing
 
+import trioserial.anyio
 from trioserial import (
     Expect,
     ExpectBufferFullError,
@@ -202,6 +206,19 @@ async def test_buffer_full_error_keeps_everything() -> None:
     assert info.value.received == ex.buffer == b"a" * 6 + b"b" * 4
     assert ex.clear() == b"a" * 6 + b"b" * 4
     assert (await ex.expect(b"login: ")).before == b"bb"
+
+
+async def test_a_full_buffer_can_be_enlarged_instead_of_cleared() -> None:
+    ex = Expect(chunked(b"a" * 6, b"login: "), max_buffer=4)
+    assert (ex.max_buffer, ex.search_window, ex.encoding) == (4, None, None)
+    with pytest.raises(ExpectBufferFullError):
+        await ex.expect(b"login: ")
+    ex.max_buffer = 64
+    assert (await ex.expect(b"login: ")).before == b"a" * 6
+    with pytest.raises(ValueError, match="max_buffer must be an int >= 1"):
+        ex.max_buffer = -1
+    ex.search_window = 8
+    assert ex.search_window == 8
 
 
 async def test_max_bytes_respects_the_buffer_room() -> None:
@@ -429,3 +446,22 @@ async def test_a_failing_transcript_loses_no_received_data() -> None:
     with pytest.raises(ValueError, match="closed file"):
         await ex.expect(b"login: ")
     assert ex.buffer == b"login: "
+
+
+@pytest.mark.parametrize(
+    ("page", "cls"), [("reference.rst", Expect), ("anyio.rst", trioserial.anyio.Expect)]
+)
+def test_documented_signature_is_the_real_one(page: str, cls: type) -> None:
+    """The docs spell Expect's signature out (the typing-only overloads would
+    show ``**options`` instead): it must stay the constructor's."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / page).read_text()
+    documented = re.search(r"^\.\. autoclass:: Expect(\(.*\))$", text, re.MULTILINE)
+    assert documented is not None
+    function = ast.parse(f"def f{documented.group(1)}: pass").body[0]
+    assert isinstance(function, ast.FunctionDef)
+    args = function.args
+    names = [a.arg for a in args.args + args.kwonlyargs]
+    defaults = [None if d is None else ast.literal_eval(d) for d in args.kw_defaults]
+    real = inspect.signature(cls).parameters.values()
+    assert names == [p.name for p in real]
+    assert defaults == [p.default for p in real if p.kind is p.KEYWORD_ONLY]

@@ -24,6 +24,7 @@ import anyio.to_thread
 import sniffio
 from anyio.abc import ByteStream
 
+from ._anyio_expect import Expect, ExpectEOFError, ExpectTimeoutError
 from ._control import (
     ModemChangeWatch,
     check_input_lines,
@@ -38,7 +39,14 @@ from ._settings import ModemLines, Parity, SerialSettings, SettingsChanges, Stop
 from ._surface import PortSurface
 from ._util import ConflictDetector
 
-__all__ = ["AnyioSerialStream", "SerialAttribute", "open_serial_port"]
+__all__ = [
+    "AnyioSerialStream",
+    "Expect",
+    "ExpectEOFError",
+    "ExpectTimeoutError",
+    "SerialAttribute",
+    "open_serial_port",
+]
 
 #: What ``send`` accepts.
 Buffer = bytes | bytearray | memoryview
