@@ -11,6 +11,7 @@ from ._errors import UnsupportedURLError
 from ._options import OpenOptions
 from ._port import DEFAULT_OPEN_OPTIONS, TtyPort
 from ._settings import SerialSettings
+from ._url import check_path
 
 __all__ = ["check_url", "open_core"]
 
@@ -33,6 +34,8 @@ def check_url(url: object) -> str:
     if not url:
         raise ValueError("port must be a device path or URL, got ''")
     scheme, sep, _ = url.partition("://")
+    if not sep:
+        check_path(url)
     if sep and scheme.lower() not in OPENERS:
         known = ", ".join(f"{s}://" for s in sorted(OPENERS)) or "none yet"
         raise UnsupportedURLError(
@@ -83,6 +86,7 @@ OPENERS.update(
 
 
 def _check_spy(url: str) -> None:
+    _spy.check_nesting(url)
     target, _ = _spy.parse_spy_url(url)
     check_url(target)
 

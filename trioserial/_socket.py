@@ -29,21 +29,26 @@ __all__ = ["SocketPort", "connect_tcp", "open_socket"]
 
 #: Seconds to wait for the TCP connection, unless the URL says ``?timeout=``.
 DEFAULT_CONNECT_TIMEOUT: Final = 5.0
+#: The longest ``?timeout=`` accepted: an hour. Longer waits are better
+#: written as a retry loop around the open, which a cancellation can end.
+MAX_TIMEOUT: Final = 3600.0
 logger: Final = logging.getLogger("trioserial.socket")
 _SIOCOUTQ: Final = termios.TIOCOUTQ  # the same ioctl number for sockets: unsent bytes
 _DRAIN_CHUNK: Final = 65536
 
 
 def parse_timeout(url: str, value: str | None, default: float) -> float:
+    """``?timeout=SECONDS``: a number of seconds, more than 0 and at most :data:`MAX_TIMEOUT`."""
     if value is None:
         return default
     try:
         timeout = float(value)
     except ValueError:
         timeout = -1.0
-    if not 0 < timeout < float("inf"):
+    if not 0 < timeout <= MAX_TIMEOUT:
         raise UnsupportedURLError(
-            f"malformed timeout {value!r} in {url!r}: expected seconds, a number > 0"
+            f"malformed timeout {value!r} in {url!r}: expected seconds, a number > 0 "
+            f"and at most {MAX_TIMEOUT:g}"
         )
     return timeout
 

@@ -38,9 +38,11 @@ from ._options import OpenOptions
 from ._settings import ModemLines, SerialSettings
 from ._url import parse_options, split_url
 
-__all__ = ["SpyPort", "Tracer", "hexdump", "open_spy"]
+__all__ = ["MAX_NESTING", "SpyPort", "Tracer", "check_nesting", "hexdump", "open_spy"]
 
 DEFAULT_LOGGER: Final = "trioserial.spy"
+#: How deep ``spy://spy://...`` may nest.
+MAX_NESTING: Final = 8
 _RX_COLOR: Final = "\x1b[32m"
 _TX_COLOR: Final = "\x1b[31m"
 _CONTROL_COLOR: Final = "\x1b[37m"
@@ -257,6 +259,22 @@ class SpyPort(PortCore):
 def _flow(settings: SerialSettings) -> str:
     flags = [name for name in ("xonxoff", "rtscts", "dsrdtr") if getattr(settings, name)]
     return f" {'+'.join(flags)}" if flags else ""
+
+
+def check_nesting(url: str) -> None:
+    """Refuse ``spy://`` nested more than :data:`MAX_NESTING` deep (each level is a
+    frame of recursion in the open, and more than one trace of the same port
+    tells nothing new)."""
+    depth = 0
+    rest = url
+    while rest[:6].lower() == "spy://":
+        depth += 1
+        rest = rest[6:]
+    if depth > MAX_NESTING:
+        shown = url if len(url) <= 60 else f"{url[:30]}...{url[-20:]}"
+        raise UnsupportedURLError(
+            f"spy:// nested {depth} deep in {shown!r}; at most {MAX_NESTING} levels are allowed"
+        )
 
 
 def parse_spy_url(url: str) -> tuple[str, dict[str, str | None]]:
