@@ -32,7 +32,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from typing import Final
+from typing import Final, NoReturn
 
 from . import _telnet as telnet
 from ._core import SocketCore
@@ -56,6 +56,14 @@ MAX_BUFFERED: Final = 1 << 20
 MAX_PENDING: Final = 65536
 #: ``poll_modem``: a modem state younger than this is fresh enough.
 MODEM_POLL_INTERVAL: Final = 0.3
+#: The most bytes one call (a read attempt, a control call) takes from the
+#: socket. Then it returns, and the front end waits for the socket again:
+#: a server that floods Telnet commands cannot keep the event loop busy.
+PUMP_BUDGET: Final = 16384
+#: A server that sends this many bytes of Telnet negotiation (commands,
+#: notifications) with no data byte and no answer to a request of ours
+#: between them is dropped: 1 MiB is about 150,000 modem-state reports.
+MAX_NEGOTIATION_WITHOUT_DATA: Final = 1 << 20
 
 
 class Options:
@@ -120,6 +128,7 @@ class RFC2217Port(SocketCore):
         self._break = False
         self._modem_time = -1.0
         self._poll_time = -1.0
+        self._broken: SerialPortError | None = None
         self.name = name
         self.settings = settings
 
@@ -173,28 +182,59 @@ class RFC2217Port(SocketCore):
         return written
 
     def _pump(self, sock: socket.socket, limit: int, *, for_data: bool = False) -> None:
-        """Read what the socket has and feed the protocol, until EAGAIN or *limit*."""
+        """Read what the socket has and feed the protocol, until EAGAIN, *limit*
+        buffered bytes or :data:`PUMP_BUDGET` bytes read."""
         got_any = False
-        while len(self._rx) < limit and not self._eof:
+        budget = PUMP_BUDGET
+        protocol = self._protocol
+        while len(self._rx) < limit and not self._eof and budget > 0:
             try:
-                chunk = sock.recv(CHUNK)
+                chunk = sock.recv(budget)
             except BlockingIOError:
                 if for_data and not got_any:
                     raise
                 break
             got_any = True
-            self._protocol.receive_data(chunk)
+            budget -= len(chunk)
+            protocol.receive_data(chunk)
             self._handle_events()
             if for_data and self._rx:
                 break
-        if self._protocol.closed:
+        if protocol.closed:
             self._eof = True
         if got_any and not for_data and (self._rx or self._eof):
             self.input_buffered()  # a control call read past data: wake the receiver
-        reply = self._protocol.data_to_send()
+        reply = protocol.data_to_send()
         if reply:
+            if len(self._pending) + len(reply) > MAX_PENDING:
+                self._drop(
+                    f"the server negotiates without reading the answers "
+                    f"({len(self._pending)} bytes of them are waiting)"
+                )
             self._pending += reply
             self._flush(sock)
+        if protocol.bytes_without_data > MAX_NEGOTIATION_WITHOUT_DATA:
+            self._drop(
+                f"the server sent {protocol.bytes_without_data} bytes of Telnet negotiation "
+                f"and no data"
+            )
+
+    def _drop(self, why: str) -> NoReturn:
+        """Give up on a hostile or broken server: every later call raises the same error."""
+        self._broken = SerialPortError(
+            f"dropped the connection to {self.name!r}: {why}", port=self.name, errno=errno.EPROTO
+        )
+        sock = self._sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        self._rx.clear()
+        raise self._broken
+
+    def _socket(self) -> socket.socket:
+        if self._broken is not None and self._sock is not None:
+            raise self._broken
+        return super()._socket()
 
     def _handle_events(self) -> None:
         protocol = self._protocol
