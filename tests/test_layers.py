@@ -25,6 +25,7 @@ LAYERS: dict[str, int] = {
     "_rfc2217": 1,
     "_resolve": 1,
     "_spy": 1,
+    "_netloop": 1,
     "_stream": 2,
     "_driver": 3,
     "anyio": 2,

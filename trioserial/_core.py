@@ -165,6 +165,17 @@ class PortCore(abc.ABC):
         """Apply *settings* (already validated) to the line, keeping buffered data."""
         raise self.unsupported("changing settings")
 
+    def settings_pending(self) -> float | None:
+        """After :meth:`apply_settings`: ``None`` once the change is in force,
+        else the seconds left to wait for the transport's answer (wait for
+        :meth:`fileno` to be readable, at most that long, and call again).
+
+        Local transports apply settings at once: this default says so. A
+        remote one (RFC 2217) raises the rejection here, having put the old
+        settings back.
+        """
+        return None
+
     # ------------------------------------------------------------ control
     # Non-blocking primitives of the control surface. The defaults say the
     # transport cannot do it; cores that can override them. Anything that

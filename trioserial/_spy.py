@@ -38,7 +38,16 @@ from ._options import OpenOptions
 from ._settings import ModemLines, SerialSettings
 from ._url import parse_options, split_url
 
-__all__ = ["MAX_NESTING", "SpyPort", "Tracer", "check_nesting", "hexdump", "open_spy"]
+__all__ = [
+    "MAX_NESTING",
+    "SpyPort",
+    "Tracer",
+    "check_nesting",
+    "hexdump",
+    "open_spy",
+    "start_trace",
+    "traced",
+]
 
 DEFAULT_LOGGER: Final = "trioserial.spy"
 #: How deep ``spy://spy://...`` may nest.
@@ -184,6 +193,9 @@ class SpyPort(PortCore):
         self._inner.apply_settings(settings)
         self.tracer.control("SET", settings.framing + _flow(settings))
 
+    def settings_pending(self) -> float | None:
+        return self._inner.settings_pending()
+
     def modem_lines(self) -> ModemLines:
         lines = self._inner.modem_lines()
         self.tracer.control(
@@ -287,10 +299,8 @@ def parse_spy_url(url: str) -> tuple[str, dict[str, str | None]]:
     return target, options
 
 
-def open_spy(
-    url: str, settings: SerialSettings, open_inner: Callable[[str, SerialSettings], PortCore]
-) -> SpyPort:
-    """Open the port *url* names with *open_inner*, and trace it. Blocking."""
+def start_trace(url: str) -> tuple[str, Tracer]:
+    """The port ``spy://PORT?options`` names, and the tracer its options ask for."""
     target, options = parse_spy_url(url)
     file: BinaryIO | None = None
     path = options.get("file")
@@ -310,10 +320,23 @@ def open_spy(
         raw="raw" in options,
         show_all="all" in options,
     )
+    return target, tracer
+
+
+def traced(url: str, target: str, tracer: Tracer, inner: PortCore) -> SpyPort:
+    """*inner*, the open port *target*, traced as ``spy://`` *url*."""
+    tracer.control("OPEN", f"{target} {inner.settings.framing}{_flow(inner.settings)}")
+    return SpyPort(inner, tracer, url)
+
+
+def open_spy(
+    url: str, settings: SerialSettings, open_inner: Callable[[str, SerialSettings], PortCore]
+) -> SpyPort:
+    """Open the port *url* names with *open_inner*, and trace it. Blocking."""
+    target, tracer = start_trace(url)
     try:
         inner = open_inner(target, settings)
     except BaseException:
         tracer.close()
         raise
-    tracer.control("OPEN", f"{target} {settings.framing}{_flow(settings)}")
-    return SpyPort(inner, tracer, url)
+    return traced(url, target, tracer, inner)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, NoReturn, final
+import socket
+from collections.abc import Sequence
+from typing import Any, Final, NoReturn, final
 
 import trio
 
@@ -20,7 +22,8 @@ from ._control import (
     drain_delay,
 )
 from ._core import DEFAULT_RECEIVE_SIZE, PortCore, byte_view, check_max_bytes
-from ._open import check_url, open_core
+from ._netloop import AddrInfo, Loop, wait_settings_applied
+from ._open import check_url, open_core, open_core_on_loop, opens_on_loop
 from ._options import OpenOptions, RS485Settings
 from ._settings import ModemLines, Parity, SerialSettings, StopBits
 from ._surface import PortSurface
@@ -407,6 +410,9 @@ class AsyncSerial(PortSurface, trio.abc.Stream):
         if new != core.settings:
             try:
                 core.apply_settings(new)
+                # A remote port answers later (bounded by its ?timeout).
+                with trio.CancelScope(shield=True):
+                    await wait_settings_applied(core, _TRIO_LOOP)
             except OSError as exc:
                 self._control_error(exc)
         await trio.lowlevel.cancel_shielded_checkpoint()
@@ -549,6 +555,33 @@ class AsyncSerial(PortSurface, trio.abc.Stream):
         return f"<trioserial.AsyncSerial {self._core.name!r} {state}>"
 
 
+async def _wait_readable_until(fd: int, deadline: float) -> bool:
+    with trio.move_on_at(deadline):
+        await trio.lowlevel.wait_readable(fd)
+        return True
+    return False
+
+
+async def _wait_writable_until(fd: int, deadline: float) -> bool:
+    with trio.move_on_at(deadline):
+        await trio.lowlevel.wait_writable(fd)
+        return True
+    return False
+
+
+async def _getaddrinfo(host: str, port: int) -> Sequence[AddrInfo]:
+    return await trio.socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+
+
+#: Trio's loop primitives, for the network opens (see ``_netloop``).
+_TRIO_LOOP: Final = Loop(
+    current_time=trio.current_time,
+    wait_readable=_wait_readable_until,
+    wait_writable=_wait_writable_until,
+    getaddrinfo=_getaddrinfo,
+)
+
+
 async def open_serial_port(
     port: str | os.PathLike[str],
     *,
@@ -568,12 +601,15 @@ async def open_serial_port(
 ) -> AsyncSerial:
     """Open a serial port and return it as an :class:`AsyncSerial`.
 
-    Settings are validated before anything is opened. The open itself (which
-    can block in the driver) runs in a worker thread, so the event loop never
-    stalls; it cannot be interrupted halfway, so a cancellation that arrives
-    meanwhile is delivered at the caller's next checkpoint, and the returned
-    port (or, if the caller drops it, the garbage collector) closes the fd:
-    nothing leaks.
+    Settings are validated before anything is opened. A network port
+    (``socket://``, ``rfc2217://``, also under ``spy://``) connects and
+    negotiates on the event loop: a cancellation ends the open at once and
+    closes its socket. Any other open (which can block in the driver) runs in
+    a worker thread, so the event loop never stalls. That cannot be
+    interrupted halfway: a cancellation that arrives meanwhile waits for it
+    to finish, closes the port again, and is then raised. Either way, by the
+    time a cancellation reaches the caller, no fd is left open and no lock
+    held.
 
     Args:
       port: a device path (``/dev/ttyUSB0``, ``/dev/serial/by-id/...``, a pty
@@ -626,9 +662,17 @@ async def open_serial_port(
     )
     options = OpenOptions(dtr=dtr, rts=rts, hupcl=hupcl, low_latency=low_latency, rs485=rs485)
     url = check_url(port)
+    if opens_on_loop(url):
+        return AsyncSerial(await open_core_on_loop(url, settings, options, _TRIO_LOOP))
     # The core comes back through a box, not as the thread's return value:
     # trio's worker thread keeps its last result alive until its next job, and
     # a port the caller drops must be closable by the garbage collector.
     box: list[PortCore] = []
     await trio.to_thread.run_sync(lambda: box.append(open_core(url, settings, options)))
-    return AsyncSerial(box.pop())
+    core = box.pop()
+    try:
+        await trio.lowlevel.checkpoint_if_cancelled()
+    except BaseException:
+        core.close()  # cancelled while the thread opened it: not the caller's to close
+        raise
+    return AsyncSerial(core)

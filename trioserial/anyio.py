@@ -13,10 +13,12 @@ This module never imports :mod:`trio` or ``trioserial._stream``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
-from collections.abc import Callable, Mapping
-from typing import Any, NoReturn, final
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final, NoReturn, final
 
 import anyio
 import anyio.lowlevel
@@ -32,7 +34,8 @@ from ._control import (
     drain_delay,
 )
 from ._core import DEFAULT_RECEIVE_SIZE, PortCore, byte_view, check_max_bytes
-from ._open import check_url, open_core
+from ._netloop import AddrInfo, Loop, wait_settings_applied
+from ._open import check_url, open_core, open_core_on_loop, opens_on_loop
 from ._options import OpenOptions, RS485Settings
 from ._settings import ModemLines, Parity, SerialSettings, StopBits
 from ._surface import PortSurface
@@ -402,6 +405,9 @@ class AnyioSerialStream(PortSurface, ByteStream):
         if new != core.settings:
             try:
                 core.apply_settings(new)
+                # A remote port answers later (bounded by its ?timeout).
+                with anyio.CancelScope(shield=True):
+                    await wait_settings_applied(core, _ANYIO_LOOP)
             except OSError as exc:
                 self._control_error(exc)
         await anyio.lowlevel.cancel_shielded_checkpoint()
@@ -505,6 +511,66 @@ class AnyioSerialStream(PortSurface, ByteStream):
         return f"<trioserial.anyio.AnyioSerialStream {self._core.name!r} {state}>"
 
 
+async def _wait_readable_until(fd: int, deadline: float) -> bool:
+    with anyio.move_on_after(deadline - anyio.current_time()):
+        await anyio.wait_readable(fd)
+        return True
+    return False
+
+
+async def _wait_writable_until(fd: int, deadline: float) -> bool:
+    with anyio.move_on_after(deadline - anyio.current_time()):
+        await anyio.wait_writable(fd)
+        return True
+    return False
+
+
+async def _getaddrinfo(host: str, port: int) -> Sequence[AddrInfo]:
+    return await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+
+
+#: anyio's loop primitives, for the network opens (see ``_netloop``).
+_ANYIO_LOOP: Final = Loop(
+    current_time=anyio.current_time,
+    wait_readable=_wait_readable_until,
+    wait_writable=_wait_writable_until,
+    getaddrinfo=_getaddrinfo,
+)
+
+
+async def _open_in_thread(open_: Callable[[], PortCore]) -> PortCore:
+    """Run *open_* in a worker thread, to its end whatever cancellation comes.
+
+    On Trio nothing gets through the shield of :func:`anyio.to_thread.run_sync`.
+    On asyncio a native cancellation (``task.cancel()``, ``asyncio.timeout``)
+    does, and the thread would go on opening (and locking) the port after the
+    caller was told the open was cancelled: so there the wait for the thread
+    is repeated until it has finished, the port is closed, and the
+    cancellation is raised then.
+    """
+    box: list[PortCore] = []  # not the thread's result: workers keep theirs alive
+    if sniffio.current_async_library() != "asyncio":
+        await anyio.to_thread.run_sync(lambda: box.append(open_()))
+        return box.pop()
+    future = asyncio.get_running_loop().run_in_executor(None, lambda: box.append(open_()))
+    cancelled: asyncio.CancelledError | None = None
+    with anyio.CancelScope(shield=True):
+        while True:
+            try:
+                await asyncio.shield(future)
+                break
+            except asyncio.CancelledError as exc:
+                cancelled = cancelled or exc
+                if future.done():
+                    break
+    if cancelled is None:
+        future.result()
+        return box.pop()
+    if box:
+        box.pop().close()
+    raise cancelled
+
+
 async def open_serial_port(
     port: str | os.PathLike[str],
     *,
@@ -526,12 +592,15 @@ async def open_serial_port(
 
     The anyio twin of :func:`trioserial.open_serial_port`, with the same
     arguments (``dtr``, ``rts``, ``hupcl``, ``low_latency``, ``rs485``: see
-    there) and errors. Settings are validated before anything is opened;
-    the open itself runs in a worker thread (:func:`anyio.to_thread.run_sync`),
-    so the event loop never stalls. The open cannot be interrupted halfway: a
-    cancellation that arrives meanwhile is delivered at the caller's next
-    checkpoint, and the returned port (or, if the caller drops it, the garbage
-    collector) closes the fd, so nothing leaks.
+    there) and errors. Settings are validated before anything is opened. A
+    network port (``socket://``, ``rfc2217://``, also under ``spy://``)
+    connects and negotiates on the event loop: a cancellation ends the open
+    at once and closes its socket. Any other open runs in a worker thread, so
+    the event loop never stalls, and cannot be interrupted halfway: a
+    cancellation that arrives meanwhile (on asyncio, also a native one such
+    as ``task.cancel()``) waits for it to finish, closes the port again, and
+    is then raised. Either way, by the time a cancellation reaches the
+    caller, no fd is left open and no lock held.
 
     Raises:
       TypeError, ValueError: a setting or *port* is malformed.
@@ -556,8 +625,12 @@ async def open_serial_port(
     )
     options = OpenOptions(dtr=dtr, rts=rts, hupcl=hupcl, low_latency=low_latency, rs485=rs485)
     url = check_url(port)
-    # Through a box, not the thread's return value: a worker thread can keep
-    # its last result alive, and a dropped port must be closable by the GC.
-    box: list[PortCore] = []
-    await anyio.to_thread.run_sync(lambda: box.append(open_core(url, settings, options)))
-    return AnyioSerialStream(box.pop())
+    if opens_on_loop(url):
+        return AnyioSerialStream(await open_core_on_loop(url, settings, options, _ANYIO_LOOP))
+    core = await _open_in_thread(lambda: open_core(url, settings, options))
+    try:
+        await anyio.lowlevel.checkpoint_if_cancelled()
+    except BaseException:
+        core.close()  # cancelled while the thread opened it: not the caller's to close
+        raise
+    return AnyioSerialStream(core)
