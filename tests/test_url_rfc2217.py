@@ -12,6 +12,7 @@ import os
 import socket
 import termios
 
+import anyio
 import pytest
 import trio
 import trio.testing
@@ -28,7 +29,8 @@ from url_servers import (
 )
 
 import trioserial
-from trioserial import _termios
+import trioserial.anyio
+from trioserial import StopBits, _termios
 from trioserial._rfc2217 import RFC2217Port
 
 __all__ = ["portmanager_loop", "pty_fds", "ser2net", "sredird"]  # fixtures used by name
@@ -142,6 +144,72 @@ async def test_sredird_data_and_baud_rate(sredird: PtyServer) -> None:
         rfc(port).apply_settings(port.settings.replace(baudrate=38400))
         await round_trip(port, sredird.master)
         assert _termios.get_baudrate(sredird.slave) == 38400
+
+
+async def test_sredird_rejecting_a_baud_rate_is_an_error_and_settings_say_what_is_in_force(
+    sredird: PtyServer,
+) -> None:
+    # sredird cannot make 921600: it falls back to 9600 and answers so.
+    # RFC 2217's answer is the rate in force, and settings must say that.
+    url = sredird.url + "?ign_set_control"
+    async with await trioserial.open_serial_port(url, baudrate=9600) as port:
+        await port.reconfigure(baudrate=19200)  # accepted: in force when the call returns
+        assert port.settings.baudrate == 19200
+        assert _termios.get_baudrate(sredird.slave) == 19200
+        with pytest.raises(trioserial.UnsupportedOperationError) as info:
+            await port.reconfigure(baudrate=921600)
+        message = str(info.value)
+        assert "rejected baudrate 921600 baud (it answered 9600 baud)" in message
+        assert url in message
+        assert port.settings.baudrate == 9600
+        assert _termios.get_baudrate(sredird.slave) == 9600
+        # The port goes on working at the rate in force.
+        await port.send_all(b"still here")
+        assert await read_fd(sredird.master, 10) == b"still here"
+        # Stop bits acknowledged, the rate rejected: settings say exactly that.
+        with pytest.raises(trioserial.UnsupportedOperationError):
+            await port.reconfigure(baudrate=921600, stopbits=2)
+        assert (port.settings.baudrate, port.settings.stopbits) == (9600, StopBits.TWO)
+        await port.send_all(b"!")  # behind the settings: applied when it arrives
+        assert await read_fd(sredird.master, 1) == b"!"
+        assert termios.tcgetattr(sredird.slave)[2] & termios.CSTOPB
+
+
+def test_sredird_rejection_through_anyio_on_asyncio(sredird: PtyServer) -> None:
+    async def main() -> None:
+        url = sredird.url + "?ign_set_control"
+        async with await trioserial.anyio.open_serial_port(url, baudrate=9600) as port:
+            with pytest.raises(trioserial.UnsupportedOperationError, match="921600 baud"):
+                await port.reconfigure(baudrate=921600)
+            assert port.settings.baudrate == 9600
+
+    anyio.run(main, backend="asyncio")
+
+
+async def test_a_server_that_never_answers_the_settings(nursery: trio.Nursery) -> None:
+    # It answers the open, then nothing: reconfigure ends at ?timeout, saying so.
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port_no = listeners[0].socket.getsockname()[1]
+    opened = trio.Event()
+
+    async def serve() -> None:
+        async with listeners[0], await listeners[0].accept() as stream:
+            await stream.send_all(bytes((255, 253, 44, 255, 251, 44)))
+            buffer = bytearray()
+            while not opened.is_set():
+                buffer += await stream.receive_some()
+                for command, value in client_requests(buffer):
+                    answer = bytes((255, 250, 44, command + 100)) + value + bytes((255, 240))
+                    await stream.send_all(answer)
+                    if command == 12:
+                        opened.set()
+            await trio.sleep_forever()
+
+    nursery.start_soon(serve)
+    url = f"rfc2217://127.0.0.1:{port_no}?timeout=0.3"
+    async with await trioserial.open_serial_port(url) as port:
+        with trio.fail_after(10), pytest.raises(trioserial.SerialPortError, match=r"within 0\.3 s"):
+            await port.reconfigure(baudrate=9600)
 
 
 # -------------------------------------------------------------- PortManager

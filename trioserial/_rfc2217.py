@@ -256,13 +256,12 @@ class RFC2217Port(SocketCore):
                 logger.debug("%s: modem state 0x%02x", self.name, event.value)
             elif isinstance(event, telnet.Rejected):
                 if event.what in LINE_SETTINGS and self._unconfirmed is not None:
-                    # What the server keeps is what was in force before.
-                    self._rejection = UnsupportedOperationError(
+                    self.settings = in_force(self._unconfirmed, self.settings, event)
+                    self._rejection = self._rejection or UnsupportedOperationError(
                         f"{self.name!r} (rfc2217): the server rejected {describe(event)}; "
-                        f"the settings stay {self._unconfirmed.framing}",
+                        f"in force: {self.settings.framing}",
                         port=self.name,
                     )
-                    self.settings, self._unconfirmed = self._unconfirmed, None
                 else:
                     logger.warning("%s: the server rejected %s", self.name, describe(event))
             elif isinstance(event, telnet.Closed):
@@ -320,7 +319,7 @@ class RFC2217Port(SocketCore):
         """
         self._pump(self._socket(), MAX_BUFFERED)
         if self._rejection is not None:
-            rejection, self._rejection = self._rejection, None
+            rejection, self._rejection, self._unconfirmed = self._rejection, None, None
             raise rejection
         if self._unconfirmed is None or not any(
             self._protocol.pending(what) for what in LINE_SETTINGS
@@ -421,12 +420,41 @@ class RFC2217Port(SocketCore):
         self._rx.clear()
 
 
+def in_force(
+    before: SerialSettings, after: SerialSettings, rejection: telnet.Rejected
+) -> SerialSettings:
+    """The settings in force once the server rejected one part of a change from *before* to *after*.
+
+    The answer to SET-BAUDRATE is the rate the server uses (RFC 2217), which
+    may differ from the one before (sredird falls back to 9600): believe it.
+    Another rejected part keeps its value from before; parts the server
+    acknowledged are in force.
+    """
+    if rejection.what == "baudrate" and len(rejection.answer) >= 4:
+        rate = int(struct.unpack("!I", rejection.answer[:4])[0])
+        if rate > 0:
+            return after.replace(baudrate=rate)
+    field = _SETTING_FIELDS[rejection.what]
+    return after.replace(**{field: getattr(before, field)})
+
+
+_SETTING_FIELDS: Final = {
+    "baudrate": "baudrate",
+    "datasize": "bytesize",
+    "parity": "parity",
+    "stopsize": "stopbits",
+}
+
+
 def describe(rejection: telnet.Rejected) -> str:
     """``"baudrate 921600 (it answered 9600)"``: a rejection in the request's own units."""
     requested, answer = rejection.requested, rejection.answer
     if rejection.what == "baudrate":
+        # The first four bytes (sredird sends eight: the rate, then zeros).
         shown = [
-            f"{struct.unpack('!I', value)[0]} baud" if len(value) == 4 else value.hex() or "nothing"
+            f"{struct.unpack('!I', value[:4])[0]} baud"
+            if len(value) >= 4
+            else value.hex() or "nothing"
             for value in (requested, answer)
         ]
     else:
