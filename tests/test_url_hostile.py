@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import tracemalloc
 
 import anyio
 import anyio.lowlevel
@@ -22,7 +23,7 @@ from url_servers import MAX_FLOOD_SECONDS, flood_server
 
 import trioserial
 import trioserial.anyio
-from trioserial._rfc2217 import MAX_PENDING, RFC2217Port
+from trioserial._rfc2217 import MAX_BUFFERED, MAX_PENDING, RFC2217Port
 
 pytestmark = pytest.mark.usefixtures("no_fd_leaks")
 
@@ -168,3 +169,19 @@ async def test_sync_in_waiting_does_bounded_work(kind: str) -> None:
             assert re.search(WHY[kind], str(error))
             assert calls > 2  # each call did a bounded share of the work
         assert not server.ran_out.is_set()
+
+
+async def test_an_open_that_waits_for_acknowledgements_buffers_boundedly() -> None:
+    # The server agrees to RFC 2217, then floods data and never answers the
+    # settings: the open fails at ?timeout, having kept at most MAX_BUFFERED
+    # bytes of that data (it would be dropped at the purge anyway).
+    with flood_server(b"x" * 4096, acknowledge=False) as server:
+        tracemalloc.start()
+        try:
+            with pytest.raises(trioserial.SerialPortError, match="no answer from the server"):
+                await trioserial.open_serial_port(server.url + "?timeout=1")
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert server.sent[0] > 8 * MAX_BUFFERED  # the flood was large ...
+        assert peak < 4 * MAX_BUFFERED  # ... and the open did not keep it

@@ -288,17 +288,22 @@ class FloodServer:
 
     url: str
     ran_out: threading.Event
+    #: Bytes of flood the client's socket took so far.
+    sent: list[int]
 
 
 MAX_FLOOD_SECONDS = 20.0
 
 
 @contextlib.contextmanager
-def flood_server(flood: bytes) -> Iterator[FloodServer]:
+def flood_server(flood: bytes, *, acknowledge: bool = True) -> Iterator[FloodServer]:
+    """A :class:`FloodServer`; with ``acknowledge=False`` it agrees to RFC 2217
+    and then floods at once, never answering the client's settings."""
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     ran_out = threading.Event()
     stopping = threading.Event()
+    sent = [0]
 
     def serve() -> None:
         listener.settimeout(0.05)
@@ -310,7 +315,10 @@ def flood_server(flood: bytes) -> Iterator[FloodServer]:
             with conn:
                 conn.settimeout(None)
                 try:
-                    _answer_requests(conn)
+                    if acknowledge:
+                        _answer_requests(conn)
+                    else:
+                        conn.sendall(bytes((255, 253, 44, 255, 251, 44)))
                 except OSError:
                     continue
                 block = flood * max(1, 65536 // len(flood))
@@ -322,14 +330,14 @@ def flood_server(flood: bytes) -> Iterator[FloodServer]:
                             ran_out.set()
                             break
                         with contextlib.suppress(TimeoutError):  # the client is not reading
-                            conn.send(block)
+                            sent[0] += conn.send(block)
                 except OSError:
                     pass  # the client dropped us
 
     thread = threading.Thread(target=serve, name="flood server", daemon=True)
     thread.start()
     try:
-        yield FloodServer(f"rfc2217://127.0.0.1:{port}", ran_out)
+        yield FloodServer(f"rfc2217://127.0.0.1:{port}", ran_out, sent)
     finally:
         stopping.set()
         thread.join(10)
