@@ -26,6 +26,8 @@ LAYERS: dict[str, int] = {
     "_resolve": 1,
     "_spy": 1,
     "_netloop": 1,
+    "_trio_loop": 2,
+    "_anyio_loop": 2,
     "_stream": 2,
     "_driver": 3,
     "anyio": 2,

@@ -32,6 +32,7 @@ import trio
 from conftest import fds_not_leaked
 
 import trioserial
+import trioserial._anyio_loop
 import trioserial.anyio
 from trioserial._core import PortCore
 from trioserial._open import open_core
@@ -171,7 +172,7 @@ def test_asyncio_native_cancel_mid_open_waits_and_closes(
     pty_path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     gate = Gate()
-    monkeypatch.setattr(trioserial.anyio, "open_core", gate.open)
+    monkeypatch.setattr(trioserial._anyio_loop, "open_core", gate.open)
 
     async def main() -> None:
         with fds_not_leaked():

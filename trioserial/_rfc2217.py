@@ -5,12 +5,20 @@ protocol, driven here over a non-blocking TCP socket with the same
 non-blocking attempts as every core, so both front ends wait on the socket
 like on a tty.
 
-The opener (run in a worker thread) connects, negotiates Telnet options,
-sets the line and waits for the server's acknowledgements, blocking with a
-deadline. After that nothing ever waits: a settings change, DTR/RTS, break
-and purge are sent (in order with the data around them, so the server
-applies them before it forwards data written later) and their
-acknowledgements are checked as they arrive; a rejection is logged.
+The opener connects, negotiates Telnet options, sets the line and waits for
+the server's acknowledgements, each step bounded by ``?timeout``; it is an
+async function that waits through a :class:`~._netloop.Loop`, so it runs
+on the event loop (cancellable at once) or, with blocking waits, in a
+thread. After that nothing ever waits, except for the answer to a settings
+change (:meth:`RFC2217Port.settings_pending`): DTR/RTS, break and purge are
+sent (in order with the data around them, so the server applies them before
+it forwards data written later) and their acknowledgements are checked as
+they arrive; a rejection of those is logged.
+
+A hostile server is bounded: each call reads at most :data:`PUMP_BUDGET`
+bytes, answers it does not read are bounded by :data:`MAX_PENDING`, and
+after :data:`MAX_NEGOTIATION_WITHOUT_DATA` bytes of negotiation with no data
+the connection is dropped (every later call raises the same error).
 
 URL options, as pyserial's:
 
@@ -18,8 +26,9 @@ URL options, as pyserial's:
   (DTR, RTS, break, flow control). ser2net on a pty and sredird need it.
 * ``poll_modem``: ask for NOTIFY-MODEMSTATE when the modem lines are read,
   for servers that do not send changes on their own.
-* ``timeout=SECONDS``: how long to wait for the connection and for each
-  negotiation step while opening (default 3).
+* ``timeout=SECONDS``: how long to wait for the connection, for each
+  negotiation step while opening and for the answer to a settings change
+  (default 3, at most an hour).
 * ``logging=debug|info|warning|error``: the level of the
   ``trioserial.rfc2217`` logger.
 """

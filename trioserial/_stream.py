@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
-from collections.abc import Sequence
-from typing import Any, Final, NoReturn, final
+from typing import Any, NoReturn, final
 
 import trio
 
@@ -22,11 +20,12 @@ from ._control import (
     drain_delay,
 )
 from ._core import DEFAULT_RECEIVE_SIZE, PortCore, byte_view, check_max_bytes
-from ._netloop import AddrInfo, Loop, wait_settings_applied
-from ._open import check_url, open_core, open_core_on_loop, opens_on_loop
+from ._netloop import wait_settings_applied
+from ._open import check_url
 from ._options import OpenOptions, RS485Settings
 from ._settings import ModemLines, Parity, SerialSettings, StopBits
 from ._surface import PortSurface
+from ._trio_loop import TRIO_LOOP, open_core_trio
 from ._util import ConflictDetector
 
 #: What ``send_all`` accepts, as in :mod:`trio`.
@@ -403,6 +402,9 @@ class AsyncSerial(PortSurface, trio.abc.Stream):
           trioserial.SerialPortError: the driver rejected the settings (such
             as a rate the hardware cannot make); the old settings stay in
             force.
+          trioserial.UnsupportedOperationError: an RFC 2217 server answered
+            another value (``settings`` then says what it answered); the
+            call waits for the answer, at most the URL's ``timeout``.
         """
         new = self._core.settings.replace(**changes)
         core = self._live_core()
@@ -412,7 +414,7 @@ class AsyncSerial(PortSurface, trio.abc.Stream):
                 core.apply_settings(new)
                 # A remote port answers later (bounded by its ?timeout).
                 with trio.CancelScope(shield=True):
-                    await wait_settings_applied(core, _TRIO_LOOP)
+                    await wait_settings_applied(core, TRIO_LOOP)
             except OSError as exc:
                 self._control_error(exc)
         await trio.lowlevel.cancel_shielded_checkpoint()
@@ -555,33 +557,6 @@ class AsyncSerial(PortSurface, trio.abc.Stream):
         return f"<trioserial.AsyncSerial {self._core.name!r} {state}>"
 
 
-async def _wait_readable_until(fd: int, deadline: float) -> bool:
-    with trio.move_on_at(deadline):
-        await trio.lowlevel.wait_readable(fd)
-        return True
-    return False
-
-
-async def _wait_writable_until(fd: int, deadline: float) -> bool:
-    with trio.move_on_at(deadline):
-        await trio.lowlevel.wait_writable(fd)
-        return True
-    return False
-
-
-async def _getaddrinfo(host: str, port: int) -> Sequence[AddrInfo]:
-    return await trio.socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-
-
-#: Trio's loop primitives, for the network opens (see ``_netloop``).
-_TRIO_LOOP: Final = Loop(
-    current_time=trio.current_time,
-    wait_readable=_wait_readable_until,
-    wait_writable=_wait_writable_until,
-    getaddrinfo=_getaddrinfo,
-)
-
-
 async def open_serial_port(
     port: str | os.PathLike[str],
     *,
@@ -661,18 +636,4 @@ async def open_serial_port(
         exclusive=exclusive,
     )
     options = OpenOptions(dtr=dtr, rts=rts, hupcl=hupcl, low_latency=low_latency, rs485=rs485)
-    url = check_url(port)
-    if opens_on_loop(url):
-        return AsyncSerial(await open_core_on_loop(url, settings, options, _TRIO_LOOP))
-    # The core comes back through a box, not as the thread's return value:
-    # trio's worker thread keeps its last result alive until its next job, and
-    # a port the caller drops must be closable by the garbage collector.
-    box: list[PortCore] = []
-    await trio.to_thread.run_sync(lambda: box.append(open_core(url, settings, options)))
-    core = box.pop()
-    try:
-        await trio.lowlevel.checkpoint_if_cancelled()
-    except BaseException:
-        core.close()  # cancelled while the thread opened it: not the caller's to close
-        raise
-    return AsyncSerial(core)
+    return AsyncSerial(await open_core_trio(check_url(port), settings, options))

@@ -13,12 +13,10 @@ This module never imports :mod:`trio` or ``trioserial._stream``.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
-import socket
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final, NoReturn, final
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn, final
 
 import anyio
 import anyio.lowlevel
@@ -26,6 +24,7 @@ import anyio.to_thread
 import sniffio
 from anyio.abc import ByteStream
 
+from ._anyio_loop import ANYIO_LOOP, open_core_anyio
 from ._control import (
     ModemChangeWatch,
     check_input_lines,
@@ -34,8 +33,8 @@ from ._control import (
     drain_delay,
 )
 from ._core import DEFAULT_RECEIVE_SIZE, PortCore, byte_view, check_max_bytes
-from ._netloop import AddrInfo, Loop, wait_settings_applied
-from ._open import check_url, open_core, open_core_on_loop, opens_on_loop
+from ._netloop import wait_settings_applied
+from ._open import check_url
 from ._options import OpenOptions, RS485Settings
 from ._settings import ModemLines, Parity, SerialSettings, StopBits
 from ._surface import PortSurface
@@ -398,6 +397,9 @@ class AnyioSerialStream(PortSurface, ByteStream):
           trioserial.PortBusyError: ``exclusive=True`` but another handle holds the lock.
           trioserial.SerialPortError: the driver rejected the settings; the old
             ones stay in force.
+          trioserial.UnsupportedOperationError: an RFC 2217 server answered
+            another value (``settings`` then says what it answered); the
+            call waits for the answer, at most the URL's ``timeout``.
         """
         new = self._core.settings.replace(**changes)
         core = self._live_core()
@@ -407,7 +409,7 @@ class AnyioSerialStream(PortSurface, ByteStream):
                 core.apply_settings(new)
                 # A remote port answers later (bounded by its ?timeout).
                 with anyio.CancelScope(shield=True):
-                    await wait_settings_applied(core, _ANYIO_LOOP)
+                    await wait_settings_applied(core, ANYIO_LOOP)
             except OSError as exc:
                 self._control_error(exc)
         await anyio.lowlevel.cancel_shielded_checkpoint()
@@ -511,66 +513,6 @@ class AnyioSerialStream(PortSurface, ByteStream):
         return f"<trioserial.anyio.AnyioSerialStream {self._core.name!r} {state}>"
 
 
-async def _wait_readable_until(fd: int, deadline: float) -> bool:
-    with anyio.move_on_after(deadline - anyio.current_time()):
-        await anyio.wait_readable(fd)
-        return True
-    return False
-
-
-async def _wait_writable_until(fd: int, deadline: float) -> bool:
-    with anyio.move_on_after(deadline - anyio.current_time()):
-        await anyio.wait_writable(fd)
-        return True
-    return False
-
-
-async def _getaddrinfo(host: str, port: int) -> Sequence[AddrInfo]:
-    return await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-
-
-#: anyio's loop primitives, for the network opens (see ``_netloop``).
-_ANYIO_LOOP: Final = Loop(
-    current_time=anyio.current_time,
-    wait_readable=_wait_readable_until,
-    wait_writable=_wait_writable_until,
-    getaddrinfo=_getaddrinfo,
-)
-
-
-async def _open_in_thread(open_: Callable[[], PortCore]) -> PortCore:
-    """Run *open_* in a worker thread, to its end whatever cancellation comes.
-
-    On Trio nothing gets through the shield of :func:`anyio.to_thread.run_sync`.
-    On asyncio a native cancellation (``task.cancel()``, ``asyncio.timeout``)
-    does, and the thread would go on opening (and locking) the port after the
-    caller was told the open was cancelled: so there the wait for the thread
-    is repeated until it has finished, the port is closed, and the
-    cancellation is raised then.
-    """
-    box: list[PortCore] = []  # not the thread's result: workers keep theirs alive
-    if sniffio.current_async_library() != "asyncio":
-        await anyio.to_thread.run_sync(lambda: box.append(open_()))
-        return box.pop()
-    future = asyncio.get_running_loop().run_in_executor(None, lambda: box.append(open_()))
-    cancelled: asyncio.CancelledError | None = None
-    with anyio.CancelScope(shield=True):
-        while True:
-            try:
-                await asyncio.shield(future)
-                break
-            except asyncio.CancelledError as exc:
-                cancelled = cancelled or exc
-                if future.done():
-                    break
-    if cancelled is None:
-        future.result()
-        return box.pop()
-    if box:
-        box.pop().close()
-    raise cancelled
-
-
 async def open_serial_port(
     port: str | os.PathLike[str],
     *,
@@ -624,13 +566,4 @@ async def open_serial_port(
         exclusive=exclusive,
     )
     options = OpenOptions(dtr=dtr, rts=rts, hupcl=hupcl, low_latency=low_latency, rs485=rs485)
-    url = check_url(port)
-    if opens_on_loop(url):
-        return AnyioSerialStream(await open_core_on_loop(url, settings, options, _ANYIO_LOOP))
-    core = await _open_in_thread(lambda: open_core(url, settings, options))
-    try:
-        await anyio.lowlevel.checkpoint_if_cancelled()
-    except BaseException:
-        core.close()  # cancelled while the thread opened it: not the caller's to close
-        raise
-    return AnyioSerialStream(core)
+    return AnyioSerialStream(await open_core_anyio(check_url(port), settings, options))
