@@ -70,3 +70,10 @@ async def test_spy_nesting_up_to_the_limit_opens() -> None:
     async with await open_serial_port("spy://" * MAX_NESTING + "loop://?raw") as port:
         await port.send_all(b"x")
         assert await port.receive_some() == b"x"
+
+
+@pytest.mark.parametrize("url", ["/dev/pts/0\x00", "/dev/tty\ud800", "spy:///dev/tty\ud800"])
+def test_the_driver_refuses_such_a_path_before_its_presence_check(url: str) -> None:
+    with pytest.raises(ValueError, match="malformed device path") as info:
+        trioserial.PySerial(url)
+    assert not isinstance(info.value, UnicodeError)
