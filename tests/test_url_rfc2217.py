@@ -175,6 +175,45 @@ async def test_sredird_rejecting_a_baud_rate_is_an_error_and_settings_say_what_i
         assert termios.tcgetattr(sredird.slave)[2] & termios.CSTOPB
 
 
+async def test_reconfigure_while_another_task_is_blocked_receiving(sredird: PtyServer) -> None:
+    # The receiver waits on the socket; the settings' answer still reaches
+    # reconfigure, and data that arrives meanwhile still reaches the receiver.
+    url = sredird.url + "?ign_set_control"
+    async with await trioserial.open_serial_port(url, baudrate=9600) as port:
+        received = trio.Event()
+
+        async def receiver() -> None:
+            assert await receive_exactly(port, 5) == b"hello"
+            received.set()
+
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(receiver)
+                await trio.testing.wait_all_tasks_blocked()
+                await port.reconfigure(baudrate=38400)
+                assert _termios.get_baudrate(sredird.slave) == 38400
+                with pytest.raises(trioserial.UnsupportedOperationError):
+                    await port.reconfigure(baudrate=921600)
+                os.write(sredird.master, b"hello")
+                await received.wait()
+
+
+def test_anyio_reconfigure_while_another_task_is_blocked_receiving(sredird: PtyServer) -> None:
+    async def main() -> None:
+        url = sredird.url + "?ign_set_control"
+        async with (
+            await trioserial.anyio.open_serial_port(url, baudrate=9600) as port,
+            anyio.create_task_group() as tg,
+        ):
+            tg.start_soon(port.receive)
+            await anyio.wait_all_tasks_blocked()  # the receiver waits on the socket
+            await port.reconfigure(baudrate=38400)
+            assert port.settings.baudrate == 38400
+            tg.cancel_scope.cancel()
+
+    anyio.run(main, backend="asyncio")
+
+
 def test_sredird_rejection_through_anyio_on_asyncio(sredird: PtyServer) -> None:
     async def main() -> None:
         url = sredird.url + "?ign_set_control"
