@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 import termios
+from functools import partial
 
 import anyio
 import pytest
@@ -249,6 +251,48 @@ async def test_a_server_that_never_answers_the_settings(nursery: trio.Nursery) -
     async with await trioserial.open_serial_port(url) as port:
         with trio.fail_after(10), pytest.raises(trioserial.SerialPortError, match=r"within 0\.3 s"):
             await port.reconfigure(baudrate=9600)
+
+
+async def test_a_receive_that_starts_while_reconfigure_waits(nursery: trio.Nursery) -> None:
+    # The server holds its answer to the new baud rate until told: a receive
+    # started meanwhile waits on the socket as usual (no "another task is
+    # waiting" error), and both complete once the answer and data arrive.
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port_no = listeners[0].socket.getsockname()[1]
+    answer_now = trio.Event()
+
+    async def serve() -> None:
+        async with listeners[0], await listeners[0].accept() as stream:
+            await stream.send_all(bytes((255, 253, 44, 255, 251, 44)))
+            buffer = bytearray()
+            while True:
+                chunk = await stream.receive_some()
+                if not chunk:
+                    return
+                buffer += chunk
+                for command, value in client_requests(buffer):
+                    if command == 1 and value == struct.pack("!I", 9600):
+                        await answer_now.wait()
+                        value = value + b"late"  # the answer, then data behind it
+                    answer = bytes((255, 250, 44, command + 100)) + value[:4] + bytes((255, 240))
+                    await stream.send_all(answer + value[4:])
+
+    nursery.start_soon(serve)
+    async with await trioserial.open_serial_port(f"rfc2217://127.0.0.1:{port_no}") as port:
+        got: list[bytes] = []
+
+        async def receiver() -> None:
+            got.append(await receive_exactly(port, 4))
+
+        with trio.fail_after(10):
+            async with trio.open_nursery() as inner:
+                inner.start_soon(partial(port.reconfigure, baudrate=9600))
+                await trio.testing.wait_all_tasks_blocked()
+                inner.start_soon(receiver)
+                await trio.testing.wait_all_tasks_blocked()
+                answer_now.set()
+        assert got == [b"late"]
+        assert port.settings.baudrate == 9600
 
 
 # -------------------------------------------------------------- PortManager

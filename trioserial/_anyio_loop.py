@@ -24,18 +24,9 @@ from ._settings import SerialSettings
 __all__ = ["ANYIO_LOOP", "open_core_anyio"]
 
 
-#: How often to look again when another task is already waiting on the fd.
-SHARED_WAIT_POLL: Final = 0.01
-
-
 async def _wait_readable_until(fd: int, deadline: float) -> bool:
     with anyio.move_on_after(deadline - anyio.current_time()):
-        try:
-            await anyio.wait_readable(fd)
-        except anyio.BusyResourceError:
-            # A receiver waits on the fd (a settings change's answer while a
-            # receive is blocked): it reads what comes, so look again soon.
-            await anyio.sleep(SHARED_WAIT_POLL)
+        await anyio.wait_readable(fd)
         return True
     return False
 
@@ -57,6 +48,7 @@ ANYIO_LOOP: Final = Loop(
     wait_readable=_wait_readable_until,
     wait_writable=_wait_writable_until,
     getaddrinfo=_getaddrinfo,
+    sleep=anyio.sleep,
 )
 
 

@@ -51,12 +51,14 @@ class Loop:
       wait_writable: the same for writability.
       getaddrinfo: ``(host, port) -> addresses`` for a TCP connection
         (:func:`socket.getaddrinfo` with ``type=SOCK_STREAM``); cancellable.
+      sleep: ``(seconds)``, a checkpoint.
     """
 
     current_time: Callable[[], float]
     wait_readable: Callable[[int, float], Awaitable[bool]]
     wait_writable: Callable[[int, float], Awaitable[bool]]
     getaddrinfo: Callable[[str, int], Awaitable[Sequence[AddrInfo]]]
+    sleep: Callable[[float], Awaitable[None]]
 
 
 def _blocking_wait(events: int) -> Callable[[int, float], Awaitable[bool]]:
@@ -77,12 +79,17 @@ async def _blocking_getaddrinfo(host: str, port: int) -> Sequence[AddrInfo]:
     return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
 
 
+async def _blocking_sleep(seconds: float) -> None:
+    time.sleep(seconds)  # noqa: ASYNC251 - BLOCKING blocks by design (run_blocking)
+
+
 #: Blocking waits, for :func:`run_blocking` (in a worker thread, never on a loop).
 BLOCKING: Final = Loop(
     current_time=time.monotonic,
     wait_readable=_blocking_wait(select.POLLIN),
     wait_writable=_blocking_wait(select.POLLOUT),
     getaddrinfo=_blocking_getaddrinfo,
+    sleep=_blocking_sleep,
 )
 
 
@@ -126,10 +133,22 @@ async def recv_some(sock: socket.socket, size: int, loop: Loop, deadline: float)
             continue
 
 
+#: The first and the longest pause between looks at a settings change's answer.
+SETTINGS_POLL: Final = (0.001, 0.02)
+
+
 async def wait_settings_applied(core: PortCore, loop: Loop) -> None:
     """Wait until *core* reports the last :meth:`~PortCore.apply_settings` in force.
 
+    It looks at the core after pauses that grow from 1 ms to 20 ms, instead
+    of waiting on the fd: a receive or send of another task may be waiting
+    on it, and Trio and anyio allow one waiter per fd and direction. (A
+    receiver that reads the answer first hands it to the core, which this
+    sees at its next look.)
+
     Raises what :meth:`~PortCore.settings_pending` raises (a rejection, a timeout).
     """
+    pause, longest = SETTINGS_POLL
     while (left := core.settings_pending()) is not None:
-        await loop.wait_readable(core.fileno(), loop.current_time() + left)
+        await loop.sleep(min(pause, left))
+        pause = min(pause * 2, longest)

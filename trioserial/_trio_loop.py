@@ -20,18 +20,9 @@ from ._settings import SerialSettings
 __all__ = ["TRIO_LOOP", "open_core_trio"]
 
 
-#: How often to look again when another task is already waiting on the fd.
-SHARED_WAIT_POLL: Final = 0.01
-
-
 async def _wait_readable_until(fd: int, deadline: float) -> bool:
     with trio.move_on_at(deadline):
-        try:
-            await trio.lowlevel.wait_readable(fd)
-        except trio.BusyResourceError:
-            # A receiver waits on the fd (a settings change's answer while a
-            # receive is blocked): it reads what comes, so look again soon.
-            await trio.sleep(SHARED_WAIT_POLL)
+        await trio.lowlevel.wait_readable(fd)
         return True
     return False
 
@@ -53,6 +44,7 @@ TRIO_LOOP: Final = Loop(
     wait_readable=_wait_readable_until,
     wait_writable=_wait_writable_until,
     getaddrinfo=_getaddrinfo,
+    sleep=trio.sleep,
 )
 
 
