@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import socket
 import tracemalloc
 
 import anyio
@@ -185,3 +186,33 @@ async def test_an_open_that_waits_for_acknowledgements_buffers_boundedly() -> No
             tracemalloc.stop()
         assert server.sent[0] > 8 * MAX_BUFFERED  # the flood was large ...
         assert peak < 4 * MAX_BUFFERED  # ... and the open did not keep it
+
+
+def test_one_call_reads_at_most_the_budget() -> None:
+    # No event loop: a connected socket pair with 1 MiB of IAC NOP waiting.
+    # Each call takes at most PUMP_BUDGET of it and leaves the rest in the kernel.
+    from trioserial import SerialSettings
+    from trioserial._rfc2217 import PUMP_BUDGET, Options
+    from trioserial._socket import unread_bytes
+    from trioserial._telnet import RFC2217Client
+
+    ours, theirs = socket.socketpair()
+    with theirs:
+        theirs.setblocking(False)
+        url = "rfc2217://test:1"
+        core = RFC2217Port(ours, url, SerialSettings(), RFC2217Client(), Options(url))
+        try:
+            flood = FLOODS["nop"] * 8192
+            sent = 0
+            with contextlib.suppress(BlockingIOError):
+                while sent < 1 << 20:
+                    sent += theirs.send(flood)
+            before = unread_bytes(ours)
+            assert before > 2 * PUMP_BUDGET
+            assert core.in_waiting() == 0
+            assert before - unread_bytes(ours) <= PUMP_BUDGET
+            with pytest.raises(BlockingIOError):
+                core.read_nowait(100)
+            assert before - unread_bytes(ours) <= 2 * PUMP_BUDGET
+        finally:
+            core.close()
