@@ -167,12 +167,13 @@ class PortCore(abc.ABC):
 
     def settings_pending(self) -> float | None:
         """After :meth:`apply_settings`: ``None`` once the change is in force,
-        else the seconds left to wait for the transport's answer (wait for
-        :meth:`fileno` to be readable, at most that long, and call again).
+        else the seconds left to wait for the transport's answer (call again
+        within them: the answer arrives on :meth:`fileno`, and any call that
+        reads it, this one or a receive, hands it to the core).
 
         Local transports apply settings at once: this default says so. A
-        remote one (RFC 2217) raises the rejection here, having put the old
-        settings back.
+        remote one (RFC 2217) raises a rejection here, with :attr:`settings`
+        already saying what is in force.
         """
         return None
 

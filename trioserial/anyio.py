@@ -20,7 +20,6 @@ from typing import Any, NoReturn, final
 
 import anyio
 import anyio.lowlevel
-import anyio.to_thread
 import sniffio
 from anyio.abc import ByteStream
 
