@@ -314,3 +314,33 @@ def test_an_endless_subnegotiation_of_escaped_iacs_is_cut_too() -> None:
     assert len(proto._sub or b"") <= t.MAX_SUBNEGOTIATION
     proto.receive_data(bytes((IAC, SE)) + b"x")
     assert events(proto) == [t.ModemState(0xFF), t.Data(b"x")]
+
+
+def test_a_repeated_request_for_an_unknown_option_is_refused_once() -> None:
+    # RFC 1143: answer a change of state; "still no" is none. A server that
+    # repeats WILL/DO without end must not make our answers pile up.
+    proto = negotiated()
+    proto.receive_data(bytes((IAC, WILL, 99, IAC, DO, 98)) * 1000)
+    assert proto.data_to_send() == bytes((IAC, DONT, 99, IAC, WONT, 98))
+    proto.receive_data(bytes((IAC, WILL, 99, IAC, DO, 98)))
+    assert proto.data_to_send() == b""
+
+
+def test_negotiation_without_data_is_counted() -> None:
+    proto = negotiated()
+    nops = bytes((IAC, 241)) * 50
+    start = proto.bytes_without_data  # the negotiation itself
+    proto.receive_data(nops)
+    proto.receive_data(server_sub(107, b"\x30"))
+    assert proto.bytes_without_data == start + len(nops) + 7
+    proto.receive_data(nops + b"x" + nops[:10])  # a data byte: the count starts again
+    assert proto.bytes_without_data == 0
+    proto.receive_data(nops)
+    proto.receive_data(b"plain")
+    assert proto.bytes_without_data == 0
+    proto.receive_data(nops)
+    proto.set_baudrate(9600)
+    proto.receive_data(server_sub(101, struct.pack("!I", 9600)))  # an answer we asked for
+    assert proto.bytes_without_data == 0
+    proto.receive_data(server_sub(101, struct.pack("!I", 9600)))  # one we did not
+    assert proto.bytes_without_data == 10

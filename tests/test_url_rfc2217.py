@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 import termios
+from functools import partial
 
+import anyio
 import pytest
 import trio
 import trio.testing
@@ -29,6 +32,8 @@ from url_servers import (
 )
 
 import trioserial
+import trioserial.anyio
+from trioserial import StopBits
 from trioserial._rfc2217 import RFC2217Port
 
 __all__ = ["portmanager_loop", "pty_fds", "ser2net", "sredird"]  # fixtures used by name
@@ -142,6 +147,153 @@ async def test_sredird_data_and_baud_rate(sredird: PtyServer) -> None:
         rfc(port).apply_settings(port.settings.replace(baudrate=38400))
         await round_trip(port, sredird.master)
         assert get_baudrate(sredird.slave) == 38400
+
+
+async def test_sredird_rejecting_a_baud_rate_is_an_error_and_settings_say_what_is_in_force(
+    sredird: PtyServer,
+) -> None:
+    # sredird cannot make 921600: it falls back to 9600 and answers so.
+    # RFC 2217's answer is the rate in force, and settings must say that.
+    url = sredird.url + "?ign_set_control"
+    async with await trioserial.open_serial_port(url, baudrate=9600) as port:
+        await port.reconfigure(baudrate=19200)  # accepted: in force when the call returns
+        assert port.settings.baudrate == 19200
+        assert get_baudrate(sredird.slave) == 19200
+        with pytest.raises(trioserial.UnsupportedOperationError) as info:
+            await port.reconfigure(baudrate=921600)
+        message = str(info.value)
+        assert "rejected baudrate 921600 baud (it answered 9600 baud)" in message
+        assert url in message
+        assert port.settings.baudrate == 9600
+        assert get_baudrate(sredird.slave) == 9600
+        # The port goes on working at the rate in force.
+        await port.send_all(b"still here")
+        assert await read_fd(sredird.master, 10) == b"still here"
+        # Stop bits acknowledged, the rate rejected: settings say exactly that.
+        with pytest.raises(trioserial.UnsupportedOperationError):
+            await port.reconfigure(baudrate=921600, stopbits=2)
+        assert (port.settings.baudrate, port.settings.stopbits) == (9600, StopBits.TWO)
+        await port.send_all(b"!")  # behind the settings: applied when it arrives
+        assert await read_fd(sredird.master, 1) == b"!"
+        assert termios.tcgetattr(sredird.slave)[2] & termios.CSTOPB
+
+
+async def test_reconfigure_while_another_task_is_blocked_receiving(sredird: PtyServer) -> None:
+    # The receiver waits on the socket; the settings' answer still reaches
+    # reconfigure, and data that arrives meanwhile still reaches the receiver.
+    url = sredird.url + "?ign_set_control"
+    async with await trioserial.open_serial_port(url, baudrate=9600) as port:
+        received = trio.Event()
+
+        async def receiver() -> None:
+            assert await receive_exactly(port, 5) == b"hello"
+            received.set()
+
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(receiver)
+                await trio.testing.wait_all_tasks_blocked()
+                await port.reconfigure(baudrate=38400)
+                assert get_baudrate(sredird.slave) == 38400
+                with pytest.raises(trioserial.UnsupportedOperationError):
+                    await port.reconfigure(baudrate=921600)
+                os.write(sredird.master, b"hello")
+                await received.wait()
+
+
+def test_anyio_reconfigure_while_another_task_is_blocked_receiving(sredird: PtyServer) -> None:
+    async def main() -> None:
+        url = sredird.url + "?ign_set_control"
+        async with (
+            await trioserial.anyio.open_serial_port(url, baudrate=9600) as port,
+            anyio.create_task_group() as tg,
+        ):
+            tg.start_soon(port.receive)
+            await anyio.wait_all_tasks_blocked()  # the receiver waits on the socket
+            await port.reconfigure(baudrate=38400)
+            assert port.settings.baudrate == 38400
+            tg.cancel_scope.cancel()
+
+    anyio.run(main, backend="asyncio")
+
+
+def test_sredird_rejection_through_anyio_on_asyncio(sredird: PtyServer) -> None:
+    async def main() -> None:
+        url = sredird.url + "?ign_set_control"
+        async with await trioserial.anyio.open_serial_port(url, baudrate=9600) as port:
+            with pytest.raises(trioserial.UnsupportedOperationError, match="921600 baud"):
+                await port.reconfigure(baudrate=921600)
+            assert port.settings.baudrate == 9600
+
+    anyio.run(main, backend="asyncio")
+
+
+async def test_a_server_that_never_answers_the_settings(nursery: trio.Nursery) -> None:
+    # It answers the open, then nothing: reconfigure ends at ?timeout, saying so.
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port_no = listeners[0].socket.getsockname()[1]
+    opened = trio.Event()
+
+    async def serve() -> None:
+        async with listeners[0], await listeners[0].accept() as stream:
+            await stream.send_all(bytes((255, 253, 44, 255, 251, 44)))
+            buffer = bytearray()
+            while not opened.is_set():
+                buffer += await stream.receive_some()
+                for command, value in client_requests(buffer):
+                    answer = bytes((255, 250, 44, command + 100)) + value + bytes((255, 240))
+                    await stream.send_all(answer)
+                    if command == 12:
+                        opened.set()
+            await trio.sleep_forever()
+
+    nursery.start_soon(serve)
+    url = f"rfc2217://127.0.0.1:{port_no}?timeout=0.3"
+    async with await trioserial.open_serial_port(url) as port:
+        with trio.fail_after(10), pytest.raises(trioserial.SerialPortError, match=r"within 0\.3 s"):
+            await port.reconfigure(baudrate=9600)
+
+
+async def test_a_receive_that_starts_while_reconfigure_waits(nursery: trio.Nursery) -> None:
+    # The server holds its answer to the new baud rate until told: a receive
+    # started meanwhile waits on the socket as usual (no "another task is
+    # waiting" error), and both complete once the answer and data arrive.
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port_no = listeners[0].socket.getsockname()[1]
+    answer_now = trio.Event()
+
+    async def serve() -> None:
+        async with listeners[0], await listeners[0].accept() as stream:
+            await stream.send_all(bytes((255, 253, 44, 255, 251, 44)))
+            buffer = bytearray()
+            while True:
+                chunk = await stream.receive_some()
+                if not chunk:
+                    return
+                buffer += chunk
+                for command, value in client_requests(buffer):
+                    if command == 1 and value == struct.pack("!I", 9600):
+                        await answer_now.wait()
+                        value = value + b"late"  # the answer, then data behind it
+                    answer = bytes((255, 250, 44, command + 100)) + value[:4] + bytes((255, 240))
+                    await stream.send_all(answer + value[4:])
+
+    nursery.start_soon(serve)
+    async with await trioserial.open_serial_port(f"rfc2217://127.0.0.1:{port_no}") as port:
+        got: list[bytes] = []
+
+        async def receiver() -> None:
+            got.append(await receive_exactly(port, 4))
+
+        with trio.fail_after(10):
+            async with trio.open_nursery() as inner:
+                inner.start_soon(partial(port.reconfigure, baudrate=9600))
+                await trio.testing.wait_all_tasks_blocked()
+                inner.start_soon(receiver)
+                await trio.testing.wait_all_tasks_blocked()
+                answer_now.set()
+        assert got == [b"late"]
+        assert port.settings.baudrate == 9600
 
 
 # -------------------------------------------------------------- PortManager

@@ -18,6 +18,7 @@ from url_servers import SocatPty, free_tcp_port, socat_tcp_pty
 import trioserial
 import trioserial._socket
 from trioserial._control import close_drain_limit
+from trioserial._netloop import Loop
 from trioserial.testing import clog
 
 __all__ = ["socat_tcp_pty"]  # the fixture, used by name below
@@ -249,8 +250,10 @@ async def test_reset_during_the_open_is_a_serial_port_error_and_leaks_nothing(
     listener.listen(1)
     real_connect = trioserial._socket.connect_tcp
 
-    def connect_then_reset(url: str, host: str, port: int, timeout: float) -> socket.socket:
-        sock = real_connect(url, host, port, timeout)
+    async def connect_then_reset(
+        url: str, host: str, port: int, seconds: float, loop: Loop
+    ) -> socket.socket:
+        sock = await real_connect(url, host, port, seconds, loop)
         server, _ = listener.accept()
         server.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         server.close()

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -252,3 +253,92 @@ class _Sender:
 
     def write(self, data: bytes) -> None:
         self.conn.sendall(data)
+
+
+# ------------------------------------------------------------ hostile servers
+
+
+def _answer_requests(conn: socket.socket) -> None:
+    """Play a minimal, correct RFC 2217 server until the client's PURGE-DATA is answered."""
+    conn.sendall(bytes((255, 253, 44, 255, 251, 44)))  # IAC DO / WILL COM-PORT-OPTION
+    buffer = bytearray()
+    while True:
+        chunk = conn.recv(4096)
+        if not chunk:
+            raise ConnectionResetError("the client left during the negotiation")
+        buffer += chunk
+        while (start := buffer.find(bytes((255, 250, 44)))) >= 0 and (
+            end := buffer.find(bytes((255, 240)), start)
+        ) >= 0:
+            command, value = buffer[start + 3], bytes(buffer[start + 4 : end])
+            del buffer[: end + 2]
+            conn.sendall(bytes((255, 250, 44, command + 100)) + value + bytes((255, 240)))
+            if command == 12:  # PURGE-DATA: the open is complete
+                return
+
+
+@attrs.define
+class FloodServer:
+    """An RFC 2217 server that negotiates correctly, then sends *flood* without end.
+
+    It never reads again after the negotiation. ``ran_out`` is set only if it
+    flooded for ``MAX_FLOOD_SECONDS`` without the client leaving: a client
+    call that returned before then did not wait for the flood to end.
+    """
+
+    url: str
+    ran_out: threading.Event
+    #: Bytes of flood the client's socket took so far.
+    sent: list[int]
+
+
+MAX_FLOOD_SECONDS = 20.0
+
+
+@contextlib.contextmanager
+def flood_server(flood: bytes, *, acknowledge: bool = True) -> Iterator[FloodServer]:
+    """A :class:`FloodServer`; with ``acknowledge=False`` it agrees to RFC 2217
+    and then floods at once, never answering the client's settings."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    ran_out = threading.Event()
+    stopping = threading.Event()
+    sent = [0]
+
+    def serve() -> None:
+        listener.settimeout(0.05)
+        while not stopping.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(None)
+                try:
+                    if acknowledge:
+                        _answer_requests(conn)
+                    else:
+                        conn.sendall(bytes((255, 253, 44, 255, 251, 44)))
+                except OSError:
+                    continue
+                block = flood * max(1, 65536 // len(flood))
+                conn.settimeout(0.05)
+                deadline = time.monotonic() + MAX_FLOOD_SECONDS
+                try:
+                    while not stopping.is_set():
+                        if time.monotonic() > deadline:
+                            ran_out.set()
+                            break
+                        with contextlib.suppress(TimeoutError):  # the client is not reading
+                            sent[0] += conn.send(block)
+                except OSError:
+                    pass  # the client dropped us
+
+    thread = threading.Thread(target=serve, name="flood server", daemon=True)
+    thread.start()
+    try:
+        yield FloodServer(f"rfc2217://127.0.0.1:{port}", ran_out, sent)
+    finally:
+        stopping.set()
+        thread.join(10)
+        listener.close()

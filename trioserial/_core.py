@@ -166,6 +166,18 @@ class PortCore(abc.ABC):
         """Apply *settings* (already validated) to the line, keeping buffered data."""
         raise self.unsupported("changing settings")
 
+    def settings_pending(self) -> float | None:
+        """After :meth:`apply_settings`: ``None`` once the change is in force,
+        else the seconds left to wait for the transport's answer (call again
+        within them: the answer arrives on :meth:`fileno`, and any call that
+        reads it, this one or a receive, hands it to the core).
+
+        Local transports apply settings at once: this default says so. A
+        remote one (RFC 2217) raises a rejection here, with :attr:`settings`
+        already saying what is in force.
+        """
+        return None
+
     # ------------------------------------------------------------ control
     # Non-blocking primitives of the control surface. The defaults say the
     # transport cannot do it; cores that can override them. Anything that

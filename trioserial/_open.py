@@ -1,23 +1,34 @@
-"""From a port name or URL to an open core (layer 1, blocking: run off the event loop)."""
+"""From a port name or URL to an open core (layer 1).
+
+:func:`open_core` blocks (run it off the event loop); network ports also
+open on the event loop with :func:`open_core_on_loop`.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 from ._core import PortCore
 from ._errors import UnsupportedURLError
+from ._netloop import BLOCKING, Loop, run_blocking
 from ._options import OpenOptions
 from ._port import DEFAULT_OPEN_OPTIONS, TtyPort
 from ._settings import SerialSettings
+from ._url import check_path
 
-__all__ = ["check_url", "open_core"]
+__all__ = ["check_url", "open_core", "open_core_on_loop", "opens_on_loop"]
 
 Opener = Callable[[str, SerialSettings], PortCore]
 
 #: scheme -> opener. A device path (no ``scheme://``) always opens a tty.
 OPENERS: Final[dict[str, Opener]] = {}
+
+#: scheme -> opener that waits through a :class:`~._netloop.Loop` (network
+#: transports): on the event loop in the front ends, with
+#: :data:`~._netloop.BLOCKING` in :func:`open_core`.
+LOOP_OPENERS: Final[dict[str, Callable[[str, SerialSettings, Loop], Awaitable[PortCore]]]] = {}
 
 #: scheme -> pure URL check (syntax and options), run by :func:`check_url`
 #: before any I/O; raises :exc:`~trioserial.UnsupportedURLError`.
@@ -33,6 +44,8 @@ def check_url(url: object) -> str:
     if not url:
         raise ValueError("port must be a device path or URL, got ''")
     scheme, sep, _ = url.partition("://")
+    if not sep:
+        check_path(url)
     if sep and scheme.lower() not in OPENERS:
         known = ", ".join(f"{s}://" for s in sorted(OPENERS)) or "none yet"
         raise UnsupportedURLError(
@@ -56,7 +69,10 @@ def open_core(
     scheme, sep, _ = url.partition("://")
     if not sep:
         return TtyPort.open(url, settings, options)
-    core = OPENERS[scheme.lower()](url, settings)
+    return _with_options(OPENERS[scheme.lower()](url, settings), options)
+
+
+def _with_options(core: PortCore, options: OpenOptions) -> PortCore:
     if options != DEFAULT_OPEN_OPTIONS:
         try:
             core.apply_open_options(options)
@@ -66,15 +82,53 @@ def open_core(
     return core
 
 
+def opens_on_loop(url: str) -> bool:
+    """Whether *url* (checked) is a network port, maybe under ``spy://``: the front
+    ends open it on the event loop with :func:`open_core_on_loop`."""
+    rest = url
+    while rest[:6].lower() == "spy://":
+        rest = rest[6:]
+    scheme, sep, _ = rest.partition("://")
+    return bool(sep) and scheme.lower() in LOOP_OPENERS
+
+
+async def open_core_on_loop(
+    url: str, settings: SerialSettings, options: OpenOptions, loop: Loop
+) -> PortCore:
+    """:func:`open_core` for a URL :func:`opens_on_loop` accepts, waiting through *loop*.
+
+    Cancellation (through *loop*'s waits): the open ends there, and every
+    socket and trace file it made is closed.
+    """
+    url = check_url(url)
+    return _with_options(await _open_on_loop(url, settings, loop), options)
+
+
+async def _open_on_loop(url: str, settings: SerialSettings, loop: Loop) -> PortCore:
+    scheme = url.partition("://")[0].lower()
+    if scheme != "spy":
+        return await LOOP_OPENERS[scheme](url, settings, loop)
+    target, tracer = _spy.start_trace(url)
+    try:
+        inner = await _open_on_loop(target, settings, loop)
+    except BaseException:
+        tracer.close()
+        raise
+    return _spy.traced(url, target, tracer, inner)
+
+
 # ------------------------------------------------------------ URL schemes
 # Imported here, after open_core exists: spy:// opens its inner port with it.
 from . import _loop, _resolve, _rfc2217, _socket, _spy  # noqa: E402
 
+LOOP_OPENERS.update({"socket": _socket.open_socket, "rfc2217": _rfc2217.open_rfc2217})
 OPENERS.update(
     {
         "loop": _loop.open_loop,
-        "socket": _socket.open_socket,
-        "rfc2217": _rfc2217.open_rfc2217,
+        "socket": lambda url, settings: run_blocking(_socket.open_socket(url, settings, BLOCKING)),
+        "rfc2217": lambda url, settings: run_blocking(
+            _rfc2217.open_rfc2217(url, settings, BLOCKING)
+        ),
         "alt": _resolve.open_alt,
         "hwgrep": _resolve.open_hwgrep,
         "spy": lambda url, settings: _spy.open_spy(url, settings, open_core),
@@ -83,6 +137,7 @@ OPENERS.update(
 
 
 def _check_spy(url: str) -> None:
+    _spy.check_nesting(url)
     target, _ = _spy.parse_spy_url(url)
     check_url(target)
 

@@ -18,7 +18,7 @@ import serial
 from ._errors import PortNotFoundError, SerialPortError, UnsupportedURLError
 from ._port import TtyPort
 from ._settings import SerialSettings
-from ._url import is_decimal, parse_options, split_url
+from ._url import check_path, is_decimal, parse_options, split_url
 
 #: Where udev keeps the stable names of USB serial adapters.
 BY_ID_DIR: Final = "/dev/serial/by-id"
@@ -84,6 +84,7 @@ def parse_alt_url(url: str) -> str:
             )
     if not path:
         raise UnsupportedURLError(f"missing device path in {url!r}: expected alt://PATH")
+    check_path(path, UnsupportedURLError, url)
     return path
 
 

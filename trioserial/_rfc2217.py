@@ -5,12 +5,20 @@ protocol, driven here over a non-blocking TCP socket with the same
 non-blocking attempts as every core, so both front ends wait on the socket
 like on a tty.
 
-The opener (run in a worker thread) connects, negotiates Telnet options,
-sets the line and waits for the server's acknowledgements, blocking with a
-deadline. After that nothing ever waits: a settings change, DTR/RTS, break
-and purge are sent (in order with the data around them, so the server
-applies them before it forwards data written later) and their
-acknowledgements are checked as they arrive; a rejection is logged.
+The opener connects, negotiates Telnet options, sets the line and waits for
+the server's acknowledgements, each step bounded by ``?timeout``; it is an
+async function that waits through a :class:`~._netloop.Loop`, so it runs
+on the event loop (cancellable at once) or, with blocking waits, in a
+thread. After that nothing ever waits, except for the answer to a settings
+change (:meth:`RFC2217Port.settings_pending`): DTR/RTS, break and purge are
+sent (in order with the data around them, so the server applies them before
+it forwards data written later) and their acknowledgements are checked as
+they arrive; a rejection of those is logged.
+
+A hostile server is bounded: each call reads at most :data:`PUMP_BUDGET`
+bytes, answers it does not read are bounded by :data:`MAX_PENDING`, and
+after :data:`MAX_NEGOTIATION_WITHOUT_DATA` bytes of negotiation with no data
+the connection is dropped (every later call raises the same error).
 
 URL options, as pyserial's:
 
@@ -18,8 +26,9 @@ URL options, as pyserial's:
   (DTR, RTS, break, flow control). ser2net on a pty and sredird need it.
 * ``poll_modem``: ask for NOTIFY-MODEMSTATE when the modem lines are read,
   for servers that do not send changes on their own.
-* ``timeout=SECONDS``: how long to wait for the connection and for each
-  negotiation step while opening (default 3).
+* ``timeout=SECONDS``: how long to wait for the connection, for each
+  negotiation step while opening and for the answer to a settings change
+  (default 3, at most an hour).
 * ``logging=debug|info|warning|error``: the level of the
   ``trioserial.rfc2217`` logger.
 """
@@ -30,13 +39,15 @@ import contextlib
 import errno
 import logging
 import socket
+import struct
 import time
 from collections.abc import Callable
-from typing import Final
+from typing import Final, NoReturn
 
 from . import _telnet as telnet
 from ._core import SocketCore
-from ._errors import SerialPortError
+from ._errors import SerialPortError, UnsupportedOperationError
+from ._netloop import Loop, recv_some, send_all
 from ._settings import ModemLines, SerialSettings
 from ._socket import closed_on_failure, connect_tcp, parse_timeout, unsent_bytes
 from ._url import parse_host_port, parse_log_level, parse_options, split_url
@@ -54,8 +65,18 @@ MAX_BUFFERED: Final = 1 << 20
 #: How much protocol output may wait for room in the socket before control
 #: methods give up (the server has stopped reading).
 MAX_PENDING: Final = 65536
+#: The acknowledgements that make up the line settings (``telnet.Rejected.what``).
+LINE_SETTINGS: Final = ("baudrate", "datasize", "parity", "stopsize")
 #: ``poll_modem``: a modem state younger than this is fresh enough.
 MODEM_POLL_INTERVAL: Final = 0.3
+#: The most bytes one call (a read attempt, a control call) takes from the
+#: socket. Then it returns, and the front end waits for the socket again:
+#: a server that floods Telnet commands cannot keep the event loop busy.
+PUMP_BUDGET: Final = 16384
+#: A server that sends this many bytes of Telnet negotiation (commands,
+#: notifications) with no data byte and no answer to a request of ours
+#: between them is dropped: 1 MiB is about 150,000 modem-state reports.
+MAX_NEGOTIATION_WITHOUT_DATA: Final = 1 << 20
 
 
 class Options:
@@ -120,6 +141,12 @@ class RFC2217Port(SocketCore):
         self._break = False
         self._modem_time = -1.0
         self._poll_time = -1.0
+        self._broken: SerialPortError | None = None
+        # The settings in force before an apply_settings the server has not
+        # answered yet (None: all answered), and its rejection, if it came.
+        self._unconfirmed: SerialSettings | None = None
+        self._rejection: UnsupportedOperationError | None = None
+        self._settings_deadline = 0.0
         self.name = name
         self.settings = settings
 
@@ -173,28 +200,59 @@ class RFC2217Port(SocketCore):
         return written
 
     def _pump(self, sock: socket.socket, limit: int, *, for_data: bool = False) -> None:
-        """Read what the socket has and feed the protocol, until EAGAIN or *limit*."""
+        """Read what the socket has and feed the protocol, until EAGAIN, *limit*
+        buffered bytes or :data:`PUMP_BUDGET` bytes read."""
         got_any = False
-        while len(self._rx) < limit and not self._eof:
+        budget = PUMP_BUDGET
+        protocol = self._protocol
+        while len(self._rx) < limit and not self._eof and budget > 0:
             try:
-                chunk = sock.recv(CHUNK)
+                chunk = sock.recv(budget)
             except BlockingIOError:
                 if for_data and not got_any:
                     raise
                 break
             got_any = True
-            self._protocol.receive_data(chunk)
+            budget -= len(chunk)
+            protocol.receive_data(chunk)
             self._handle_events()
             if for_data and self._rx:
                 break
-        if self._protocol.closed:
+        if protocol.closed:
             self._eof = True
         if got_any and not for_data and (self._rx or self._eof):
             self.input_buffered()  # a control call read past data: wake the receiver
-        reply = self._protocol.data_to_send()
+        reply = protocol.data_to_send()
         if reply:
+            if len(self._pending) + len(reply) > MAX_PENDING:
+                self._drop(
+                    f"the server negotiates without reading the answers "
+                    f"({len(self._pending)} bytes of them are waiting)"
+                )
             self._pending += reply
             self._flush(sock)
+        if protocol.bytes_without_data > MAX_NEGOTIATION_WITHOUT_DATA:
+            self._drop(
+                f"the server sent {protocol.bytes_without_data} bytes of Telnet negotiation "
+                f"and no data"
+            )
+
+    def _drop(self, why: str) -> NoReturn:
+        """Give up on a hostile or broken server: every later call raises the same error."""
+        self._broken = SerialPortError(
+            f"dropped the connection to {self.name!r}: {why}", port=self.name, errno=errno.EPROTO
+        )
+        sock = self._sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        self._rx.clear()
+        raise self._broken
+
+    def _socket(self) -> socket.socket:
+        if self._broken is not None and self._sock is not None:
+            raise self._broken
+        return super()._socket()
 
     def _handle_events(self) -> None:
         protocol = self._protocol
@@ -206,13 +264,15 @@ class RFC2217Port(SocketCore):
                 self._modem_time = time.monotonic()
                 logger.debug("%s: modem state 0x%02x", self.name, event.value)
             elif isinstance(event, telnet.Rejected):
-                logger.warning(
-                    "%s: the server answered %s %r with %r",
-                    self.name,
-                    event.what,
-                    event.requested,
-                    event.answer,
-                )
+                if event.what in LINE_SETTINGS and self._unconfirmed is not None:
+                    self.settings = in_force(self._unconfirmed, self.settings, event)
+                    self._rejection = self._rejection or UnsupportedOperationError(
+                        f"{self.name!r} (rfc2217): the server rejected {describe(event)}; "
+                        f"in force: {self.settings.framing}",
+                        port=self.name,
+                    )
+                else:
+                    logger.warning("%s: the server rejected %s", self.name, describe(event))
             elif isinstance(event, telnet.Closed):
                 self._eof = True
             elif event is telnet.NEED_DATA:
@@ -252,7 +312,39 @@ class RFC2217Port(SocketCore):
         if (settings.rtscts, settings.xonxoff) != (self.settings.rtscts, self.settings.xonxoff):
             message += self._protocol.set_flow_control(settings)
         self._send(message)
+        if self._unconfirmed is None:
+            self._unconfirmed = self.settings
+        self._rejection = None
+        self._settings_deadline = time.monotonic() + self._options.timeout
         self.settings = settings
+
+    def settings_pending(self) -> float | None:
+        """Wait for the server's answer to the line settings (see :class:`PortCore`).
+
+        Raises:
+          UnsupportedOperationError: the server answered another value (a
+            baud rate it cannot make): the settings from before are kept.
+          SerialPortError: no answer within ``?timeout`` (``ETIMEDOUT``).
+        """
+        self._pump(self._socket(), MAX_BUFFERED)
+        if self._rejection is not None:
+            rejection, self._rejection, self._unconfirmed = self._rejection, None, None
+            raise rejection
+        if self._unconfirmed is None or not any(
+            self._protocol.pending(what) for what in LINE_SETTINGS
+        ):
+            self._unconfirmed = None
+            return None
+        left = self._settings_deadline - time.monotonic()
+        if left <= 0:
+            self._unconfirmed = None
+            raise SerialPortError(
+                f"no answer from the server of {self.name!r} to the settings "
+                f"{self.settings.framing} within {self._options.timeout:g} s",
+                port=self.name,
+                errno=errno.ETIMEDOUT,
+            )
+        return left
 
     def modem_lines(self) -> ModemLines:
         sock = self._socket()
@@ -337,14 +429,57 @@ class RFC2217Port(SocketCore):
         self._rx.clear()
 
 
+def in_force(
+    before: SerialSettings, after: SerialSettings, rejection: telnet.Rejected
+) -> SerialSettings:
+    """The settings in force once the server rejected one part of a change from *before* to *after*.
+
+    The answer to SET-BAUDRATE is the rate the server uses (RFC 2217), which
+    may differ from the one before (sredird falls back to 9600): believe it.
+    Another rejected part keeps its value from before; parts the server
+    acknowledged are in force.
+    """
+    if rejection.what == "baudrate" and len(rejection.answer) >= 4:
+        rate = int(struct.unpack("!I", rejection.answer[:4])[0])
+        if rate > 0:
+            return after.replace(baudrate=rate)
+    field = _SETTING_FIELDS[rejection.what]
+    return after.replace(**{field: getattr(before, field)})
+
+
+_SETTING_FIELDS: Final = {
+    "baudrate": "baudrate",
+    "datasize": "bytesize",
+    "parity": "parity",
+    "stopsize": "stopbits",
+}
+
+
+def describe(rejection: telnet.Rejected) -> str:
+    """``"baudrate 921600 (it answered 9600)"``: a rejection in the request's own units."""
+    requested, answer = rejection.requested, rejection.answer
+    if rejection.what == "baudrate":
+        # The first four bytes (sredird sends eight: the rate, then zeros).
+        shown = [
+            f"{struct.unpack('!I', value[:4])[0]} baud"
+            if len(value) >= 4
+            else value.hex() or "nothing"
+            for value in (requested, answer)
+        ]
+    else:
+        shown = [value.hex() or "nothing" for value in (requested, answer)]
+    return f"{rejection.what} {shown[0]} (it answered {shown[1]})"
+
+
 # ------------------------------------------------------------------ opening
 
 
-def _exchange(
+async def _exchange(
     sock: socket.socket,
     protocol: telnet.RFC2217Client,
     url: str,
     timeout: float,
+    loop: Loop,
     done: Callable[[], bool],
     waiting_for: str,
     received: bytearray,
@@ -352,28 +487,29 @@ def _exchange(
 ) -> None:
     """Send what the protocol owes and read until *done()*, for at most *timeout* s.
 
-    *hint* says, at the deadline, what might help.
+    *hint* says, at the deadline, what might help. Data that arrives
+    meanwhile goes to *received*, of which the newest :data:`MAX_BUFFERED`
+    bytes are kept (data before the server's purge is dropped anyway).
     """
-    deadline = time.monotonic() + timeout
+    deadline = loop.current_time() + timeout
+
+    def too_slow() -> SerialPortError:
+        return SerialPortError(
+            f"cannot open {url!r}: no answer from the server {waiting_for} within "
+            f"{timeout:g} s ({hint()})",
+            port=url,
+            errno=errno.ETIMEDOUT,
+        )
+
     while True:
         out = protocol.data_to_send()
-        if out:
-            sock.sendall(out)
+        if out and not await send_all(sock, out, loop, deadline):
+            raise too_slow()
         if done():
             return
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise SerialPortError(
-                f"cannot open {url!r}: no answer from the server {waiting_for} within "
-                f"{timeout:g} s ({hint()})",
-                port=url,
-                errno=errno.ETIMEDOUT,
-            )
-        sock.settimeout(left)
-        try:
-            chunk = sock.recv(CHUNK)
-        except TimeoutError:
-            continue
+        chunk = await recv_some(sock, PUMP_BUDGET, loop, deadline)
+        if chunk is None:
+            raise too_slow()
         if not chunk:
             raise SerialPortError(
                 f"cannot open {url!r}: the server closed the connection {waiting_for}",
@@ -387,22 +523,23 @@ def _exchange(
                 break
             if isinstance(event, telnet.Data):
                 received += event.data
+                if len(received) > MAX_BUFFERED:
+                    del received[:-MAX_BUFFERED]
             elif isinstance(event, telnet.Acknowledged) and event.what == "purge":
                 # The server has purged: what came before is stale, what
                 # follows (in this very segment, maybe) is the device's.
                 received.clear()
             elif isinstance(event, telnet.Rejected):
                 raise SerialPortError(
-                    f"cannot open {url!r}: the server rejected {event.what} "
-                    f"{event.requested.hex()} (it answered {event.answer.hex() or 'nothing'})",
+                    f"cannot open {url!r}: the server rejected {describe(event)}",
                     port=url,
                 )
             else:
                 logger.debug("%s: %r", url, event)
 
 
-def open_rfc2217(url: str, settings: SerialSettings) -> RFC2217Port:
-    """Connect to *url*, negotiate RFC 2217 and set the line. Blocking: run off the loop."""
+async def open_rfc2217(url: str, settings: SerialSettings, loop: Loop) -> RFC2217Port:
+    """Connect to *url*, negotiate RFC 2217 and set the line, waiting through *loop*."""
     options = Options(url)
     if settings.rtscts and settings.xonxoff:
         raise ValueError(
@@ -410,17 +547,27 @@ def open_rfc2217(url: str, settings: SerialSettings) -> RFC2217Port:
         )
     if options.logging is not None:
         logger.setLevel(options.logging)
-    sock = connect_tcp(url, options.host, options.port, options.timeout)
+    sock = await connect_tcp(url, options.host, options.port, options.timeout, loop)
     with closed_on_failure(sock, url, "during negotiation"):
         protocol = telnet.RFC2217Client(check_control=not options.ign_set_control)
         received = bytearray()
 
-        def step(
+        async def step(
             message: bytes, done: Callable[[], bool], waiting_for: str, hint: Callable[[], str]
         ) -> None:
-            if message:
-                sock.sendall(message)
-            _exchange(sock, protocol, url, options.timeout, done, waiting_for, received, hint)
+            protocol_output = message + protocol.data_to_send()
+            if protocol_output and not await send_all(
+                sock, protocol_output, loop, loop.current_time() + options.timeout
+            ):
+                raise SerialPortError(
+                    f"cannot open {url!r}: the server does not read what is sent to it "
+                    f"{waiting_for}",
+                    port=url,
+                    errno=errno.ETIMEDOUT,
+                )
+            await _exchange(
+                sock, protocol, url, options.timeout, loop, done, waiting_for, received, hint
+            )
 
         def unanswered() -> str:
             if protocol.pending("control"):
@@ -436,7 +583,7 @@ def open_rfc2217(url: str, settings: SerialSettings) -> RFC2217Port:
                 )
             return protocol.negotiated
 
-        step(
+        await step(
             protocol.initiate(),
             negotiated,
             "to the RFC 2217 negotiation",
@@ -455,13 +602,13 @@ def open_rfc2217(url: str, settings: SerialSettings) -> RFC2217Port:
             line += protocol.set_control(telnet.Control.DTR_ON)
         if not settings.rtscts:
             line += protocol.set_control(telnet.Control.RTS_ON)
-        step(
+        await step(
             line, lambda: not protocol.pending(), f"to the settings {settings.framing}", unanswered
         )
         # A clean start, as pyserial makes one: whatever the server buffered
         # (a banner, stale input) is dropped with the local copy, when the
         # acknowledgement arrives (_exchange); data behind it is kept.
-        step(
+        await step(
             protocol.purge(telnet.Purge.BOTH),
             lambda: not protocol.pending(),
             "to PURGE-DATA",

@@ -14,6 +14,7 @@ import contextlib
 import errno
 import fcntl
 import logging
+import os
 import socket
 import struct
 import termios
@@ -22,6 +23,7 @@ from typing import Final
 
 from ._core import SocketCore
 from ._errors import PortNotFoundError, SerialPortError, UnsupportedURLError
+from ._netloop import Loop
 from ._settings import SerialSettings
 from ._url import parse_host_port, parse_log_level, parse_options, split_url
 
@@ -29,21 +31,26 @@ __all__ = ["SocketPort", "connect_tcp", "open_socket"]
 
 #: Seconds to wait for the TCP connection, unless the URL says ``?timeout=``.
 DEFAULT_CONNECT_TIMEOUT: Final = 5.0
+#: The longest ``?timeout=`` accepted: an hour. Longer waits are better
+#: written as a retry loop around the open, which a cancellation can end.
+MAX_TIMEOUT: Final = 3600.0
 logger: Final = logging.getLogger("trioserial.socket")
 _SIOCOUTQ: Final = termios.TIOCOUTQ  # the same ioctl number for sockets: unsent bytes
 _DRAIN_CHUNK: Final = 65536
 
 
 def parse_timeout(url: str, value: str | None, default: float) -> float:
+    """``?timeout=SECONDS``: a number of seconds, more than 0 and at most :data:`MAX_TIMEOUT`."""
     if value is None:
         return default
     try:
         timeout = float(value)
     except ValueError:
         timeout = -1.0
-    if not 0 < timeout < float("inf"):
+    if not 0 < timeout <= MAX_TIMEOUT:
         raise UnsupportedURLError(
-            f"malformed timeout {value!r} in {url!r}: expected seconds, a number > 0"
+            f"malformed timeout {value!r} in {url!r}: expected seconds, a number > 0 "
+            f"and at most {MAX_TIMEOUT:g}"
         )
     return timeout
 
@@ -57,43 +64,64 @@ def parse_socket_url(url: str) -> tuple[str, int, float, int | None]:
     return host, port, timeout, parse_log_level(url, options.get("logging"))
 
 
-def connect_tcp(url: str, host: str, port: int, timeout: float) -> socket.socket:
-    """Connect to *host*:*port* (blocking, at most *timeout* seconds), ``TCP_NODELAY`` on.
+async def connect_tcp(url: str, host: str, port: int, timeout: float, loop: Loop) -> socket.socket:
+    """Connect to *host*:*port* within *timeout* seconds; a non-blocking socket, ``TCP_NODELAY`` on.
+
+    Waits through *loop* (see :mod:`._netloop`): on an event loop, a
+    cancellation ends the connect at once and closes the socket.
 
     Raises a :class:`~trioserial.SerialPortError` whose message names the
     URL and says what went wrong (unknown host, refused, unreachable, timed out).
     """
     where = f"{host}:{port}"
     try:
-        sock = socket.create_connection((host, port), timeout=timeout)
+        # The host as socket.getaddrinfo itself would encode it (IDNA 2003),
+        # whichever library resolves it; parse_host_port has checked it.
+        addresses = await loop.getaddrinfo(host.encode("idna").decode("ascii"), port)
     except socket.gaierror as exc:
         raise PortNotFoundError(
             f"cannot open {url!r}: unknown host {host!r} ({exc.strerror})", port=url
         ) from exc
-    except ConnectionRefusedError as exc:
+    deadline = loop.current_time() + timeout
+    error: OSError = OSError(errno.EADDRNOTAVAIL, "no address to connect to")
+    for family, _, proto, _, address in addresses:
+        sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK, proto)
+        try:
+            try:
+                sock.connect(address)
+            except BlockingIOError:  # EINPROGRESS: wait for the outcome
+                if not await loop.wait_writable(sock.fileno(), deadline):
+                    raise SerialPortError(
+                        f"cannot open {url!r}: no answer from {where} within {timeout:g} s",
+                        port=url,
+                        errno=errno.ETIMEDOUT,
+                    ) from None
+                code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if code:
+                    raise OSError(code, os.strerror(code)) from None
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except SerialPortError:
+            sock.close()
+            raise
+        except OSError as exc:
+            sock.close()
+            error = exc  # try the next address, as socket.create_connection does
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    if isinstance(error, ConnectionRefusedError):
         raise PortNotFoundError(
             f"cannot open {url!r}: connection refused by {where} (is the server running?)",
             port=url,
-            errno=exc.errno,
-        ) from exc
-    except TimeoutError as exc:
-        raise SerialPortError(
-            f"cannot open {url!r}: no answer from {where} within {timeout:g} s",
-            port=url,
-            errno=errno.ETIMEDOUT,
-        ) from exc
-    except OSError as exc:
-        raise SerialPortError(
-            f"cannot open {url!r}: cannot connect to {where}: {exc.strerror or exc}",
-            port=url,
-            errno=exc.errno,
-        ) from exc
-    try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+            errno=error.errno,
+        ) from error
+    raise SerialPortError(
+        f"cannot open {url!r}: cannot connect to {where}: {error.strerror or error}",
+        port=url,
+        errno=error.errno,
+    ) from error
 
 
 @contextlib.contextmanager
@@ -188,16 +216,16 @@ class SocketPort(SocketCore):
         self._socket()
 
 
-def open_socket(url: str, settings: SerialSettings) -> SocketPort:
-    """Connect to ``socket://HOST:PORT[?timeout=SECONDS][&logging=LEVEL]``.
+async def open_socket(url: str, settings: SerialSettings, loop: Loop) -> SocketPort:
+    """Connect to ``socket://HOST:PORT[?timeout=SECONDS][&logging=LEVEL]``, waiting through *loop*.
 
-    Blocking: run off the event loop. ``logging`` (pyserial's option) sets
-    the level of the ``trioserial.socket`` logger.
+    ``logging`` (pyserial's option) sets the level of the
+    ``trioserial.socket`` logger.
     """
     host, port, timeout, level = parse_socket_url(url)
     if level is not None:
         logger.setLevel(level)
-    sock = connect_tcp(url, host, port, timeout)
+    sock = await connect_tcp(url, host, port, timeout, loop)
     # The server may have reset the connection already (ENOTCONN here).
     with closed_on_failure(sock, url, f"at once (to {host}:{port})"):
         peer = sock.getpeername()

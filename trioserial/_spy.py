@@ -38,9 +38,20 @@ from ._options import OpenOptions
 from ._settings import ModemLines, SerialSettings
 from ._url import parse_options, split_url
 
-__all__ = ["SpyPort", "Tracer", "hexdump", "open_spy"]
+__all__ = [
+    "MAX_NESTING",
+    "SpyPort",
+    "Tracer",
+    "check_nesting",
+    "hexdump",
+    "open_spy",
+    "start_trace",
+    "traced",
+]
 
 DEFAULT_LOGGER: Final = "trioserial.spy"
+#: How deep ``spy://spy://...`` may nest.
+MAX_NESTING: Final = 8
 _RX_COLOR: Final = "\x1b[32m"
 _TX_COLOR: Final = "\x1b[31m"
 _CONTROL_COLOR: Final = "\x1b[37m"
@@ -182,6 +193,9 @@ class SpyPort(PortCore):
         self._inner.apply_settings(settings)
         self.tracer.control("SET", settings.framing + _flow(settings))
 
+    def settings_pending(self) -> float | None:
+        return self._inner.settings_pending()
+
     def modem_lines(self) -> ModemLines:
         lines = self._inner.modem_lines()
         self.tracer.control(
@@ -259,6 +273,22 @@ def _flow(settings: SerialSettings) -> str:
     return f" {'+'.join(flags)}" if flags else ""
 
 
+def check_nesting(url: str) -> None:
+    """Refuse ``spy://`` nested more than :data:`MAX_NESTING` deep (each level is a
+    frame of recursion in the open, and more than one trace of the same port
+    tells nothing new)."""
+    depth = 0
+    rest = url
+    while rest[:6].lower() == "spy://":
+        depth += 1
+        rest = rest[6:]
+    if depth > MAX_NESTING:
+        shown = url if len(url) <= 60 else f"{url[:30]}...{url[-20:]}"
+        raise UnsupportedURLError(
+            f"spy:// nested {depth} deep in {shown!r}; at most {MAX_NESTING} levels are allowed"
+        )
+
+
 def parse_spy_url(url: str) -> tuple[str, dict[str, str | None]]:
     _, target, query = split_url(url)
     if not target:
@@ -269,10 +299,8 @@ def parse_spy_url(url: str) -> tuple[str, dict[str, str | None]]:
     return target, options
 
 
-def open_spy(
-    url: str, settings: SerialSettings, open_inner: Callable[[str, SerialSettings], PortCore]
-) -> SpyPort:
-    """Open the port *url* names with *open_inner*, and trace it. Blocking."""
+def start_trace(url: str) -> tuple[str, Tracer]:
+    """The port ``spy://PORT?options`` names, and the tracer its options ask for."""
     target, options = parse_spy_url(url)
     file: BinaryIO | None = None
     path = options.get("file")
@@ -292,10 +320,23 @@ def open_spy(
         raw="raw" in options,
         show_all="all" in options,
     )
+    return target, tracer
+
+
+def traced(url: str, target: str, tracer: Tracer, inner: PortCore) -> SpyPort:
+    """*inner*, the open port *target*, traced as ``spy://`` *url*."""
+    tracer.control("OPEN", f"{target} {inner.settings.framing}{_flow(inner.settings)}")
+    return SpyPort(inner, tracer, url)
+
+
+def open_spy(
+    url: str, settings: SerialSettings, open_inner: Callable[[str, SerialSettings], PortCore]
+) -> SpyPort:
+    """Open the port *url* names with *open_inner*, and trace it. Blocking."""
+    target, tracer = start_trace(url)
     try:
         inner = open_inner(target, settings)
     except BaseException:
         tracer.close()
         raise
-    tracer.control("OPEN", f"{target} {settings.framing}{_flow(settings)}")
-    return SpyPort(inner, tracer, url)
+    return traced(url, target, tracer, inner)

@@ -20,10 +20,12 @@ from ._control import (
     drain_delay,
 )
 from ._core import DEFAULT_RECEIVE_SIZE, PortCore, byte_view, check_max_bytes
-from ._open import check_url, open_core
+from ._netloop import wait_settings_applied
+from ._open import check_url
 from ._options import OpenOptions, RS485Settings
 from ._settings import ModemLines, Parity, SerialSettings, SettingsChanges, StopBits, Unpack
 from ._surface import PortSurface
+from ._trio_loop import TRIO_LOOP, open_core_trio
 from ._util import ConflictDetector
 
 #: What ``send_all`` accepts, as in :mod:`trio`.
@@ -409,6 +411,9 @@ class AsyncSerial(PortSurface, trio.abc.Stream):
           trioserial.SerialPortError: the driver rejected the settings (such
             as a rate the hardware cannot make); the old settings stay in
             force.
+          trioserial.UnsupportedOperationError: an RFC 2217 server answered
+            another value (``settings`` then says what it answered); the
+            call waits for the answer, at most the URL's ``timeout``.
         """
         new = self._core.settings.replace(**changes)
         core = self._live_core()
@@ -416,6 +421,9 @@ class AsyncSerial(PortSurface, trio.abc.Stream):
         if new != core.settings:
             try:
                 core.apply_settings(new)
+                # A remote port answers later (bounded by its ?timeout).
+                with trio.CancelScope(shield=True):
+                    await wait_settings_applied(core, TRIO_LOOP)
             except OSError as exc:
                 self._control_error(exc)
         await trio.lowlevel.cancel_shielded_checkpoint()
@@ -577,12 +585,15 @@ async def open_serial_port(
 ) -> AsyncSerial:
     """Open a serial port and return it as an :class:`AsyncSerial`.
 
-    Settings are validated before anything is opened. The open itself (which
-    can block in the driver) runs in a worker thread, so the event loop never
-    stalls; it cannot be interrupted halfway, so a cancellation that arrives
-    meanwhile is delivered at the caller's next checkpoint, and the returned
-    port (or, if the caller drops it, the garbage collector) closes the fd:
-    nothing leaks.
+    Settings are validated before anything is opened. A network port
+    (``socket://``, ``rfc2217://``, also under ``spy://``) connects and
+    negotiates on the event loop: a cancellation ends the open at once and
+    closes its socket. Any other open (which can block in the driver) runs in
+    a worker thread, so the event loop never stalls. That cannot be
+    interrupted halfway: a cancellation that arrives meanwhile waits for it
+    to finish, closes the port again, and is then raised. Either way, by the
+    time a cancellation reaches the caller, no fd is left open and no lock
+    held.
 
     Args:
       port: a device path (``/dev/ttyUSB0``, ``/dev/serial/by-id/...``, a pty
@@ -634,10 +645,4 @@ async def open_serial_port(
         exclusive=exclusive,
     )
     options = OpenOptions(dtr=dtr, rts=rts, hupcl=hupcl, low_latency=low_latency, rs485=rs485)
-    url = check_url(port)
-    # The core comes back through a box, not as the thread's return value:
-    # trio's worker thread keeps its last result alive until its next job, and
-    # a port the caller drops must be closable by the garbage collector.
-    box: list[PortCore] = []
-    await trio.to_thread.run_sync(lambda: box.append(open_core(url, settings, options)))
-    return AsyncSerial(box.pop())
+    return AsyncSerial(await open_core_trio(check_url(port), settings, options))

@@ -285,6 +285,13 @@ class RFC2217Client:
         self._command = 0
         self._sub: bytearray | None = None
         self._com_port_answered = False
+        # Options refused so far, as (command, code): refused once, not at every
+        # request (RFC 1143 answers a change of state, and "no" is no change).
+        self._refused: set[tuple[int, int]] = set()
+        #: Bytes received since the last data byte or answer to one of our
+        #: requests: what a server that only ever negotiates makes grow.
+        self.bytes_without_data = 0
+        self._progress = False
 
     # -------------------------------------------------------- negotiation
 
@@ -328,7 +335,9 @@ class RFC2217Client:
         mode = self._mode
         if mode is _Mode.NORMAL and self._sub is None and IAC not in buf:
             self._events.append(Data(buf))  # the fast path: plain data
+            self.bytes_without_data = 0
             return
+        self._progress = False
         i = 0
         end = len(buf)
         plain = bytearray()
@@ -376,10 +385,15 @@ class RFC2217Client:
                 self._negotiate(self._command, byte)
         self._mode = mode
         self._flush_plain(plain)
+        if self._progress:
+            self.bytes_without_data = 0
+        else:
+            self.bytes_without_data += end
 
     def _flush_plain(self, plain: bytearray) -> bytearray:
         if plain:
             self._events.append(Data(bytes(plain)))
+            self._progress = True
             return bytearray()
         return plain
 
@@ -416,8 +430,11 @@ class RFC2217Client:
                     self._outgoing += bytes((IAC, option.send_no, code))
                     self._events.append(OptionChanged(option.name, False))
                 option.state = _State.INACTIVE
-        if not known and command in (WILL, DO):
+        if not known and command in (WILL, DO) and (command, code) not in self._refused:
             # Refuse what we do not know (RFC 855): DONT for WILL, WONT for DO.
+            # Once: asked again, the option is still off, and a server that
+            # repeats the request must not make our answers pile up.
+            self._refused.add((command, code))
             self._outgoing += bytes((IAC, DONT if command == WILL else WONT, code))
 
     def _subnegotiation(self, sub: bytes) -> None:
@@ -444,6 +461,7 @@ class RFC2217Client:
         what = SETTING_NAMES[command]
         if not pending:
             return  # unsolicited (or a late answer to an untracked control request)
+        self._progress = True
         if command == SET_CONTROL:
             # Several control requests may be in flight; answers carry the value.
             for requested in pending:

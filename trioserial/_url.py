@@ -8,6 +8,7 @@ is reported before anything is opened.
 from __future__ import annotations
 
 import ipaddress
+import os
 import urllib.parse
 from collections.abc import Collection
 from typing import Final
@@ -16,6 +17,7 @@ from ._errors import UnsupportedURLError
 
 __all__ = [
     "LOG_LEVELS",
+    "check_path",
     "is_decimal",
     "parse_host_port",
     "parse_log_level",
@@ -95,11 +97,37 @@ def parse_host_port(url: str, target: str) -> tuple[str, int]:
             )
     if not host:
         raise UnsupportedURLError(f"missing host in {url!r}: {form}")
+    try:
+        # What socket.getaddrinfo does with a str host: a label over 63
+        # characters, an empty one ("a..b") and the like fail here, before any I/O.
+        host.encode("idna")
+    except UnicodeError as exc:
+        raise UnsupportedURLError(
+            f"malformed host name {host!r} in {url!r}: not a valid DNS name ({exc})"
+        ) from None
     if not is_decimal(port_text) or not 1 <= int(port_text) <= 65535:
         raise UnsupportedURLError(
             f"malformed port {port_text!r} in {url!r}: expected a number from 1 to 65535"
         )
     return host, int(port_text)
+
+
+def check_path(path: str, error: type[ValueError] = ValueError, url: str | None = None) -> None:
+    """Raise *error* if the device path *path* (inside *url*, if given) cannot reach the OS.
+
+    A NUL byte ends a C string; a lone surrogate (other than those
+    :func:`os.fsencode` maps back to undecodable bytes) has no encoding.
+    Either would otherwise surface as a bare :exc:`ValueError` or
+    :exc:`UnicodeEncodeError` from deep inside ``os``.
+    """
+    where = f"malformed device path {path!r}" + (f" in {url!r}" if url is not None else "")
+    if "\x00" in path:
+        raise error(f"{where}: it contains a NUL byte")
+    try:
+        os.fsencode(path)
+    except UnicodeEncodeError as exc:
+        bad = path[exc.start : exc.end]
+        raise error(f"{where}: {bad!r} cannot be encoded for the file system") from None
 
 
 def is_decimal(text: str) -> bool:

@@ -20,11 +20,11 @@ from typing import Any, NoReturn, final
 
 import anyio
 import anyio.lowlevel
-import anyio.to_thread
 import sniffio
 from anyio.abc import ByteStream
 
 from ._anyio_expect import Expect, ExpectEOFError, ExpectTimeoutError
+from ._anyio_loop import ANYIO_LOOP, open_core_anyio
 from ._control import (
     ModemChangeWatch,
     check_input_lines,
@@ -33,7 +33,8 @@ from ._control import (
     drain_delay,
 )
 from ._core import DEFAULT_RECEIVE_SIZE, PortCore, byte_view, check_max_bytes
-from ._open import check_url, open_core
+from ._netloop import wait_settings_applied
+from ._open import check_url
 from ._options import OpenOptions, RS485Settings
 from ._settings import ModemLines, Parity, SerialSettings, SettingsChanges, StopBits, Unpack
 from ._surface import PortSurface
@@ -412,6 +413,9 @@ class AnyioSerialStream(PortSurface, ByteStream):
           trioserial.PortBusyError: ``exclusive=True`` but another handle holds the lock.
           trioserial.SerialPortError: the driver rejected the settings; the old
             ones stay in force.
+          trioserial.UnsupportedOperationError: an RFC 2217 server answered
+            another value (``settings`` then says what it answered); the
+            call waits for the answer, at most the URL's ``timeout``.
         """
         new = self._core.settings.replace(**changes)
         core = self._live_core()
@@ -419,6 +423,9 @@ class AnyioSerialStream(PortSurface, ByteStream):
         if new != core.settings:
             try:
                 core.apply_settings(new)
+                # A remote port answers later (bounded by its ?timeout).
+                with anyio.CancelScope(shield=True):
+                    await wait_settings_applied(core, ANYIO_LOOP)
             except OSError as exc:
                 self._control_error(exc)
         await anyio.lowlevel.cancel_shielded_checkpoint()
@@ -543,12 +550,15 @@ async def open_serial_port(
 
     The anyio twin of :func:`trioserial.open_serial_port`, with the same
     arguments (``dtr``, ``rts``, ``hupcl``, ``low_latency``, ``rs485``: see
-    there) and errors. Settings are validated before anything is opened;
-    the open itself runs in a worker thread (:func:`anyio.to_thread.run_sync`),
-    so the event loop never stalls. The open cannot be interrupted halfway: a
-    cancellation that arrives meanwhile is delivered at the caller's next
-    checkpoint, and the returned port (or, if the caller drops it, the garbage
-    collector) closes the fd, so nothing leaks.
+    there) and errors. Settings are validated before anything is opened. A
+    network port (``socket://``, ``rfc2217://``, also under ``spy://``)
+    connects and negotiates on the event loop: a cancellation ends the open
+    at once and closes its socket. Any other open runs in a worker thread, so
+    the event loop never stalls, and cannot be interrupted halfway: a
+    cancellation that arrives meanwhile (on asyncio, also a native one such
+    as ``task.cancel()``) waits for it to finish, closes the port again, and
+    is then raised. Either way, by the time a cancellation reaches the
+    caller, no fd is left open and no lock held.
 
     Raises:
       TypeError, ValueError: a setting or *port* is malformed.
@@ -572,9 +582,4 @@ async def open_serial_port(
         exclusive=exclusive,
     )
     options = OpenOptions(dtr=dtr, rts=rts, hupcl=hupcl, low_latency=low_latency, rs485=rs485)
-    url = check_url(port)
-    # Through a box, not the thread's return value: a worker thread can keep
-    # its last result alive, and a dropped port must be closable by the GC.
-    box: list[PortCore] = []
-    await anyio.to_thread.run_sync(lambda: box.append(open_core(url, settings, options)))
-    return AnyioSerialStream(box.pop())
+    return AnyioSerialStream(await open_core_anyio(check_url(port), settings, options))
