@@ -36,7 +36,7 @@ LAYERS: dict[str, int] = {
     "jumpstarter": 3,
     "_options": 0,
     "_control": 1,
-    "_surface": 2,  # what the two front ends share: see LOOP_FREE
+    "_surface": 2,  # the front ends' shared control surface: LOOP_FREE
     "__init__": 3,  # re-exports layer 3 (Expect)
     "_expect": 3,
     "_console": 3,
@@ -49,9 +49,8 @@ IMPORTS_TESTING = {"_sim"}
 #: Layer-2 front ends that must never import each other.
 FRONT_ENDS = {"_stream", "anyio"}
 EVENT_LOOPS = {"trio", "anyio", "trio_util"}
-#: Modules above layer 1 that still import no event loop, not even to ask which
-#: one runs: the control surface both front ends share, written against a table
-#: of loop primitives that each front end fills.
+#: Modules above layer 1 that still import no event loop: they are written once
+#: for both front ends (the loops come in as a table of primitives).
 LOOP_FREE = {"_surface"}
 
 
@@ -85,15 +84,16 @@ def test_every_module_has_a_layer(path: Path) -> None:
     assert module_name(path) in LAYERS, f"add {module_name(path)} to LAYERS"
 
 
-def check_imports(me: str, found: list[tuple[str, int]]) -> None:
-    """Fail on the first import of *found* that module *me* may not make."""
+@pytest.mark.parametrize("path", MODULES, ids=module_name)
+def test_imports_point_downward(path: Path) -> None:
+    me = module_name(path)
     my_layer = LAYERS.get(me, 99)
-    for target, line in found:
+    for target, line in imports(path):
         top = target.split(".")[0]
         if my_layer <= 1:
             assert top not in EVENT_LOOPS, f"{me}:{line} imports {target} below layer 2"
         if me in LOOP_FREE:
-            assert top not in {*EVENT_LOOPS, "sniffio"}, f"{me}:{line} imports {target}"
+            assert top not in EVENT_LOOPS, f"{me}:{line} imports {target}: it must stay loop-free"
         if not target.startswith("trioserial."):
             continue
         other = target.removeprefix("trioserial.").split(".")[0]
@@ -104,17 +104,3 @@ def check_imports(me: str, found: list[tuple[str, int]]) -> None:
         if me in FRONT_ENDS and other in FRONT_ENDS and other != me:
             raise AssertionError(f"{me}:{line}: front ends must not import each other")
         assert LAYERS.get(other, 99) <= my_layer, f"{me}:{line} imports {other} (a higher layer)"
-
-
-@pytest.mark.parametrize("path", MODULES, ids=module_name)
-def test_imports_point_downward(path: Path) -> None:
-    check_imports(module_name(path), imports(path))
-
-
-@pytest.mark.parametrize("target", ["trio", "trio.lowlevel", "anyio", "trio_util", "sniffio"])
-def test_the_shared_surface_may_not_import_an_event_loop(target: str) -> None:
-    """A guard for the guard: ``_surface`` sits in layer 2, where the layer rule
-    allows event loops, so only ``LOOP_FREE`` keeps it written once for both."""
-    with pytest.raises(AssertionError, match=f"_surface:7 imports {target}"):
-        check_imports("_surface", [("trioserial._core", 6), (target, 7)])
-    check_imports("_surface", [("trioserial._core", 6)])
