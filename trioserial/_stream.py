@@ -58,6 +58,11 @@ class AsyncSerial(PortSurface, trio.abc.Stream):
     behind. In short: a cancelled receive has consumed nothing; a cancelled
     send has sent exactly a prefix of its data, whose length
     :meth:`statistics` tells; a cancelled :meth:`aclose` still closes.
+
+    The control surface (modem lines, break, :meth:`reconfigure`,
+    :meth:`wait_drained`, closing) is shared with
+    :class:`trioserial.anyio.AnyioSerialStream`; where its docstrings name
+    two exception classes, this class raises the ``trio`` one.
     """
 
     _loop = TRIO_LOOP
@@ -77,13 +82,11 @@ class AsyncSerial(PortSurface, trio.abc.Stream):
     async def send_all(self, data: Buffer) -> None:
         """Send all of *data*, waiting for room as needed.
 
-        Always a checkpoint. Bytes go to the OS's output buffer; use
-        ``wait_drained()`` to wait until they have left the wire.
+        The bytes go to the OS's output buffer (:meth:`wait_drained` waits
+        until they have left the wire). Always a checkpoint.
 
-        Cancellation: a prefix of *data* was handed to the OS (possibly none,
-        possibly all) and the rest was not; ``statistics().bytes_sent`` grew
-        by exactly that prefix's length, so a caller can resume without losing
-        or duplicating a byte.
+        Args:
+          data: the bytes to send.
 
         Raises:
           trio.ClosedResourceError: the port was closed (before or during the
@@ -92,6 +95,12 @@ class AsyncSerial(PortSurface, trio.abc.Stream):
             when the device hung up; the :exc:`OSError` is the ``__cause__``.
           trio.BusyResourceError: another task is sending.
           TypeError: *data* is not bytes-like.
+
+        Cancellation:
+          A prefix of *data* was handed to the OS (possibly none, possibly
+          all) and the rest was not; ``statistics().bytes_sent`` grew by
+          exactly its length, so a caller can resume without losing or
+          duplicating a byte.
         """
         with self._send_conflict:
             if self._core.closed:
@@ -126,11 +135,12 @@ class AsyncSerial(PortSurface, trio.abc.Stream):
     async def wait_send_all_might_not_block(self) -> None:
         """Wait until the OS output buffer has room.
 
-        Cancellation leaves nothing behind.
-
         Raises:
           trio.ClosedResourceError: the port was closed.
           trio.BusyResourceError: another task is sending.
+
+        Cancellation:
+          Leaves nothing behind.
         """
         with self._send_conflict:
             if self._core.closed:
@@ -143,15 +153,18 @@ class AsyncSerial(PortSurface, trio.abc.Stream):
     async def send_eof(self) -> None:
         """Stop sending from this side; receiving goes on.
 
-        A serial line has no end-of-file, so **the device is not told**:
-        this is a local half-close that makes later sends raise
-        :exc:`trio.ClosedResourceError`. It is what Jumpstarter's
-        ``copy_stream`` calls when a client leaves, and it must not (and does
-        not) close the port. Idempotent; always a checkpoint.
+        A serial line has no end-of-file, so **the device is not told**: this
+        is a local half-close that makes later sends raise
+        :exc:`trio.ClosedResourceError`, and it does not close the port (what
+        Jumpstarter's ``copy_stream`` needs when a client leaves). Idempotent;
+        always a checkpoint.
 
         Raises:
           trio.ClosedResourceError: the port was closed.
           trio.BusyResourceError: another task is sending.
+
+        Cancellation:
+          Leaves nothing behind.
         """
         with self._send_conflict:
             await trio.lowlevel.checkpoint()
@@ -164,15 +177,14 @@ class AsyncSerial(PortSurface, trio.abc.Stream):
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         """Return between 1 and *max_bytes* bytes as soon as any arrive.
 
-        Returns ``b""`` only at end of stream: the device hung up (USB
-        unplugged, pty master closed). Always a checkpoint.
-
-        Cancellation: **a cancelled receive has consumed nothing**. The read
-        happens after the last point where a cancellation can be delivered,
-        so every byte is returned by exactly one call.
+        Always a checkpoint.
 
         Args:
           max_bytes: the most to return; default 65536.
+
+        Returns:
+          The bytes, or ``b""`` only at end of stream: the device hung up (USB
+          unplugged, pty master closed).
 
         Raises:
           trio.ClosedResourceError: the port was closed, before or during the call.
@@ -180,6 +192,11 @@ class AsyncSerial(PortSurface, trio.abc.Stream):
             :exc:`OSError` is the ``__cause__``.
           trio.BusyResourceError: another task is receiving.
           TypeError, ValueError: *max_bytes* is not an int >= 1.
+
+        Cancellation:
+          **A cancelled receive has consumed nothing**: the read happens
+          after the last point where a cancellation can be delivered, so
+          every byte is returned by exactly one call.
         """
         with self._receive_conflict:
             n = check_max_bytes(max_bytes)

@@ -85,6 +85,11 @@ class AnyioSerialStream(PortSurface, ByteStream):
     **Cancellation.** A cancelled :meth:`receive` has consumed nothing; a
     cancelled :meth:`send` has sent exactly a prefix of its data, whose length
     :meth:`statistics` tells; a cancelled :meth:`aclose` still closes.
+
+    The control surface (modem lines, break, :meth:`reconfigure`,
+    :meth:`wait_drained`, closing) is :class:`trioserial.AsyncSerial`'s, the
+    same code; where its docstrings name two exception classes, this class
+    raises the ``anyio`` one.
     """
 
     _loop = ANYIO_LOOP
@@ -105,15 +110,11 @@ class AnyioSerialStream(PortSurface, ByteStream):
     async def send(self, item: Buffer) -> None:
         """Send all of *item*, waiting for room as needed.
 
-        Always a checkpoint. Bytes go to the OS's output buffer; use
-        :meth:`wait_drained` to wait until they have left the wire.
+        The bytes go to the OS's output buffer (:meth:`wait_drained` waits
+        until they have left the wire). Always a checkpoint.
 
-        Cancellation: a prefix of *item* was handed to the OS (possibly none,
-        never all of a non-empty *item*: a send that wrote everything returns)
-        and the rest was not; ``statistics().bytes_sent`` grew by exactly that
-        prefix's length. This holds for asyncio's own cancellation
-        (``task.cancel()``) too, so a caller that resends on cancellation
-        never sends a byte twice.
+        Args:
+          item: the bytes to send.
 
         Raises:
           anyio.ClosedResourceError: the port was closed (before or during the
@@ -122,6 +123,14 @@ class AnyioSerialStream(PortSurface, ByteStream):
             when the device hung up; the :exc:`OSError` is the ``__cause__``.
           anyio.BusyResourceError: another task is sending.
           TypeError: *item* is not bytes-like.
+
+        Cancellation:
+          A prefix of *item* was handed to the OS (possibly none, never all
+          of a non-empty *item*: a send that wrote everything returns) and the
+          rest was not; ``statistics().bytes_sent`` grew by exactly its
+          length. This holds for asyncio's own cancellation
+          (``task.cancel()``) too, so a caller that resends on cancellation
+          never sends a byte twice.
         """
         with self._send_conflict:
             if self._core.closed:
@@ -158,13 +167,16 @@ class AnyioSerialStream(PortSurface, ByteStream):
 
         A serial line has no end-of-file, so **the device is not told**: this
         is a local half-close that makes later sends raise
-        :exc:`anyio.ClosedResourceError`. It does not close the port (which
-        is what Jumpstarter's ``copy_stream`` needs when a client leaves).
-        Idempotent; always a checkpoint; a cancellation leaves nothing behind.
+        :exc:`anyio.ClosedResourceError`, and it does not close the port
+        (what Jumpstarter's ``copy_stream`` needs when a client leaves).
+        Idempotent; always a checkpoint.
 
         Raises:
           anyio.ClosedResourceError: the port was closed.
           anyio.BusyResourceError: another task is sending.
+
+        Cancellation:
+          Leaves nothing behind.
         """
         with self._send_conflict:
             await anyio.lowlevel.checkpoint()
@@ -179,9 +191,8 @@ class AnyioSerialStream(PortSurface, ByteStream):
 
         Never returns ``b""``. Always a checkpoint.
 
-        Cancellation: **a cancelled receive has consumed nothing**. The read
-        happens after the last point where a cancellation can be delivered,
-        so every byte is returned by exactly one call.
+        Args:
+          max_bytes: the most to return; default 65536.
 
         Raises:
           anyio.EndOfStream: the device hung up (USB unplugged, pty master
@@ -191,6 +202,12 @@ class AnyioSerialStream(PortSurface, ByteStream):
             :exc:`OSError` is the ``__cause__``.
           anyio.BusyResourceError: another task is receiving.
           TypeError, ValueError: *max_bytes* is not an int >= 1.
+
+        Cancellation:
+          **A cancelled receive has consumed nothing**, on asyncio's own
+          cancellation too: the read happens after the last point where a
+          cancellation can be delivered, so every byte is returned by exactly
+          one call.
         """
         with self._receive_conflict:
             n = check_max_bytes(max_bytes)
