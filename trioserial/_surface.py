@@ -527,7 +527,7 @@ class PortSurface:
 
         Cancellation:
           The port is closed anyway, abortively: output not yet transmitted
-          is discarded (so :func:`trio.aclose_forcefully` never waits).
+          is discarded (so ``aclose_forcefully`` never waits).
         """
         loop = self._loop
         try:
