@@ -1,7 +1,9 @@
 """``AsyncSerial``: the Trio front end (layer 2).
 
 Drives a :class:`~trioserial._core.PortCore` with ``trio.lowlevel``: try the
-syscall first, wait only on ``EAGAIN``. Never imports :mod:`anyio`.
+syscall first, wait only on ``EAGAIN``. Only the data path is written here;
+the control surface is ``_surface.PortSurface``, run on Trio's primitives
+(``TRIO_LOOP``). Never imports :mod:`anyio`.
 """
 
 from __future__ import annotations

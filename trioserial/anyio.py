@@ -6,7 +6,9 @@
 (:func:`anyio.wait_readable`, :func:`anyio.wait_writable`,
 :func:`anyio.notify_closing`): the syscall first, a wait only on ``EAGAIN``,
 no threads on the data path on either backend. The behaviour is
-``AsyncSerial``'s, with anyio's exception classes.
+``AsyncSerial``'s, with anyio's exception classes. Only the data path is
+written here; the control surface is ``_surface.PortSurface``, run on anyio's
+primitives (``ANYIO_LOOP``).
 
 This module never imports :mod:`trio` or ``trioserial._stream``.
 """
