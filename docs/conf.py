@@ -44,3 +44,6 @@ napoleon_numpy_docstring = False
 intersphinx_mapping: dict[str, tuple[str, str | None]] = {}
 html_theme = "alabaster"
 exclude_patterns = ["_build"]
+# Docstrings say what a cancellation leaves behind in a section of its own,
+# beside Args/Returns/Raises (trio's _abc.py states it the same way).
+napoleon_custom_sections = ["Cancellation"]

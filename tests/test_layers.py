@@ -39,7 +39,7 @@ LAYERS: dict[str, int] = {
     "jumpstarter": 3,
     "_options": 0,
     "_control": 1,
-    "_surface": 1,
+    "_surface": 2,  # the front ends' shared control surface: LOOP_FREE
     "__init__": 3,
     # Expect: the sans-IO matcher, the loop both front ends share, and the two
     # front ends over any Trio / anyio stream (anyio.py re-exports its own).
@@ -59,7 +59,7 @@ FRONT_ENDS = {"_stream", "anyio"}
 EVENT_LOOPS = {"trio", "anyio", "trio_util"}
 #: Modules above layer 1 that still import no event loop: they are written once
 #: for both front ends (the loops come in as a table of primitives).
-LOOP_FREE = {"_matcher", "_expect_base"}
+LOOP_FREE = {"_matcher", "_expect_base", "_surface"}
 #: Modules written for one event-loop library, and the libraries they must not import.
 ONE_LIBRARY = {"_expect": {"anyio", "sniffio"}, "_anyio_expect": {"trio", "trio_util"}}
 

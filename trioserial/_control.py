@@ -2,8 +2,9 @@
 
 ``wait_drained``, ``send_break`` and ``wait_modem_change`` poll non-blocking
 port-core primitives between sleeps. The decisions (how long to sleep, whether
-a line changed) live here, free of any event loop, so the Trio front end and
-the anyio front end make the same ones and only bring their own ``sleep``.
+a line changed) live here as plain functions of the core, tested without a
+loop; the control surface both front ends share (``_surface.py``) does the
+waiting around them.
 """
 
 from __future__ import annotations

@@ -1,37 +1,44 @@
 """``AsyncSerial``: the Trio front end (layer 2).
 
 Drives a :class:`~trioserial._core.PortCore` with ``trio.lowlevel``: try the
-syscall first, wait only on ``EAGAIN``. Never imports :mod:`anyio`.
+syscall first, wait only on ``EAGAIN``. Only the data path is written here;
+the control surface is ``_surface.PortSurface``, run on Trio's primitives
+(``TRIO_PRIMITIVES``). Never imports :mod:`anyio`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 from typing import NoReturn, final
 
 import trio
 
-from ._control import (
-    ModemChangeWatch,
-    check_input_lines,
-    check_seconds,
-    close_drain_limit,
-    drain_delay,
-)
 from ._core import DEFAULT_RECEIVE_SIZE, PortCore, byte_view, check_max_bytes
-from ._netloop import wait_settings_applied
 from ._open import check_url
 from ._options import OpenOptions, RS485Settings
-from ._settings import ModemLines, Parity, SerialSettings, SettingsChanges, StopBits, Unpack
-from ._surface import PortSurface
+from ._settings import Parity, SerialSettings, StopBits
+from ._surface import LoopPrimitives, PortSurface
 from ._trio_loop import TRIO_LOOP, open_core_trio
-from ._util import ConflictDetector
 
 #: What ``send_all`` accepts, as in :mod:`trio`.
 Buffer = bytes | bytearray | memoryview
 
 __all__ = ["AsyncSerial", "open_serial_port"]
+
+#: What the shared control surface (:class:`PortSurface`) runs on.
+TRIO_PRIMITIVES = LoopPrimitives(
+    closed_error=trio.ClosedResourceError,
+    busy_error=trio.BusyResourceError,
+    broken_error=trio.BrokenResourceError,
+    checkpoint=trio.lowlevel.checkpoint,
+    checkpoint_if_cancelled=trio.lowlevel.checkpoint_if_cancelled,
+    cancel_shielded_checkpoint=trio.lowlevel.cancel_shielded_checkpoint,
+    notify_closing=trio.lowlevel.notify_closing,
+    move_on_after=trio.move_on_after,
+    event=trio.Event,
+    shielded=lambda: trio.CancelScope(shield=True),
+    network=TRIO_LOOP,
+)
 
 
 @final
@@ -56,56 +63,35 @@ class AsyncSerial(PortSurface, trio.abc.Stream):
     behind. In short: a cancelled receive has consumed nothing; a cancelled
     send has sent exactly a prefix of its data, whose length
     :meth:`statistics` tells; a cancelled :meth:`aclose` still closes.
+
+    The control surface (modem lines, break, :meth:`reconfigure`,
+    :meth:`wait_drained`, closing) is shared with
+    :class:`trioserial.anyio.AnyioSerialStream`; where its docstrings name
+    two exception classes, this class raises the ``trio`` one.
     """
 
-    _closed_error = trio.ClosedResourceError
+    _loop = TRIO_PRIMITIVES
+    _public_name = "trioserial.AsyncSerial"
 
     def __init__(self, core: PortCore) -> None:
         """Wrap an open *core*. Use :func:`open_serial_port` instead."""
-        self._core = core
-        self._send_conflict = ConflictDetector(
-            "another task is using this serial port for send", trio.BusyResourceError
-        )
-        self._receive_conflict = ConflictDetector(
-            "another task is using this serial port for receive", trio.BusyResourceError
-        )
+        super().__init__(core)
         self._eof_sent = False
         # The scope of a receive's wait for the fd, cancelled (ending the wait,
         # not the receive) when the core has read input into its own buffer.
         self._receive_wait: trio.CancelScope | None = None
         core.on_input_buffered(self._look_again)
-        self._bytes_sent = 0
-        self._bytes_received = 0
-        self._waiting_receive = 0
-        self._waiting_send = 0
-        self._break_conflict = ConflictDetector(
-            "another task is sending a break on this serial port", trio.BusyResourceError
-        )
-        # Set by close(): wakes control methods that sleep (drain, break,
-        # polls). Made on first use, so ports that never sleep stay small.
-        self._closing: trio.Event | None = None
-
-    # ---------------------------------------------------------------- errors
-
-    def _raise_for(self, exc: OSError) -> NoReturn:
-        if self._core.is_closed_error(exc):
-            raise trio.ClosedResourceError("serial port was closed") from None
-        raise trio.BrokenResourceError(
-            f"serial port {self._core.name!r} failed: {exc.strerror or exc}"
-        ) from exc
 
     # ------------------------------------------------------------------ send
 
     async def send_all(self, data: Buffer) -> None:
         """Send all of *data*, waiting for room as needed.
 
-        Always a checkpoint. Bytes go to the OS's output buffer; use
-        ``wait_drained()`` to wait until they have left the wire.
+        The bytes go to the OS's output buffer (:meth:`wait_drained` waits
+        until they have left the wire). Always a checkpoint.
 
-        Cancellation: a prefix of *data* was handed to the OS (possibly none,
-        possibly all) and the rest was not; ``statistics().bytes_sent`` grew
-        by exactly that prefix's length, so a caller can resume without losing
-        or duplicating a byte.
+        Args:
+          data: the bytes to send.
 
         Raises:
           trio.ClosedResourceError: the port was closed (before or during the
@@ -114,6 +100,12 @@ class AsyncSerial(PortSurface, trio.abc.Stream):
             when the device hung up; the :exc:`OSError` is the ``__cause__``.
           trio.BusyResourceError: another task is sending.
           TypeError: *data* is not bytes-like.
+
+        Cancellation:
+          A prefix of *data* was handed to the OS (possibly none, possibly
+          all) and the rest was not; ``statistics().bytes_sent`` grew by
+          exactly its length, so a caller can resume without losing or
+          duplicating a byte.
         """
         with self._send_conflict:
             if self._core.closed:
@@ -148,11 +140,12 @@ class AsyncSerial(PortSurface, trio.abc.Stream):
     async def wait_send_all_might_not_block(self) -> None:
         """Wait until the OS output buffer has room.
 
-        Cancellation leaves nothing behind.
-
         Raises:
           trio.ClosedResourceError: the port was closed.
           trio.BusyResourceError: another task is sending.
+
+        Cancellation:
+          Leaves nothing behind.
         """
         with self._send_conflict:
             if self._core.closed:
@@ -165,15 +158,18 @@ class AsyncSerial(PortSurface, trio.abc.Stream):
     async def send_eof(self) -> None:
         """Stop sending from this side; receiving goes on.
 
-        A serial line has no end-of-file, so **the device is not told**:
-        this is a local half-close that makes later sends raise
-        :exc:`trio.ClosedResourceError`. It is what Jumpstarter's
-        ``copy_stream`` calls when a client leaves, and it must not (and does
-        not) close the port. Idempotent; always a checkpoint.
+        A serial line has no end-of-file, so **the device is not told**: this
+        is a local half-close that makes later sends raise
+        :exc:`trio.ClosedResourceError`, and it does not close the port (what
+        Jumpstarter's ``copy_stream`` needs when a client leaves). Idempotent;
+        always a checkpoint.
 
         Raises:
           trio.ClosedResourceError: the port was closed.
           trio.BusyResourceError: another task is sending.
+
+        Cancellation:
+          Leaves nothing behind.
         """
         with self._send_conflict:
             await trio.lowlevel.checkpoint()
@@ -186,15 +182,14 @@ class AsyncSerial(PortSurface, trio.abc.Stream):
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         """Return between 1 and *max_bytes* bytes as soon as any arrive.
 
-        Returns ``b""`` only at end of stream: the device hung up (USB
-        unplugged, pty master closed). Always a checkpoint.
-
-        Cancellation: **a cancelled receive has consumed nothing**. The read
-        happens after the last point where a cancellation can be delivered,
-        so every byte is returned by exactly one call.
+        Always a checkpoint.
 
         Args:
           max_bytes: the most to return; default 65536.
+
+        Returns:
+          The bytes, or ``b""`` only at end of stream: the device hung up (USB
+          unplugged, pty master closed).
 
         Raises:
           trio.ClosedResourceError: the port was closed, before or during the call.
@@ -202,6 +197,11 @@ class AsyncSerial(PortSurface, trio.abc.Stream):
             :exc:`OSError` is the ``__cause__``.
           trio.BusyResourceError: another task is receiving.
           TypeError, ValueError: *max_bytes* is not an int >= 1.
+
+        Cancellation:
+          **A cancelled receive has consumed nothing**: the read happens
+          after the last point where a cancellation can be delivered, so
+          every byte is returned by exactly one call.
         """
         with self._receive_conflict:
             n = check_max_bytes(max_bytes)
@@ -292,278 +292,6 @@ class AsyncSerial(PortSurface, trio.abc.Stream):
         if not data:
             raise StopAsyncIteration
         return data
-
-    # ----------------------------------------------------------------- close
-
-    def close(self) -> None:
-        """Close the port now, abortively. Idempotent. Must run in the Trio thread.
-
-        Tasks blocked in this port's methods wake with
-        :exc:`trio.ClosedResourceError`. A tty's output still queued in the
-        OS is discarded, so closing can never hang for the kernel's closing
-        wait (up to 30 s on a UART whose flow control holds the line). Use
-        :meth:`aclose` to let queued output go out first. (A network port's
-        queue is the kernel's socket buffer, which it goes on sending after
-        the close.)
-        """
-        fd = self._core.fileno()
-        if fd == -1:
-            return
-        # Mark, notify, close: no checkpoint in between, so no task can start
-        # a wait on a closed (and maybe reused) fd number.
-        trio.lowlevel.notify_closing(fd)
-        self._core.close()
-        if self._closing is not None:
-            self._closing.set()
-
-    async def aclose(self) -> None:
-        """Close the port gracefully: let queued output go out, then close.
-
-        What is graceful on a serial line: output already handed to the OS is
-        transmitted first (as :meth:`wait_drained`), the way closing a tty
-        does, but without blocking the event loop, and for a bounded time:
-        twice what the queue takes at the current rate, at least a second.
-        Output still queued then (flow control holding the line) is
-        discarded. There is nothing to tell the device (see the class docs).
-        If another task is blocked sending, or the transport cannot report
-        its output queue, the port closes at once (:meth:`close`); so does a
-        network port, whose socket goes on sending its queue after the close.
-        Idempotent; always a checkpoint.
-
-        Cancellation: the port is closed anyway, abortively: output not yet
-        transmitted is discarded (so :func:`trio.aclose_forcefully` never
-        waits).
-        """
-        try:
-            limit = None
-            if self._core.fileno() != -1 and self._waiting_send == 0:
-                with contextlib.suppress(OSError):
-                    limit = close_drain_limit(self._core)
-            if limit is not None:
-                with (
-                    trio.move_on_after(limit),
-                    contextlib.suppress(
-                        OSError, trio.ClosedResourceError, trio.BrokenResourceError
-                    ),
-                ):
-                    await self.wait_drained()
-        finally:
-            self.close()
-        await trio.lowlevel.checkpoint()
-
-    # --------------------------------------------------------- control, async
-
-    async def sleep_while_open(self, seconds: float) -> None:
-        """Sleep for *seconds*, or until the port is closed, whichever comes first.
-
-        For code that paces its own use of the port (the driver's ``cps``, a
-        bootloader's timing): closing the port, from another task or with
-        :meth:`close`, ends the sleep at once instead of when its time is up.
-        Always a checkpoint. Cancellation leaves nothing behind.
-
-        Raises:
-          trio.ClosedResourceError: the port was closed before or during the sleep.
-        """
-        if self._closing is None:
-            self._closing = trio.Event()
-        if self._core.closed:  # closed before the event existed: close() could not set it
-            self._closing.set()
-        with trio.move_on_after(seconds):
-            await self._closing.wait()
-        if self._core.closed:
-            raise trio.ClosedResourceError("serial port was closed")
-
-    async def reconfigure(self, **changes: Unpack[SettingsChanges]) -> None:
-        """Change line settings on the open port, keeping everything else.
-
-        Accepts any of ``baudrate``, ``bytesize``, ``parity``, ``stopbits``,
-        ``xonxoff``, ``rtscts``, ``dsrdtr`` and ``exclusive`` (see
-        :class:`~trioserial.SerialSettings`). The new settings are validated
-        before the device is touched, and only what changed is applied:
-
-        - **buffered data is kept**: no flush of input or output, and no drain
-          (bytes already queued go out at the new rate; await
-          :meth:`wait_drained` first if they must go at the old one);
-        - **DTR and RTS are not touched** (the rate never passes through
-          ``B0``, the one rate that drops them), so a board wired for
-          auto-reset keeps running;
-        - VMIN=1/VTIME=0 stay in force (what lets reads tell "no data yet"
-          from a hangup);
-        - a non-standard ``baudrate`` goes through Linux ``termios2``
-          (``BOTHER``), in the same single ioctl as the other flags;
-        - ``exclusive`` takes or drops the ``flock``/``TIOCEXCL`` lock.
-
-        Always a checkpoint. The change itself is one ``tcsetattr(TCSANOW)``
-        (or ``TCSETS2``), which does not wait for output and is run on the
-        event loop. (A USB adapter's driver sends it to the adapter with a
-        short control transfer inside that call.)
-
-        Cancellation: atomic. A cancellation is only delivered before the
-        change starts (then nothing changed) or after it completed (then all
-        of it is in force), never halfway.
-
-        Raises:
-          TypeError, ValueError: an unknown setting or a bad value (the
-            message names it and what is allowed); nothing was changed.
-          trio.ClosedResourceError: the port was closed.
-          trioserial.PortBusyError: ``exclusive=True`` but another handle
-            holds the lock; nothing was changed.
-          trioserial.SerialPortError: the driver rejected the settings (such
-            as a rate the hardware cannot make); the old settings stay in
-            force.
-          trioserial.UnsupportedOperationError: an RFC 2217 server answered
-            another value (``settings`` then says what it answered); the
-            call waits for the answer, at most the URL's ``timeout``.
-        """
-        new = self._core.settings.replace(**changes)
-        core = self._live_core()
-        await trio.lowlevel.checkpoint_if_cancelled()
-        if new != core.settings:
-            try:
-                core.apply_settings(new)
-                # A remote port answers later (bounded by its ?timeout).
-                with trio.CancelScope(shield=True):
-                    await wait_settings_applied(core, TRIO_LOOP)
-            except OSError as exc:
-                self._control_error(exc)
-        await trio.lowlevel.cancel_shielded_checkpoint()
-
-    async def wait_drained(self) -> None:
-        """Wait until the output queued so far has been transmitted.
-
-        The replacement for ``tcdrain``/pyserial's ``flush()``, which block
-        the calling thread. Strategy: read the driver's queue (``TIOCOUTQ``)
-        and sleep for as long as that many characters take at the current
-        rate (at least 1 ms, at most 100 ms, then look again), so a long
-        queue costs a handful of ioctls and a short one returns within about
-        a millisecond of draining. Once the queue is empty, a UART that
-        reports its transmitter state (``TIOCSERGETLSR``, 8250-type UARTs)
-        is polled until its FIFO and shift register are empty too: what
-        RS-485 direction switching needs. Polling instead of ``tcdrain`` in a
-        worker thread keeps it cancellable at once and costs no thread.
-
-        What it cannot see: bytes already inside a USB adapter's own FIFO are
-        invisible to the driver, and a pty has no queue (it returns at once).
-        With flow control holding the line (``rtscts``/``xonxoff``), it waits
-        as long as the peer does.
-
-        Always a checkpoint. Cancellation: nothing is discarded or changed;
-        the output keeps draining.
-
-        Raises:
-          trio.ClosedResourceError: the port was closed, before or during the wait.
-          trioserial.UnsupportedOperationError: the transport cannot report
-            its output queue.
-        """
-        await trio.lowlevel.checkpoint_if_cancelled()
-        while True:
-            core = self._live_core()
-            try:
-                delay = drain_delay(core)
-            except OSError as exc:
-                self._control_error(exc)
-            if delay is None:
-                break
-            await self.sleep_while_open(delay)
-        await trio.lowlevel.cancel_shielded_checkpoint()
-
-    async def send_break(self, duration: float = 0.25) -> None:
-        """Hold the line in a break for *duration* seconds.
-
-        Like ``tcsendbreak``, it first waits for queued output to be
-        transmitted (:meth:`wait_drained`), so bytes sent before the break go
-        out before it. Then: start the break, :func:`trio.sleep`, end it. No
-        thread and no blocking call (``tcsendbreak`` sleeps in the kernel;
-        pyserial's ``send_break`` runs it in the calling thread).
-
-        Always a checkpoint. Cancellation: **the break is always ended** (a
-        cancelled call never leaves the line held low); a cancellation while
-        draining sends no break at all. Closing the port from another task
-        ends the break too (closing a UART clears it) and wakes this call
-        with :exc:`trio.ClosedResourceError`. On a pty the break is accepted
-        and does nothing.
-
-        Args:
-          duration: seconds, a finite number > 0 (Linux's own default
-            ``tcsendbreak`` break is 0.25 s).
-
-        Raises:
-          TypeError, ValueError: *duration* is not a positive finite number.
-          trio.ClosedResourceError: the port was closed.
-          trio.BusyResourceError: another task is sending a break.
-          trioserial.UnsupportedOperationError: the port cannot send a break.
-        """
-        duration = check_seconds("duration", duration)
-        with self._break_conflict:
-            await self.wait_drained()
-            core = self._live_core()
-            try:
-                core.set_break(True)
-            except OSError as exc:
-                self._control_error(exc)
-            try:
-                await self.sleep_while_open(duration)
-            finally:
-                if not core.closed:
-                    try:
-                        core.set_break(False)
-                    except OSError as exc:
-                        self._control_error(exc)
-
-    async def wait_modem_change(self, *lines: str, poll_interval: float = 0.01) -> ModemLines:
-        """Wait until one of the input lines *lines* changes; return all lines then.
-
-        *lines* are names of input lines: ``"cts"``, ``"dsr"``, ``"ri"``,
-        ``"cd"``; none means all four. A change is a level that differs from
-        the level when the call started, or, where the driver counts
-        transitions (``TIOCGICOUNT``: 8250-type UARTs and many USB adapters),
-        any transition at all, so a ring pulse shorter than *poll_interval*
-        is still seen (the returned snapshot then shows the level after it).
-        Without counters, a pulse that starts and ends between two polls is
-        missed.
-
-        How: it polls ``TIOCMGET`` (and the counters) every *poll_interval*
-        seconds with :func:`trio.sleep`, one or two non-blocking ioctls per
-        poll. The alternative, ``TIOCMIWAIT``, blocks a thread inside the
-        kernel, and nothing we can do wakes it: closing the fd from another
-        thread neither interrupts the wait nor releases the port (the ioctl
-        holds the open file, and with it the ``flock``), so a cancelled wait
-        would leave a thread stuck until a line happens to move. Many USB
-        adapters do not implement it at all. Polling is cancellable at once,
-        costs no thread, and the counters give it ``TIOCMIWAIT``'s ability to
-        see short pulses.
-
-        Always a checkpoint. Cancellation: nothing is changed or consumed; a
-        later call starts from the levels at that time.
-
-        Args:
-          *lines: the input lines to watch.
-          poll_interval: seconds between polls, a finite number > 0.
-
-        Returns:
-          The :class:`~trioserial.ModemLines` read when the change was seen.
-
-        Raises:
-          TypeError, ValueError: a name is not an input line, or
-            *poll_interval* is not a positive finite number.
-          trio.ClosedResourceError: the port was closed, before or during the wait.
-          trioserial.UnsupportedOperationError: the port has no modem lines.
-        """
-        watched = check_input_lines(lines)
-        poll_interval = check_seconds("poll_interval", poll_interval)
-        await trio.lowlevel.checkpoint_if_cancelled()
-        try:
-            watch = ModemChangeWatch(self._live_core(), watched)
-            while True:
-                await self.sleep_while_open(poll_interval)
-                if (changed := watch.poll()) is not None:
-                    return changed
-        except OSError as exc:
-            self._control_error(exc)
-
-    def __repr__(self) -> str:
-        state = "closed" if self.closed else self._core.settings.framing
-        return f"<trioserial.AsyncSerial {self._core.name!r} {state}>"
 
 
 async def open_serial_port(

@@ -6,39 +6,32 @@
 (:func:`anyio.wait_readable`, :func:`anyio.wait_writable`,
 :func:`anyio.notify_closing`): the syscall first, a wait only on ``EAGAIN``,
 no threads on the data path on either backend. The behaviour is
-``AsyncSerial``'s, with anyio's exception classes.
+``AsyncSerial``'s, with anyio's exception classes. Only the data path is
+written here; the control surface is ``_surface.PortSurface``, run on anyio's
+primitives (``ANYIO_PRIMITIVES``).
 
 This module never imports :mod:`trio` or ``trioserial._stream``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable, Mapping
-from typing import Any, NoReturn, final
+from typing import Any, final
 
 import anyio
 import anyio.lowlevel
+import anyio.to_thread
 import sniffio
 from anyio.abc import ByteStream
 
 from ._anyio_expect import Expect, ExpectEOFError, ExpectTimeoutError
 from ._anyio_loop import ANYIO_LOOP, open_core_anyio
-from ._control import (
-    ModemChangeWatch,
-    check_input_lines,
-    check_seconds,
-    close_drain_limit,
-    drain_delay,
-)
 from ._core import DEFAULT_RECEIVE_SIZE, PortCore, byte_view, check_max_bytes
-from ._netloop import wait_settings_applied
 from ._open import check_url
 from ._options import OpenOptions, RS485Settings
-from ._settings import ModemLines, Parity, SerialSettings, SettingsChanges, StopBits, Unpack
-from ._surface import PortSurface
-from ._util import ConflictDetector
+from ._settings import Parity, SerialSettings, StopBits
+from ._surface import LoopPrimitives, PortSurface
 
 __all__ = [
     "AnyioSerialStream",
@@ -51,6 +44,22 @@ __all__ = [
 
 #: What ``send`` accepts.
 Buffer = bytes | bytearray | memoryview
+
+#: What the shared control surface (:class:`PortSurface`) runs on: anyio's
+#: own names, which are Trio's but for ``notify_closing``.
+ANYIO_PRIMITIVES = LoopPrimitives(
+    closed_error=anyio.ClosedResourceError,
+    busy_error=anyio.BusyResourceError,
+    broken_error=anyio.BrokenResourceError,
+    checkpoint=anyio.lowlevel.checkpoint,
+    checkpoint_if_cancelled=anyio.lowlevel.checkpoint_if_cancelled,
+    cancel_shielded_checkpoint=anyio.lowlevel.cancel_shielded_checkpoint,
+    notify_closing=anyio.notify_closing,
+    move_on_after=anyio.move_on_after,
+    event=anyio.Event,
+    shielded=lambda: anyio.CancelScope(shield=True),
+    network=ANYIO_LOOP,
+)
 
 
 class SerialAttribute(anyio.TypedAttributeSet):
@@ -89,59 +98,36 @@ class AnyioSerialStream(PortSurface, ByteStream):
     **Cancellation.** A cancelled :meth:`receive` has consumed nothing; a
     cancelled :meth:`send` has sent exactly a prefix of its data, whose length
     :meth:`statistics` tells; a cancelled :meth:`aclose` still closes.
+
+    The control surface (modem lines, break, :meth:`reconfigure`,
+    :meth:`wait_drained`, closing) is :class:`trioserial.AsyncSerial`'s, the
+    same code; where its docstrings name two exception classes, this class
+    raises the ``anyio`` one.
     """
 
-    _closed_error = anyio.ClosedResourceError
+    _loop = ANYIO_PRIMITIVES
+    _public_name = "trioserial.anyio.AnyioSerialStream"
 
     def __init__(self, core: PortCore) -> None:
         """Wrap an open *core*. Use :func:`open_serial_port` instead."""
-        self._core = core
-        self._send_conflict = ConflictDetector(
-            "another task is using this serial port for send", anyio.BusyResourceError
-        )
-        self._receive_conflict = ConflictDetector(
-            "another task is using this serial port for receive", anyio.BusyResourceError
-        )
-        self._break_conflict = ConflictDetector(
-            "another task is sending a break on this serial port", anyio.BusyResourceError
-        )
-        # Set by close(): wakes control methods that sleep (drain, break, polls).
-        # Made on first use, so a stream can be built outside an event loop.
-        self._closing: anyio.Event | None = None
+        super().__init__(core)
         self._eof_sent = False
         # The scope of a receive's wait for the fd, cancelled (ending the wait,
         # not the receive) when the core has read input into its own buffer.
         self._receive_wait: anyio.CancelScope | None = None
         core.on_input_buffered(self._look_again)
         self._native_cancellation: bool | None = None  # see _yield_first
-        self._bytes_sent = 0
-        self._bytes_received = 0
-        self._waiting_receive = 0
-        self._waiting_send = 0
-
-    # ---------------------------------------------------------------- errors
-
-    def _raise_for(self, exc: OSError) -> NoReturn:
-        if self._core.is_closed_error(exc):
-            raise anyio.ClosedResourceError("serial port was closed") from None
-        raise anyio.BrokenResourceError(
-            f"serial port {self._core.name!r} failed: {exc.strerror or exc}"
-        ) from exc
 
     # ------------------------------------------------------------------ send
 
     async def send(self, item: Buffer) -> None:
         """Send all of *item*, waiting for room as needed.
 
-        Always a checkpoint. Bytes go to the OS's output buffer; use
-        :meth:`wait_drained` to wait until they have left the wire.
+        The bytes go to the OS's output buffer (:meth:`wait_drained` waits
+        until they have left the wire). Always a checkpoint.
 
-        Cancellation: a prefix of *item* was handed to the OS (possibly none,
-        never all of a non-empty *item*: a send that wrote everything returns)
-        and the rest was not; ``statistics().bytes_sent`` grew by exactly that
-        prefix's length. This holds for asyncio's own cancellation
-        (``task.cancel()``) too, so a caller that resends on cancellation
-        never sends a byte twice.
+        Args:
+          item: the bytes to send.
 
         Raises:
           anyio.ClosedResourceError: the port was closed (before or during the
@@ -150,6 +136,14 @@ class AnyioSerialStream(PortSurface, ByteStream):
             when the device hung up; the :exc:`OSError` is the ``__cause__``.
           anyio.BusyResourceError: another task is sending.
           TypeError: *item* is not bytes-like.
+
+        Cancellation:
+          A prefix of *item* was handed to the OS (possibly none, never all
+          of a non-empty *item*: a send that wrote everything returns) and the
+          rest was not; ``statistics().bytes_sent`` grew by exactly its
+          length. This holds for asyncio's own cancellation
+          (``task.cancel()``) too, so a caller that resends on cancellation
+          never sends a byte twice.
         """
         with self._send_conflict:
             if self._core.closed:
@@ -186,13 +180,16 @@ class AnyioSerialStream(PortSurface, ByteStream):
 
         A serial line has no end-of-file, so **the device is not told**: this
         is a local half-close that makes later sends raise
-        :exc:`anyio.ClosedResourceError`. It does not close the port (which
-        is what Jumpstarter's ``copy_stream`` needs when a client leaves).
-        Idempotent; always a checkpoint; a cancellation leaves nothing behind.
+        :exc:`anyio.ClosedResourceError`, and it does not close the port
+        (what Jumpstarter's ``copy_stream`` needs when a client leaves).
+        Idempotent; always a checkpoint.
 
         Raises:
           anyio.ClosedResourceError: the port was closed.
           anyio.BusyResourceError: another task is sending.
+
+        Cancellation:
+          Leaves nothing behind.
         """
         with self._send_conflict:
             await anyio.lowlevel.checkpoint()
@@ -207,9 +204,8 @@ class AnyioSerialStream(PortSurface, ByteStream):
 
         Never returns ``b""``. Always a checkpoint.
 
-        Cancellation: **a cancelled receive has consumed nothing**. The read
-        happens after the last point where a cancellation can be delivered,
-        so every byte is returned by exactly one call.
+        Args:
+          max_bytes: the most to return; default 65536.
 
         Raises:
           anyio.EndOfStream: the device hung up (USB unplugged, pty master
@@ -219,6 +215,12 @@ class AnyioSerialStream(PortSurface, ByteStream):
             :exc:`OSError` is the ``__cause__``.
           anyio.BusyResourceError: another task is receiving.
           TypeError, ValueError: *max_bytes* is not an int >= 1.
+
+        Cancellation:
+          **A cancelled receive has consumed nothing**, on asyncio's own
+          cancellation too: the read happens after the last point where a
+          cancellation can be delivered, so every byte is returned by exactly
+          one call.
         """
         with self._receive_conflict:
             n = check_max_bytes(max_bytes)
@@ -308,55 +310,6 @@ class AnyioSerialStream(PortSurface, ByteStream):
         finally:
             self._waiting_send -= 1
 
-    # ----------------------------------------------------------------- close
-
-    def close(self) -> None:
-        """Close the port now, abortively. Idempotent. Must run in the event loop's thread.
-
-        Tasks blocked in this port's methods wake with
-        :exc:`anyio.ClosedResourceError`. Output still queued in the OS is
-        discarded (so closing never hangs for the kernel's closing wait):
-        :meth:`aclose` lets it go out first.
-        """
-        fd = self._core.fileno()
-        if fd == -1:
-            return
-        # Notify, close: no checkpoint in between, so no task can start a wait
-        # on a closed (and maybe reused) fd number.
-        anyio.notify_closing(fd)
-        self._core.close()
-        if self._closing is not None:
-            self._closing.set()
-
-    async def aclose(self) -> None:
-        """Close the port gracefully: let queued output go out, then close.
-
-        As :meth:`trioserial.AsyncSerial.aclose`: queued output is given twice
-        the time it takes at the line rate (at least a second) to go out, then
-        discarded; with a task blocked sending, a transport that cannot
-        report its queue, or a network port (whose socket goes on sending
-        after the close), the port closes at once. Idempotent; always a
-        checkpoint.
-
-        Cancellation: the port is closed anyway, abortively.
-        """
-        try:
-            limit = None
-            if self._core.fileno() != -1 and self._waiting_send == 0:
-                with contextlib.suppress(OSError):
-                    limit = close_drain_limit(self._core)
-            if limit is not None:
-                with (
-                    anyio.move_on_after(limit),
-                    contextlib.suppress(
-                        OSError, anyio.ClosedResourceError, anyio.BrokenResourceError
-                    ),
-                ):
-                    await self.wait_drained()
-        finally:
-            self.close()
-        await anyio.lowlevel.checkpoint()
-
     # ------------------------------------------------------------- the port
 
     @property
@@ -369,164 +322,6 @@ class AnyioSerialStream(PortSurface, ByteStream):
             SerialAttribute.settings: lambda: core.settings,
             SerialAttribute.transport: lambda: core.transport,
         }
-
-    # --------------------------------------------------------- control (async)
-    # The same strategies as AsyncSerial's (its docstrings say why: polling
-    # with sleeps instead of tcdrain/TIOCMIWAIT in a thread), on anyio's sleeps.
-
-    async def sleep_while_open(self, seconds: float) -> None:
-        """Sleep for *seconds*, or until the port is closed, whichever comes first.
-
-        For code that paces its own use of the port (the driver's ``cps``, a
-        bootloader's timing): closing the port, from another task or with
-        :meth:`close`, ends the sleep at once instead of when its time is up.
-        Always a checkpoint. Cancellation leaves nothing behind.
-
-        Raises:
-          anyio.ClosedResourceError: the port was closed before or during the sleep.
-        """
-        if self._closing is None:
-            self._closing = anyio.Event()
-        if self._core.closed:  # closed before the event existed: close() could not set it
-            self._closing.set()
-        with anyio.move_on_after(seconds):
-            await self._closing.wait()
-        if self._core.closed:
-            raise anyio.ClosedResourceError("serial port was closed")
-
-    async def reconfigure(self, **changes: Unpack[SettingsChanges]) -> None:
-        """Change line settings on the open port, keeping everything else.
-
-        Accepts any of ``baudrate``, ``bytesize``, ``parity``, ``stopbits``,
-        ``xonxoff``, ``rtscts``, ``dsrdtr`` and ``exclusive`` (see
-        :class:`~trioserial.SerialSettings`). Validated before the device is
-        touched; only what changed is applied; buffered data is kept, DTR and
-        RTS are not touched and VMIN=1/VTIME=0 stay in force, as
-        :meth:`trioserial.AsyncSerial.reconfigure` does.
-
-        Always a checkpoint. Cancellation: atomic, delivered before the change
-        starts (nothing changed) or after it completed (all of it in force).
-
-        Raises:
-          TypeError, ValueError: an unknown setting or a bad value; nothing changed.
-          anyio.ClosedResourceError: the port was closed.
-          trioserial.PortBusyError: ``exclusive=True`` but another handle holds the lock.
-          trioserial.SerialPortError: the driver rejected the settings; the old
-            ones stay in force.
-          trioserial.UnsupportedOperationError: an RFC 2217 server answered
-            another value (``settings`` then says what it answered); the
-            call waits for the answer, at most the URL's ``timeout``.
-        """
-        new = self._core.settings.replace(**changes)
-        core = self._live_core()
-        await anyio.lowlevel.checkpoint_if_cancelled()
-        if new != core.settings:
-            try:
-                core.apply_settings(new)
-                # A remote port answers later (bounded by its ?timeout).
-                with anyio.CancelScope(shield=True):
-                    await wait_settings_applied(core, ANYIO_LOOP)
-            except OSError as exc:
-                self._control_error(exc)
-        await anyio.lowlevel.cancel_shielded_checkpoint()
-
-    async def wait_drained(self) -> None:
-        """Wait until the output queued so far has been transmitted.
-
-        Reads the driver's queue (``TIOCOUTQ``) and sleeps for as long as that
-        many characters take at the current rate (1 ms to 100 ms, then looks
-        again); then, on UARTs that report it (``TIOCSERGETLSR``), waits for
-        the FIFO and shift register to empty. A pty has no queue: it returns
-        at once. Always a checkpoint. Cancellation: nothing is discarded; the
-        output keeps draining.
-
-        Raises:
-          anyio.ClosedResourceError: the port was closed, before or during the wait.
-          trioserial.UnsupportedOperationError: the transport cannot report its queue.
-        """
-        await anyio.lowlevel.checkpoint_if_cancelled()
-        while True:
-            core = self._live_core()
-            try:
-                delay = drain_delay(core)
-            except OSError as exc:
-                self._control_error(exc)
-            if delay is None:
-                break
-            await self.sleep_while_open(delay)
-        await anyio.lowlevel.cancel_shielded_checkpoint()
-
-    async def send_break(self, duration: float = 0.25) -> None:
-        """Hold the line in a break for *duration* seconds.
-
-        Like ``tcsendbreak``, it first waits for queued output to be sent
-        (:meth:`wait_drained`); then: start the break, :func:`anyio.sleep`,
-        end it. No thread and no blocking call.
-
-        Always a checkpoint. Cancellation: **the break is always ended**; a
-        cancellation while draining sends no break at all. Closing the port
-        from another task ends it too and wakes this call with
-        :exc:`anyio.ClosedResourceError`. On a pty the break does nothing.
-
-        Args:
-          duration: seconds, a finite number > 0.
-
-        Raises:
-          TypeError, ValueError: *duration* is not a positive finite number.
-          anyio.ClosedResourceError: the port was closed.
-          anyio.BusyResourceError: another task is sending a break.
-          trioserial.UnsupportedOperationError: the port cannot send a break.
-        """
-        duration = check_seconds("duration", duration)
-        with self._break_conflict:
-            await self.wait_drained()
-            core = self._live_core()
-            try:
-                core.set_break(True)
-            except OSError as exc:
-                self._control_error(exc)
-            try:
-                await self.sleep_while_open(duration)
-            finally:
-                if not core.closed:
-                    try:
-                        core.set_break(False)
-                    except OSError as exc:
-                        self._control_error(exc)
-
-    async def wait_modem_change(self, *lines: str, poll_interval: float = 0.01) -> ModemLines:
-        """Wait until one of the input lines *lines* changes; return all lines then.
-
-        *lines* are among ``"cts"``, ``"dsr"``, ``"ri"``, ``"cd"``; none means
-        all four. A change is a level different from the one when the call
-        started or, where the driver counts transitions (``TIOCGICOUNT``), any
-        transition, so a pulse shorter than *poll_interval* is still seen.
-        The lines are polled every *poll_interval* seconds (``TIOCMIWAIT``
-        would block a thread that closing the port cannot wake).
-
-        Always a checkpoint. Cancellation: nothing is changed or consumed.
-
-        Raises:
-          TypeError, ValueError: a name is not an input line, or
-            *poll_interval* is not a positive finite number.
-          anyio.ClosedResourceError: the port was closed, before or during the wait.
-          trioserial.UnsupportedOperationError: the port has no modem lines.
-        """
-        watched = check_input_lines(lines)
-        poll_interval = check_seconds("poll_interval", poll_interval)
-        await anyio.lowlevel.checkpoint_if_cancelled()
-        try:
-            watch = ModemChangeWatch(self._live_core(), watched)
-            while True:
-                await self.sleep_while_open(poll_interval)
-                if (changed := watch.poll()) is not None:
-                    return changed
-        except OSError as exc:
-            self._control_error(exc)
-
-    def __repr__(self) -> str:
-        state = "closed" if self.closed else self._core.settings.framing
-        return f"<trioserial.anyio.AnyioSerialStream {self._core.name!r} {state}>"
 
 
 async def open_serial_port(

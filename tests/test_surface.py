@@ -1,0 +1,70 @@
+"""The control surface is written once: both front ends run one code on their own loop table.
+
+What the surface does is tested through each front end (``test_control*.py``,
+``test_reconfigure.py``, ``test_anyio.py``, ``test_frontend_errors.py``);
+this file keeps it shared: a method copied back into a front end, or a table
+that borrows a primitive from the other library, fails here.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import attrs
+import pytest
+
+from trioserial import AsyncSerial
+from trioserial._surface import LoopPrimitives, PortSurface
+from trioserial.anyio import AnyioSerialStream
+
+FRONT_ENDS = [(AsyncSerial, "trio"), (AnyioSerialStream, "anyio")]
+
+#: Everything but the data path: the sync control members, the control
+#: coroutines and closing.
+SHARED = [
+    "closed",
+    "port",
+    "transport",
+    "settings",
+    "fileno",
+    "modem_lines",
+    "cts",
+    "dsr",
+    "ri",
+    "cd",
+    "dtr",
+    "rts",
+    "break_condition",
+    "in_waiting",
+    "out_waiting",
+    "reset_input_buffer",
+    "reset_output_buffer",
+    "statistics",
+    "sleep_while_open",
+    "reconfigure",
+    "wait_drained",
+    "send_break",
+    "wait_modem_change",
+    "close",
+    "aclose",
+    "__repr__",
+]
+
+
+@pytest.mark.parametrize("name", SHARED)
+@pytest.mark.parametrize(("front_end", "library"), FRONT_ENDS)
+def test_the_control_surface_is_not_written_again(
+    front_end: type[PortSurface], library: str, name: str
+) -> None:
+    assert inspect.getattr_static(front_end, name) is inspect.getattr_static(PortSurface, name)
+
+
+@pytest.mark.parametrize(("front_end", "library"), FRONT_ENDS)
+def test_each_front_end_fills_the_table_from_its_own_library(
+    front_end: type[PortSurface], library: str
+) -> None:
+    table = front_end._loop
+    assert isinstance(table, LoopPrimitives)
+    for field in attrs.fields(LoopPrimitives):
+        primitive = getattr(table, field.name)
+        assert primitive.__module__.split(".")[0] == library, (field.name, primitive)
