@@ -29,6 +29,14 @@ DOCUMENTED = {
     "ExpectError",
     "ExpectMatch",
     "ExpectTimeoutError",
+    # finding ports (issue 18)
+    "AmbiguousPortError",
+    "PortEvent",
+    "PortEvents",
+    "PortInfo",
+    "list_ports",
+    "wait_for_port",
+    "watch_ports",
 }
 
 

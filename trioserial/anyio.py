@@ -34,11 +34,15 @@ from ._control import (
 from ._core import DEFAULT_RECEIVE_SIZE, PortCore, byte_view, check_max_bytes
 from ._open import check_url, open_core
 from ._options import OpenOptions, RS485Settings
+from ._ports_anyio import list_ports as list_ports
+from ._ports_anyio import wait_for_port as wait_for_port
+from ._ports_anyio import watch_ports as watch_ports
 from ._settings import ModemLines, Parity, SerialSettings, StopBits
 from ._surface import PortSurface
 from ._util import ConflictDetector
 
 __all__ = ["AnyioSerialStream", "SerialAttribute", "open_serial_port"]
+__all__ += ["list_ports", "wait_for_port", "watch_ports"]
 
 #: What ``send`` accepts.
 Buffer = bytes | bytearray | memoryview
