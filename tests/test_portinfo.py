@@ -1,8 +1,9 @@
 """PortInfo, PortQuery, diff_ports and the sysfs reader, with no event loop.
 
-USB identities come from ``tests/data/usb-serial-tree``: the sysfs layout of
-FTDI, CP210x and CDC-ACM adapters (its README says where each value comes
-from), since this machine has no USB serial adapter. Ptys are real.
+USB identities come from the tree ``tests/usb_serial_tree.py`` builds: the
+sysfs layout of FTDI, CP210x and CDC-ACM adapters
+(``tests/data/usb-serial-tree.md`` says where each value comes from), since
+this machine has no USB serial adapter. Ptys are real.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from usb_serial_tree import shared_tree
 
 from trioserial import AmbiguousPortError, PortEvent, PortInfo
 from trioserial._portinfo import PortQuery, diff_ports, port_sort_key
 from trioserial._sysfs import describe_path, read_ports
 
-TREE = Path(__file__).resolve().parent / "data" / "usb-serial-tree"
+TREE = shared_tree()
 SYS, DEV = str(TREE / "sys"), str(TREE / "dev")
 
 
@@ -158,7 +160,8 @@ def test_ambiguity_names_every_match_unless_first() -> None:
         query.choose(PORTS)
     message = str(caught.value)
     assert "2 serial ports match vid=0x0403, pid=0x6010" in message
-    assert "FT5XJ2AB-if00-port0" in message and "FT5XJ2AB-if01-port0" in message
+    assert "FT5XJ2AB-if00-port0" in message
+    assert "FT5XJ2AB-if01-port0" in message
     assert "first=True" in message
     assert query.choose(PORTS, first=True) == PORTS[3]
     # The twin ports told apart by a predicate.

@@ -25,7 +25,9 @@ USB_REMOVE = (
 
 
 def libudev(fields: bytes, *, magic: int = 0xFEEDCAFE, offset: int = 40) -> bytes:
-    header = struct.pack("=8s4sIII", b"libudev\x00", magic.to_bytes(4, "big"), 40, offset, len(fields))
+    header = struct.pack(
+        "=8s4sIII", b"libudev\x00", magic.to_bytes(4, "big"), 40, offset, len(fields)
+    )
     return header + b"\x00" * (offset - len(header)) + fields
 
 
@@ -41,7 +43,8 @@ def test_kernel_event() -> None:
     )
     assert event.properties["SEQNUM"] == "825"
     remove = parse_uevent(USB_REMOVE)
-    assert remove is not None and (remove.action, remove.devname) == ("remove", "ttyUSB0")
+    assert remove is not None
+    assert (remove.action, remove.devname) == ("remove", "ttyUSB0")
 
 
 def test_udev_event() -> None:
@@ -55,7 +58,8 @@ def test_udev_event() -> None:
         from_udev=True,
         properties=event.properties if event else {},
     )
-    assert event is not None and event.properties["DEVLINKS"] == "/dev/serial/by-id/x"
+    assert event is not None
+    assert event.properties["DEVLINKS"] == "/dev/serial/by-id/x"
 
 
 @pytest.mark.parametrize(
@@ -86,4 +90,5 @@ def test_field_count_is_bounded() -> None:
 
 def test_bytes_that_are_not_utf8_do_not_raise() -> None:
     event = parse_uevent(b"add@/x\x00ACTION=add\x00DEVPATH=/x\x00DEVNAME=tty\xff\x00")
-    assert event is not None and event.devname == "tty\ufffd"
+    assert event is not None
+    assert event.devname == "tty\ufffd"

@@ -150,10 +150,9 @@ def diff_ports(old: Mapping[str, PortInfo], new: Mapping[str, PortInfo]) -> list
     return events
 
 
-def _check_text(name: str, value: object) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    raise TypeError(f"{name} must be a string or None, got {value!r}")
+def _check_text(_: object, attribute: attrs.Attribute[str | None], value: object) -> None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{attribute.name} must be a string or None, got {value!r}")
 
 
 @attrs.frozen(kw_only=True)
@@ -168,10 +167,8 @@ class PortQuery:
 
     vid: int | None = attrs.field(default=None, validator=_check_usb_id("vid"))
     pid: int | None = attrs.field(default=None, validator=_check_usb_id("pid"))
-    serial_number: str | None = attrs.field(
-        default=None, converter=lambda v: _check_text("serial_number", v)
-    )
-    path: str | None = attrs.field(default=None, converter=lambda v: _check_text("path", v))
+    serial_number: str | None = attrs.field(default=None, validator=_check_text)
+    path: str | None = attrs.field(default=None, validator=_check_text)
     match: Callable[[PortInfo], bool] | None = None
 
     def __attrs_post_init__(self) -> None:

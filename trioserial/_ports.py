@@ -54,7 +54,7 @@ async def wait_for_port(
     path: str | None = None,
     match: Callable[[PortInfo], bool] | None = None,
     first: bool = False,
-    timeout: float | None = None,
+    timeout: float | None = None,  # noqa: ASYNC109 - the issue asks for it; None: no limit
     _config: WatchConfig = DEFAULT_CONFIG,
 ) -> PortInfo:
     """The port that matches, as soon as it is there: at once if it already is.
@@ -92,9 +92,7 @@ async def wait_for_port(
       fds it opened and leaves no task behind.
     """
     query = PortQuery(vid=vid, pid=pid, serial_number=serial_number, path=path, match=match)
-    return await _portwatch.wait_for_port(
-        TRIO, query, first=first, timeout=timeout, config=_config
-    )
+    return await _portwatch.wait_for_port(TRIO, query, first=first, timeout=timeout, config=_config)
 
 
 def watch_ports(

@@ -42,7 +42,7 @@ async def wait_for_port(
     path: str | None = None,
     match: Callable[[PortInfo], bool] | None = None,
     first: bool = False,
-    timeout: float | None = None,
+    timeout: float | None = None,  # noqa: ASYNC109 - the issue asks for it; None: no limit
     _config: WatchConfig = DEFAULT_CONFIG,
 ) -> PortInfo:
     """:func:`trioserial.wait_for_port` on anyio: same arguments, errors and guarantees."""

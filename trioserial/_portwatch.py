@@ -137,7 +137,8 @@ class _Inotify:
 
     def watch(self, directory: str) -> bool:
         """Watch *directory* (again: the kernel keeps one watch per directory)."""
-        return self._add_watch(self.fd, os.fsencode(directory), _IN_MASK) >= 0
+        wd: int = self._add_watch(self.fd, os.fsencode(directory), _IN_MASK)
+        return wd >= 0
 
     def drain(self) -> bool:
         """Read what is queued (bounded); whether there was anything."""
@@ -393,9 +394,7 @@ class PortEvents:
             self._delivered[event.port.device] = event.port
         else:
             self._delivered.pop(event.port.device, None)
-        self._delivered = dict(
-            sorted(self._delivered.items(), key=lambda kv: port_sort_key(kv[0]))
-        )
+        self._delivered = dict(sorted(self._delivered.items(), key=lambda kv: port_sort_key(kv[0])))
         return event
 
 

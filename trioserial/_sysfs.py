@@ -24,7 +24,7 @@ from typing import Final
 from ._portinfo import PortInfo, port_sort_key
 from ._resolve import udev_links
 
-__all__ = ["SYSFS", "DEV", "describe_path", "read_ports"]
+__all__ = ["DEV", "SYSFS", "describe_path", "read_ports"]
 
 SYSFS: Final = "/sys"
 DEV: Final = "/dev"
@@ -157,9 +157,7 @@ def describe_path(
     real = os.path.realpath(path)
     if major in _PTY_MAJORS:
         by_id, by_path = links
-        return PortInfo(
-            device=real, by_id=by_id.get(real), by_path=by_path.get(real), is_pty=True
-        )
+        return PortInfo(device=real, by_id=by_id.get(real), by_path=by_path.get(real), is_pty=True)
     tty_dir = os.path.realpath(os.path.join(sysfs, "dev", "char", f"{major}:{minor}"))
     if _link_name(os.path.join(tty_dir, "subsystem")) != "tty":
         return None
