@@ -36,6 +36,7 @@ LAYERS: dict[str, int] = {
     "_expect": 3,
     "_console": 3,
     "_cli": 3,
+    "_cli_list": 3,
     "__main__": 3,
     "_sim": 3,
     "_portinfo": 0,  # finding ports (issue 18): sans-IO values, matching, diffing
