@@ -88,7 +88,7 @@ class PortInfo:
 
     @property
     def paths(self) -> tuple[str, ...]:
-        """Every name of this port: the device node, then its udev links."""
+        """Every name of this port, the device node first, then its udev links."""
         return tuple(p for p in (self.device, self.by_id, self.by_path) if p is not None)
 
 

@@ -373,7 +373,7 @@ class PortEvents:
 
     @property
     def backend(self) -> str:
-        """What drives the events: ``"netlink"``, ``"inotify"`` or ``"poll"``."""
+        """Which source drives the events, ``"netlink"``, ``"inotify"`` or ``"poll"``."""
         return self._watch.backend
 
     def __aiter__(self) -> PortEvents:
