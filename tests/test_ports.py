@@ -446,3 +446,16 @@ def test_anyio_ports_module_never_imports_trio() -> None:
         not m.startswith("trio") or m.startswith("trioserial")
         for m, _ in imports(PACKAGE / "_ports_anyio.py")
     )
+
+
+# --------------------------------------------------------------- benchmark
+
+
+async def test_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import ports as bench
+
+    with trio.fail_after(60):
+        await bench.main(reps=1, idle=0.05)
+    rows = capsys.readouterr().out.splitlines()
+    assert any(r.startswith("symlink    wait_for_port") for r in rows), rows
+    assert len([r for r in rows if "wait_for_port" in r]) == (1 if _uevents_available() else 2)
