@@ -9,7 +9,7 @@ front end waits on a single fd. After each wake-up it drains what arrived and,
 if a tty may have changed, reads sysfs again; ``_portinfo`` decides what
 changed.
 
-The async functions here take a :class:`Primitives` table: the five calls of
+The async functions here take a :class:`Primitives` table: the six calls of
 an event loop they need. ``_ports`` fills it from Trio, ``_ports_anyio`` from
 anyio, and neither repeats the logic. This module imports neither.
 """
@@ -24,7 +24,7 @@ import math
 import os
 import select
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any, Final, Literal, Protocol, TypeVar
 
@@ -62,6 +62,8 @@ _IN_MASK: Final = (
 POLL_INTERVAL: Final = 1.0
 
 Backend = Literal["auto", "netlink", "inotify", "poll"]
+#: Below the dev root: where udev makes the links the inotify fallback watches.
+_LINK_DIRS: Final = (("serial",), ("serial", "by-id"), ("serial", "by-path"))
 
 
 class _CancelScope(Protocol):
@@ -254,9 +256,6 @@ class PortWatch:
         self.closed = True
 
 
-_LINK_DIRS: Final = (("serial",), ("serial", "by-id"), ("serial", "by-path"))
-
-
 async def wait_change(loop: Primitives, watch: PortWatch) -> None:
     """Return once a port may have changed (at once if :attr:`PortWatch.dirty`).
 
@@ -275,7 +274,7 @@ async def wait_change(loop: Primitives, watch: PortWatch) -> None:
 
 
 @contextlib.contextmanager
-def _closing(loop: Primitives, watch: PortWatch) -> Any:
+def _closing(loop: Primitives, watch: PortWatch) -> Iterator[PortWatch]:
     try:
         yield watch
     finally:

@@ -9,10 +9,10 @@ skipped. USB details come from the first ancestor of the device that has an
 interface. Nothing is opened but sysfs attribute files: no port is touched.
 
 The reads are a few dozen ``stat``/``readlink``/small reads of in-memory
-files (about 1 ms for a machine with 70 ttys, see ``benchmarks/ports.py``),
-so the async callers run them in a worker thread for :func:`list_ports` and
-the first scan, and inline after a uevent, where the kernel has just said
-something changed.
+kernel attributes (USB strings are cached at enumeration: nothing touches the
+bus): 0.3 ms for the 70 ttys of this VM. ``list_ports`` runs them in a worker
+thread; the watchers run them inline after a tty uevent, where a thread hop
+would add latency (``benchmarks/ports.py``).
 """
 
 from __future__ import annotations
