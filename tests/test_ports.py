@@ -268,6 +268,31 @@ async def test_wait_for_a_path_that_appears(tmp_path: Path, pty: Pty, backend: s
     assert found == [PortInfo(device=os.readlink(link), is_pty=True)]
 
 
+def test_auto_falls_back_where_netlink_or_inotify_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A sandbox that refuses the netlink socket cannot be made here without
+    # namespaces; the refusal is simulated at the one call that opens it.
+    config = empty_config(tmp_path, "auto")
+    monkeypatch.setattr(_portwatch, "_open_netlink", lambda: None)
+    with fds_not_leaked():
+        watch = _portwatch.PortWatch(config)
+        assert watch.backend == "inotify"
+        watch.close()
+
+        def refused() -> None:
+            raise OSError(errno.EMFILE, "too many inotify instances")
+
+        monkeypatch.setattr(_portwatch, "_Inotify", refused)
+        watch = _portwatch.PortWatch(config)
+        assert (watch.backend, watch.fd) == ("poll", None)
+        watch.close()
+        with pytest.raises(OSError, match="no NETLINK_KOBJECT_UEVENT socket here"):
+            _portwatch.PortWatch(attrs.evolve(config, backend="netlink"))
+        with pytest.raises(OSError, match="too many inotify instances"):
+            _portwatch.PortWatch(attrs.evolve(config, backend="inotify"))
+
+
 async def test_poll_fallback(
     tmp_path: Path, pty: Pty, autojump_clock: trio.testing.MockClock
 ) -> None:
