@@ -17,7 +17,9 @@ device appears, each waited for by every contender:
 
 Contenders: ``wait_for_port`` (netlink for ``uevent``, inotify for
 ``symlink``); a loop that looks every 0.1 s; and the supervised driver's
-policy today, looking after 0.1 s, then doubling up to 5 s.
+policy today, looking after 0.1 s, then doubling up to 5 s. The ``symlink``
+row of ``wait_for_port`` includes closing its inotify fd (in a worker thread),
+which waits for the kernel's RCU grace period: 0 to 25 ms, most of its spread.
 
 Idle CPU: the process's own user+system time while each waits for a port that
 never comes, in ms of CPU per second of waiting, beside a task that only

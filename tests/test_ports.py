@@ -17,8 +17,10 @@ How each part is reached on a machine without USB serial adapters:
 from __future__ import annotations
 
 import errno
+import math
 import os
 import shutil
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -47,11 +49,16 @@ TREE = shared_tree()
 TRIGGER = "/sys/class/tty/ptmx/uevent"
 
 
-def _uevents_available() -> str | None:
+def netlink_available() -> bool:
     sock = _open_netlink()
-    if sock is None:
+    if sock is not None:
+        sock.close()
+    return sock is not None
+
+
+def _uevents_available() -> str | None:
+    if not netlink_available():
         return "no NETLINK_KOBJECT_UEVENT socket on this machine"
-    sock.close()
     if not os.access(TRIGGER, os.W_OK):
         return f"cannot write {TRIGGER} to make the kernel send a uevent (needs root)"
     return None
@@ -291,6 +298,55 @@ def test_auto_falls_back_where_netlink_or_inotify_is_refused(
             _portwatch.PortWatch(attrs.evolve(config, backend="netlink"))
         with pytest.raises(OSError, match="too many inotify instances"):
             _portwatch.PortWatch(attrs.evolve(config, backend="inotify"))
+
+
+@pytest.mark.parametrize("cancelled", [False, True])
+async def test_inotify_is_closed_off_the_loop(
+    tmp_path: Path, pty: Pty, monkeypatch: pytest.MonkeyPatch, cancelled: bool
+) -> None:
+    # Closing an inotify fd with watches waits for an RCU grace period (up to
+    # 25 ms measured here): it must not freeze the loop, and a cancellation
+    # must not skip it.
+    closers: list[threading.Thread] = []
+    real = _portwatch.close_inotify
+
+    def close(fd: int) -> None:
+        closers.append(threading.current_thread())
+        real(fd)
+
+    monkeypatch.setattr(_portwatch, "close_inotify", close)
+    config = empty_config(tmp_path, "inotify")
+    link = tmp_path / "board"
+    if not cancelled:
+        link.symlink_to(pty.open())
+    with trio.fail_after(5), fds_not_leaked():
+        with trio.move_on_after(0 if cancelled else math.inf):
+            await trioserial.wait_for_port(path=str(link), _config=config)
+    assert len(closers) == 1
+    assert closers[0] is not threading.main_thread()
+
+
+@pytest.mark.skipif(not netlink_available(), reason="no NETLINK_KOBJECT_UEVENT socket here")
+def test_paths_udev_announces_need_no_inotify(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = empty_config(tmp_path, "auto")
+    inside, outside = str(by_id(tmp_path) / "usb-x"), str(tmp_path / "board")
+
+    def inotify_dirs(path: str) -> bool:
+        watch = _portwatch.PortWatch(config, paths=[path])
+        try:
+            return watch._inotify is not None
+        finally:
+            watch.close()
+
+    monkeypatch.setattr(_portwatch, "UDEVD_CONTROL", str(tmp_path / "no-udevd"))
+    assert inotify_dirs(inside)  # no udevd: nobody announces a link under /dev
+    assert inotify_dirs(outside)
+    (tmp_path / "udevd-control").touch()
+    monkeypatch.setattr(_portwatch, "UDEVD_CONTROL", str(tmp_path / "udevd-control"))
+    assert not inotify_dirs(inside)  # udevd's uevent comes once the link is made
+    assert inotify_dirs(outside)
 
 
 async def test_poll_fallback(

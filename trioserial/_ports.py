@@ -24,6 +24,7 @@ TRIO: Final = Primitives(
     checkpoint=trio.lowlevel.checkpoint,
     sleep=trio.sleep,
     move_on_after=trio.move_on_after,
+    shield=lambda: trio.CancelScope(shield=True),
     run_sync=trio.to_thread.run_sync,
 )
 

@@ -25,6 +25,7 @@ ANYIO: Final = Primitives(
     checkpoint=anyio.lowlevel.checkpoint,
     sleep=anyio.sleep,
     move_on_after=anyio.move_on_after,
+    shield=lambda: anyio.CancelScope(shield=True),
     run_sync=anyio.to_thread.run_sync,
 )
 

@@ -24,7 +24,7 @@ import math
 import os
 import select
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AbstractContextManager
 from typing import Any, Final, Literal, Protocol, TypeVar
 
@@ -58,6 +58,8 @@ _IN_MASK: Final = (
     | 0x004  # IN_ATTRIB: udev sets a node's owner and mode after creating it
     | 0x01000000  # IN_ONLYDIR
 )
+#: udevd's control socket: there while udevd runs (and makes /dev/serial links).
+UDEVD_CONTROL: Final = "/run/udev/control"
 #: How often the last-resort backend reads sysfs again.
 POLL_INTERVAL: Final = 1.0
 
@@ -80,6 +82,7 @@ class Primitives:
     checkpoint: Callable[[], Awaitable[None]]
     sleep: Callable[[float], Awaitable[None]]
     move_on_after: Callable[[float], AbstractContextManager[_CancelScope]]
+    shield: Callable[[], AbstractContextManager[object]]
     run_sync: Callable[[Callable[[], Any]], Awaitable[Any]]
 
 
@@ -180,8 +183,18 @@ class PortWatch:
         self._netlink: socket.socket | None = None
         self._inotify: _Inotify | None = None
         self._epoll: select.epoll | None = None
-        self._dirs: list[str] = [os.path.dirname(os.path.abspath(p)) for p in paths]
         want = config.backend
+        dev_root = os.path.join(os.path.abspath(config.dev), "")
+        # Where udevd runs, a name under the dev root appears with a uevent (the
+        # kernel's for a node, udevd's for a link), and inotify, whose close is
+        # slow (see close_but_inotify), is not needed for it. Anywhere else, or
+        # without udevd, only inotify sees a symlink appear.
+        announced = want in ("auto", "netlink") and os.path.exists(UDEVD_CONTROL)
+        self._dirs: list[str] = [
+            os.path.dirname(os.path.abspath(p))
+            for p in paths
+            if not (announced and os.path.abspath(p).startswith(dev_root))
+        ]
         try:
             if want in ("auto", "netlink"):
                 self._netlink = _open_netlink()
@@ -247,13 +260,29 @@ class PortWatch:
         return read_ports(sysfs=self.config.sysfs, dev=self.config.dev)
 
     def close(self) -> None:
+        inotify_fd = self.close_but_inotify()
+        if inotify_fd is not None:
+            close_inotify(inotify_fd)
+
+    def close_but_inotify(self) -> int | None:
+        """Close all but the inotify fd, and hand that one back to be closed.
+
+        Closing an inotify fd that has watches waits for an RCU grace period
+        in the kernel (0 to 25 ms measured here), too long for an event loop:
+        the async code closes it in a worker thread.
+        """
         for source in (self._epoll, self._netlink):
             if source is not None:
                 source.close()
-        if self._inotify is not None:
-            os.close(self._inotify.fd)
+        inotify_fd = None if self._inotify is None else self._inotify.fd
         self._epoll = self._netlink = self._inotify = None
         self.closed = True
+        return inotify_fd
+
+
+def close_inotify(fd: int) -> None:
+    """``os.close`` of an inotify fd (blocking: see :meth:`PortWatch.close_but_inotify`)."""
+    os.close(fd)
 
 
 async def wait_change(loop: Primitives, watch: PortWatch) -> None:
@@ -273,15 +302,19 @@ async def wait_change(loop: Primitives, watch: PortWatch) -> None:
             return
 
 
-@contextlib.contextmanager
-def _closing(loop: Primitives, watch: PortWatch) -> Iterator[PortWatch]:
+@contextlib.asynccontextmanager
+async def _closing(loop: Primitives, watch: PortWatch) -> AsyncIterator[PortWatch]:
+    """Close *watch* at the end, even when cancelled; the inotify fd off the loop."""
     try:
         yield watch
     finally:
         fd = watch.fd
         if fd is not None:
             loop.notify_closing(fd)
-        watch.close()
+        inotify_fd = watch.close_but_inotify()
+        if inotify_fd is not None:
+            with loop.shield():
+                await loop.run_sync(lambda: close_inotify(inotify_fd))
 
 
 # ------------------------------------------------------------- the three calls
@@ -327,7 +360,7 @@ async def wait_for_port(
     seconds = check_timeout(timeout)
     paths = [query.path] if query.path is not None else []
     watch = PortWatch(config, paths=paths)
-    with _closing(loop, watch):
+    async with _closing(loop, watch):
         found = query.choose(*_candidates(watch, query), first=first)
         if found is not None:
             await loop.checkpoint()
@@ -400,7 +433,7 @@ class PortEvents:
 @contextlib.asynccontextmanager
 async def watch_ports(loop: Primitives, config: WatchConfig) -> AsyncIterator[PortEvents]:
     watch = PortWatch(config)
-    with _closing(loop, watch):
+    async with _closing(loop, watch):
         events = PortEvents(loop, watch)
         await loop.checkpoint()
         yield events
