@@ -19,6 +19,8 @@ nitpick_ignore = [
     ("py:class", "Buffer"),
     ("py:class", "PortCore"),
     ("py:class", "trioserial.testing._pty._HasFileno"),  # "anything with fileno()"
+    ("py:class", "trioserial._portwatch.WatchConfig"),  # tests' private _config (issue 18)
+    ("py:class", "contextlib.AbstractAsyncContextManager"),
 ]
 # CI reaches package registries only, so intersphinx inventories for Python,
 # Trio, anyio and pyserial cannot be downloaded. References into those projects

@@ -701,6 +701,10 @@ def test_public_surface_and_lazy_jumpstarter() -> None:
         "Expect",
         "ExpectEOFError",
         "ExpectTimeoutError",
+        # finding ports (issue 18)
+        "list_ports",
+        "wait_for_port",
+        "watch_ports",
     }
     # Importing trioserial (or its anyio front end) never imports Jumpstarter.
     code = "import sys, trioserial, trioserial.anyio; assert 'jumpstarter' not in sys.modules"

@@ -9,6 +9,7 @@ itself, whatever way the console ended.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -22,14 +23,16 @@ from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
 
+import attrs
 import pytest
 import trio
-from serial.tools.list_ports_common import ListPortInfo
+import trio.testing
 
 import trioserial
-from trioserial._cli import format_ports, port_record
+from trioserial import PortEvent, PortInfo
+from trioserial._cli_list import format_event, format_ports, port_record, run_list
 from trioserial._console import key_name, parse_key
-from trioserial._resolve import udev_links
+from trioserial._portwatch import WatchConfig
 from trioserial.testing import (
     EchoDevice,
     FakeDevice,
@@ -213,21 +216,18 @@ def test_exit_key_rejects(text: str) -> None:
 # -------------------------------------------------------------------- list
 
 
+#: ``list --json``'s keys: PortInfo's fields and usb_id (issue 18 moved list onto
+#: list_ports; "description" and "vid_pid" became PortInfo's product and usb_id).
+RECORD_KEYS = {f.name for f in attrs.fields(PortInfo)} | {"usb_id"}
+
+
 async def test_list_runs_and_json_is_a_list_of_ports() -> None:
     result = await run_cli("list", "--json")
     assert result.returncode == 0, result.stderr
     ports = json.loads(result.stdout)
     assert isinstance(ports, list)
     for port in ports:
-        assert set(port) == {
-            "device",
-            "by_id",
-            "by_path",
-            "description",
-            "vid_pid",
-            "serial_number",
-            "manufacturer",
-        }
+        assert set(port) == RECORD_KEYS
     text = (await run_cli("list")).stdout.decode()
     if ports:
         assert text.splitlines()[0] == ports[0]["device"]
@@ -235,47 +235,88 @@ async def test_list_runs_and_json_is_a_list_of_ports() -> None:
         assert text == "no serial ports found\n"
 
 
-def test_list_record_and_format(tmp_path: Path) -> None:
-    # pyserial's own record of a port, filled as its sysfs scan fills it.
-    device = tmp_path / "ttyUSB7"
-    device.touch()
-    by_id = tmp_path / "by-id"
-    by_id.mkdir()
-    link = by_id / "usb-FTDI_FT232R_USB_UART_A10K1234-if00-port0"
-    link.symlink_to(device)
-    by_path = tmp_path / "by-path"
-    by_path.mkdir()
-    path_link = by_path / "pci-0000:00:14.0-usb-0:2:1.0-port0"
-    path_link.symlink_to(device)
-    info = ListPortInfo(str(device), skip_link_detection=True)
-    info.vid, info.pid = 0x0403, 0x6001
-    info.serial_number = "A10K1234"
-    info.manufacturer = "FTDI"
-    info.description = "FT232R USB UART"
-    record = port_record(info, udev_links(str(by_id)), udev_links(str(by_path)))
-    assert record == {
-        "device": str(device),
-        "by_id": str(link),
-        "by_path": str(path_link),
-        "description": "FT232R USB UART",
-        "vid_pid": "0403:6001",
-        "serial_number": "A10K1234",
-        "manufacturer": "FTDI",
-    }
-    assert format_ports([record]).splitlines() == [
-        str(device),
-        f"  by-id:         {link}",
-        f"  by-path:       {path_link}",
-        "  description:   FT232R USB UART",
+def test_list_record_and_format() -> None:
+    port = PortInfo(
+        device="/dev/ttyUSB7",
+        by_id="/dev/serial/by-id/usb-FTDI_FT232R_USB_UART_A10K1234-if00-port0",
+        by_path="/dev/serial/by-path/pci-0000:00:14.0-usb-0:2:1.0-port0",
+        vid=0x0403,
+        pid=0x6001,
+        serial_number="A10K1234",
+        manufacturer="FTDI",
+        product="FT232R USB UART",
+        interface_number=0,
+        driver="ftdi_sio",
+    )
+    record = port_record(port)
+    assert set(record) == RECORD_KEYS
+    assert (record["vid"], record["usb_id"], record["interface"]) == (0x0403, "0403:6001", None)
+    assert format_ports([port]).splitlines() == [
+        "/dev/ttyUSB7",
+        f"  by-id:         {port.by_id}",
+        f"  by-path:       {port.by_path}",
+        "  product:       FT232R USB UART",
         "  VID:PID:       0403:6001",
         "  serial number: A10K1234",
         "  manufacturer:  FTDI",
+        "  driver:        ftdi_sio",
     ]
-    bare = port_record(ListPortInfo("/dev/ttyS0", skip_link_detection=True), {})
-    assert bare["description"] is None  # pyserial's "n/a" is shown as nothing
-    assert format_ports([bare]) == "/dev/ttyS0"
+    assert format_ports([PortInfo(device="/dev/ttyS0")]) == "/dev/ttyS0"
+    assert format_ports([PortInfo(device="/dev/pts/3", is_pty=True)]) == "/dev/pts/3 (pty)"
     assert format_ports([]) == "no serial ports found"
-    assert udev_links(str(tmp_path / "absent")) == {}
+    assert format_event(PortEvent("removed", PortInfo(device="/dev/ttyS0"))) == (
+        "removed /dev/ttyS0"
+    )
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+async def test_list_watch_prints_events(tmp_path: Path, as_json: bool) -> None:
+    # In-process, on a directory of links that the test fills with real ptys
+    # (the inotify backend); the subprocess test below shows the command runs.
+    (tmp_path / "sys").mkdir()
+    by_id = tmp_path / "dev" / "serial" / "by-id"
+    by_id.mkdir(parents=True)
+    config = WatchConfig(sysfs=str(tmp_path / "sys"), dev=str(tmp_path / "dev"), backend="inotify")
+    out = io.StringIO()
+    controller, device = os.openpty()
+    pty = os.ttyname(device)
+    present = by_id / "present"
+    present.symlink_to(pty)
+    try:
+        with trio.fail_after(DEADLINE):
+            async with trio.open_nursery() as nursery:
+                run = partial(run_list, watch=True, as_json=as_json, out=out, config=config)
+                nursery.start_soon(run)
+                await trio.testing.wait_all_tasks_blocked()
+                present.unlink()
+                while "removed" not in out.getvalue():
+                    await trio.testing.wait_all_tasks_blocked()
+                nursery.cancel_scope.cancel()
+    finally:
+        os.close(device)
+        os.close(controller)
+    lines = out.getvalue().splitlines()
+    if as_json:
+        events = [json.loads(line) for line in lines]
+        assert [e["event"] for e in events] == ["present", "removed"]
+        assert events[1]["port"]["by_id"] == str(present)
+        assert events[1]["port"]["is_pty"] is True
+    else:
+        shown = [f"{pty} (pty)", f"  by-id:         {present}"]
+        assert lines == [*shown, f"removed {shown[0]}", shown[1]]
+
+
+async def test_list_watch_runs_until_ctrl_c() -> None:
+    with trio.fail_after(DEADLINE):
+        async with trio.open_nursery() as nursery:
+            process = await start(nursery, "list", "--watch", stdout=subprocess.PIPE)
+            assert process.stderr is not None
+            said = b""
+            while b"Ctrl-C to stop" not in said:
+                said += await process.stderr.receive_some()
+            assert re.match(rb"watching for ports \((netlink|inotify|poll)\)", said), said
+            process.send_signal(signal.SIGINT)
+    assert process.returncode == 130
 
 
 # -------------------------------------------------------------------- pipe

@@ -49,8 +49,15 @@ LAYERS: dict[str, int] = {
     "_anyio_expect": 2,
     "_console": 3,
     "_cli": 3,
+    "_cli_list": 3,
     "__main__": 3,
     "_sim": 3,
+    "_portinfo": 0,  # finding ports (issue 18): sans-IO values, matching, diffing
+    "_uevent": 0,
+    "_sysfs": 1,
+    "_portwatch": 1,  # written once against a table of loop primitives
+    "_ports": 2,
+    "_ports_anyio": 2,
 }
 #: The CLI's sim/demo module fronts the testing fakes for users; nothing else may import them.
 IMPORTS_TESTING = {"_sim"}

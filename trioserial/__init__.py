@@ -16,6 +16,13 @@ from ._expect import ExpectError as ExpectError
 from ._expect import ExpectMatch as ExpectMatch
 from ._expect import ExpectTimeoutError as ExpectTimeoutError
 from ._options import RS485Settings as RS485Settings
+from ._portinfo import AmbiguousPortError as AmbiguousPortError
+from ._portinfo import PortEvent as PortEvent
+from ._portinfo import PortInfo as PortInfo
+from ._ports import list_ports as list_ports
+from ._ports import wait_for_port as wait_for_port
+from ._ports import watch_ports as watch_ports
+from ._portwatch import PortEvents as PortEvents
 from ._settings import ModemLines as ModemLines
 from ._settings import Parity as Parity
 from ._settings import SerialSettings as SerialSettings
@@ -30,6 +37,7 @@ from ._supervised import SupervisedStream as SupervisedStream
 __version__ = "0.1.0"
 
 __all__ = [
+    "AmbiguousPortError",
     "AsyncSerial",
     "DeviceDisconnectedError",
     "DriverStream",
@@ -43,6 +51,9 @@ __all__ = [
     "NotASerialPortError",
     "Parity",
     "PortBusyError",
+    "PortEvent",
+    "PortEvents",
+    "PortInfo",
     "PortNotFoundError",
     "PortPermissionError",
     "PySerial",
@@ -55,5 +66,8 @@ __all__ = [
     "SupervisedStream",
     "UnsupportedOperationError",
     "UnsupportedURLError",
+    "list_ports",
     "open_serial_port",
+    "wait_for_port",
+    "watch_ports",
 ]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import json
 import os
 import signal
 import sys
@@ -24,10 +23,10 @@ import attrs
 import trio
 
 from . import __version__
+from ._cli_list import cmd_list
 from ._console import EOL, ConsoleOptions, parse_key, run_console, run_reconnecting_console
 from ._driver import PySerial
 from ._errors import SerialPortError, UnsupportedOperationError
-from ._resolve import BY_ID_DIR, BY_PATH_DIR, udev_links
 from ._settings import SerialSettings
 from ._sim import SIM_KINDS, check_link, run_demo, run_sim
 from ._stream import AsyncSerial, open_serial_port
@@ -247,66 +246,7 @@ def _fill_closed_std_fds() -> frozenset[int]:
 
 
 # -------------------------------------------------------------------- list
-
-
-def port_record(
-    info: Any, by_id: dict[str, str], by_path: dict[str, str] | None = None
-) -> dict[str, str | None]:
-    """What ``trioserial list`` shows of one ``serial.tools.list_ports`` entry.
-
-    *by_id* and *by_path* map real device paths to their udev links.
-    """
-
-    def known(value: object) -> str | None:
-        return None if value in (None, "", "n/a") else str(value)
-
-    vid_pid = None
-    if info.vid is not None and info.pid is not None:
-        vid_pid = f"{info.vid:04x}:{info.pid:04x}"
-    return {
-        "device": info.device,
-        "by_id": by_id.get(os.path.realpath(info.device)),
-        "by_path": (by_path or {}).get(os.path.realpath(info.device)),
-        "description": known(info.description),
-        "vid_pid": vid_pid,
-        "serial_number": known(info.serial_number),
-        "manufacturer": known(info.manufacturer),
-    }
-
-
-def scan_ports() -> list[dict[str, str | None]]:
-    """Ask pyserial for the serial ports (blocking: reads sysfs)."""
-    from serial.tools import list_ports
-
-    by_id, by_path = udev_links(BY_ID_DIR), udev_links(BY_PATH_DIR)
-    return [port_record(info, by_id, by_path) for info in sorted(list_ports.comports())]
-
-
-def format_ports(records: list[dict[str, str | None]]) -> str:
-    if not records:
-        return "no serial ports found"
-    labels = {
-        "by_id": "by-id",
-        "by_path": "by-path",
-        "description": "description",
-        "vid_pid": "VID:PID",
-        "serial_number": "serial number",
-        "manufacturer": "manufacturer",
-    }
-    lines = []
-    for record in records:
-        lines.append(str(record["device"]))
-        lines += [f"  {label + ':':<14} {record[k]}" for k, label in labels.items() if record[k]]
-    return "\n".join(lines)
-
-
-def cmd_list(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Body:
-    async def body() -> int:
-        records = await trio.to_thread.run_sync(scan_ports)
-        print(json.dumps(records, indent=2) if args.json else format_ports(records))
-        return 0
-
-    return body
+# In _cli_list: port_record, format_ports, cmd_list.
 
 
 # ----------------------------------------------------------------- console
@@ -488,10 +428,19 @@ def build_parser() -> argparse.ArgumentParser:
         "list",
         cmd_list,
         help="list the serial ports of this machine",
-        description="List serial ports: device, /dev/serial/by-id and by-path links, description, "
-        "VID:PID, serial number and manufacturer.",
+        description="List serial ports: device, /dev/serial/by-id and by-path links, USB "
+        "product, VID:PID, serial number, manufacturer, interface and driver.",
     )
-    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print a JSON list (with --watch: one JSON object a line per port and event)",
+    )
+    p.add_argument(
+        "--watch",
+        action="store_true",
+        help="after the list, print ports as they are added and removed, until Ctrl-C",
+    )
 
     p = command(
         "console",

@@ -30,6 +30,9 @@ from ._anyio_loop import ANYIO_LOOP, open_core_anyio
 from ._core import DEFAULT_RECEIVE_SIZE, PortCore, byte_view, check_max_bytes
 from ._open import check_url
 from ._options import OpenOptions, RS485Settings
+from ._ports_anyio import list_ports as list_ports
+from ._ports_anyio import wait_for_port as wait_for_port
+from ._ports_anyio import watch_ports as watch_ports
 from ._settings import Parity, SerialSettings, StopBits
 from ._surface import LoopPrimitives, PortSurface
 
@@ -39,7 +42,10 @@ __all__ = [
     "ExpectEOFError",
     "ExpectTimeoutError",
     "SerialAttribute",
+    "list_ports",
     "open_serial_port",
+    "wait_for_port",
+    "watch_ports",
 ]
 
 #: What ``send`` accepts.
