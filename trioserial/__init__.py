@@ -22,6 +22,7 @@ from ._settings import Parity as Parity
 from ._settings import SerialSettings as SerialSettings
 from ._settings import SerialStatistics as SerialStatistics
 from ._settings import StopBits as StopBits
+from ._server import serve_rfc2217 as serve_rfc2217
 from ._stream import AsyncSerial as AsyncSerial
 from ._stream import open_serial_port as open_serial_port
 
@@ -52,4 +53,5 @@ __all__ = [
     "UnsupportedOperationError",
     "UnsupportedURLError",
     "open_serial_port",
+    "serve_rfc2217",
 ]
