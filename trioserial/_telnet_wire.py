@@ -130,7 +130,12 @@ class TelnetReader:
                 i += 1
                 mode = _Mode.NORMAL
                 if byte == IAC:
-                    (plain if self._sub is None else self._sub).append(IAC)
+                    if self._sub is None:
+                        plain.append(IAC)
+                    elif len(self._sub) < self.max_subnegotiation:
+                        self._sub.append(IAC)
+                    else:
+                        return self._fail(tokens, plain, "sub-negotiation too long")
                 elif self._sub is not None:
                     if byte != SE:
                         return self._fail(tokens, plain, f"command {byte} inside a sub-negotiation")
