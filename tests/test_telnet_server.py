@@ -103,9 +103,7 @@ def test_a_rejected_setting_is_answered_with_the_old_value() -> None:
         (SerialSettings(bytesize=5, parity="S", stopbits=1.5), (5, 5, 3)),
     ],
 )
-def test_line_settings_round_trip(
-    settings: SerialSettings, expected: tuple[int, int, int]
-) -> None:
+def test_line_settings_round_trip(settings: SerialSettings, expected: tuple[int, int, int]) -> None:
     server, client = connected()
     server.receive_data(client.set_line(settings))
     requests = events(server)
@@ -179,7 +177,8 @@ def test_purge_is_an_event_and_its_answer_echoes_the_value() -> None:
     (request,) = events(server)
     assert request == s.PurgeRequest(3)
     assert isinstance(request, s.PurgeRequest)
-    assert request.receive and request.transmit
+    assert request.receive
+    assert request.transmit
     client.receive_data(server.answer_purge(request))
     assert events(client) == [t.Acknowledged("purge", b"\x03")]
 

@@ -17,12 +17,12 @@ from ._expect import ExpectError as ExpectError
 from ._expect import ExpectMatch as ExpectMatch
 from ._expect import ExpectTimeoutError as ExpectTimeoutError
 from ._options import RS485Settings as RS485Settings
+from ._server import serve_rfc2217 as serve_rfc2217
 from ._settings import ModemLines as ModemLines
 from ._settings import Parity as Parity
 from ._settings import SerialSettings as SerialSettings
 from ._settings import SerialStatistics as SerialStatistics
 from ._settings import StopBits as StopBits
-from ._server import serve_rfc2217 as serve_rfc2217
 from ._stream import AsyncSerial as AsyncSerial
 from ._stream import open_serial_port as open_serial_port
 

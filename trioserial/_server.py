@@ -489,22 +489,24 @@ async def serve_rfc2217(
         raise ValueError(f"port_number must be 0 to 65535, got {port_number!r}")
     if not isinstance(host, str):
         raise TypeError(f"host must be a str, got {host!r}")
+    if not isinstance(port, AsyncSerial | str | os.PathLike) and not callable(
+        getattr(port, "run", None)
+    ):
+        raise TypeError(
+            f"port must be an AsyncSerial, a path or URL, or a fake device, got {port!r}"
+        )
     async with contextlib.AsyncExitStack() as stack, trio.open_nursery() as nursery:
         if isinstance(port, AsyncSerial):
             serial = port
         elif isinstance(port, str | os.PathLike):
             serial = await stack.enter_async_context(await open_serial_port(port))
-        elif callable(getattr(port, "run", None)):
+        else:
             from .testing import open_pty_pair
 
             serial, pty = await open_pty_pair()
             stack.push_async_callback(pty.aclose)
             stack.push_async_callback(serial.aclose)
             nursery.start_soon(port.run, pty)
-        else:
-            raise TypeError(
-                f"port must be an AsyncSerial, a path or URL, or a fake device, got {port!r}"
-            )
         listener = _listen(host, port_number)
         try:
             bound = listener.getsockname()[:2]
