@@ -29,6 +29,8 @@ DOCUMENTED = {
     "ExpectError",
     "ExpectMatch",
     "ExpectTimeoutError",
+    # sharing a port (issue 19)
+    "serve_rfc2217",
 }
 
 
