@@ -87,6 +87,17 @@ async def read_fd(fd: int, n: int) -> bytes:
     return got
 
 
+async def write_fd(fd: int, data: bytes) -> None:
+    """Write all of *data* to a pty master, waiting for room (the server runs meanwhile)."""
+    os.set_blocking(fd, False)
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view) :]
+        except BlockingIOError:
+            await trio.lowlevel.wait_writable(fd)
+
+
 async def receive_exactly(stream: trio.abc.ReceiveStream, n: int) -> bytes:
     got = b""
     while len(got) < n:
@@ -330,8 +341,7 @@ async def test_a_slow_client_is_disconnected_and_stalls_nobody(
             total = 0
             # Far more than the sleeper's socket buffers and queue can hold.
             while "too slow" not in caplog.text:
-                os.set_blocking(master, True)
-                os.write(master, block)
+                await write_fd(master, block)
                 total += len(block)
                 assert await receive_exactly(controller, len(block)) == block
             assert total > 65536
@@ -499,3 +509,30 @@ def test_cli_serve_rejects_a_bad_listen_address() -> None:
     )
     assert result.returncode == 2
     assert "--listen must be HOST:PORT with a port of 0 to 65535, got 'localhost'" in result.stderr
+
+
+async def test_a_suspended_client_gets_nothing_until_it_is_too_far_behind(
+    pty_fds: tuple[int, int, str], server_log: LogWaiter
+) -> None:
+    # FLOWCONTROL-SUSPEND holds everything for that client: it reads all it
+    # gets, gets nothing, and is disconnected once its queue passes the limit.
+    master, _, path = pty_fds
+    suspend = bytes((255, 250, 44, 8, 255, 240))
+    with trio.fail_after(DEADLINE):
+        async with serving(path, client_buffer=65536) as address:
+            stream = await connect(address)
+            await stream.send_all(suspend + b"typed")
+            assert await read_fd(master, 5) == b"typed"  # requests before it were handled
+            received = b""
+
+            async def read_all() -> None:
+                nonlocal received
+                while chunk := await stream.receive_some():
+                    received += chunk
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(read_all)
+                await write_fd(master, b"x" * 80_000)  # more than the queue holds
+                await server_log.wait_for("too slow")
+            await stream.aclose()
+    assert b"x" not in received  # the server's offers only: no data while suspended

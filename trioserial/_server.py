@@ -397,12 +397,16 @@ class _Server:
         await trio.lowlevel.checkpoint()
 
     def purge(self, client: _Client, request: PurgeRequest) -> None:
-        if request.receive:
-            client.discard()
-            if client.controller:
-                self.port.reset_input_buffer()
-        if request.transmit and client.controller:
-            self.port.reset_output_buffer()
+        try:
+            if request.receive:
+                client.discard()
+                if client.controller:
+                    self.drop_backlog()
+                    self.port.reset_input_buffer()
+            if request.transmit and client.controller:
+                self.port.reset_output_buffer()
+        except SerialPortError as exc:  # UnsupportedOperationError among them
+            logger.warning("%s: purge failed: %s", client.name, exc)
 
 
 # ------------------------------------------------------------------ public
