@@ -536,3 +536,25 @@ async def test_a_suspended_client_gets_nothing_until_it_is_too_far_behind(
                 await server_log.wait_for("too slow")
             await stream.aclose()
     assert b"x" not in received  # the server's offers only: no data while suspended
+
+
+async def test_control_passes_to_the_next_client_and_observers_stay_observers(
+    pty_fds: tuple[int, int, str], server_log: LogWaiter
+) -> None:
+    master, _, path = pty_fds
+    with trio.fail_after(DEADLINE):
+        async with serving(path, raw=True, observers=1) as address:
+            first = await connect(address)
+            watcher = await connect(address)
+            await first.aclose()
+            await server_log.wait_for("disconnected")
+            second = await connect(address)
+            await watcher.send_all(b"w")
+            await second.send_all(b"s")
+            assert await read_fd(master, 1) == b"s"  # the watcher's byte was dropped
+            os.write(master, b"both")
+            assert await receive_exactly(watcher, 4) == b"both"
+            assert await receive_exactly(second, 4) == b"both"
+            await watcher.aclose()
+            await second.aclose()
+    assert sum("connected, controlling" in line for line in server_log.lines) == 2

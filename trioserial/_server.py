@@ -230,24 +230,25 @@ class _Server:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             name = f"{address[0]}:{address[1]}"
-            taken = sum(not c.controller for c in self.clients)
-            if self.controller is not None and taken >= self.observers:
+            watching = len(self.clients) - (self.controller is not None)
+            if self.controller is not None and watching >= self.observers:
                 logger.warning(
                     "%s refused: a controlling client and %d observer(s) are connected",
                     name,
-                    taken,
+                    watching,
                 )
                 sock.close()
             else:
+                # The role is decided here, in accept order, before any other accept.
                 client = _Client(sock, name, telnet=not self.raw, limit=self.client_buffer)
+                if self.controller is None:
+                    client.controller = True
+                    self.controller = client
                 self.clients.append(client)
                 nursery.start_soon(self.run_client, client)
             await trio.lowlevel.checkpoint()
 
     async def run_client(self, client: _Client) -> None:
-        if self.controller is None:
-            client.controller = True
-            self.controller = client
         role = "controlling" if client.controller else "observing (read-only)"
         logger.info("%s connected, %s", client.name, role)
         try:
