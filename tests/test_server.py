@@ -558,3 +558,25 @@ async def test_control_passes_to_the_next_client_and_observers_stay_observers(
             await watcher.aclose()
             await second.aclose()
     assert sum("connected, controlling" in line for line in server_log.lines) == 2
+
+
+async def test_the_server_ends_with_an_error_when_the_port_hangs_up() -> None:
+    master, slave = os.openpty()
+    try:
+        port = await trioserial.open_serial_port(os.ttyname(slave))
+    finally:
+        os.close(slave)
+    async with port:
+        os.close(master)  # the device side is gone before the server starts
+        with trio.fail_after(DEADLINE), pytest.raises(trioserial.SerialPortError) as info:
+            await trioserial.serve_rfc2217(port, port_number=0)  # a plain error, no group
+        assert str(info.value) == f"the served port {port.port!r} hung up"
+
+
+async def test_an_address_in_use_is_a_plain_os_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        number = taken.getsockname()[1]
+        with pytest.raises(OSError, match="in use"):
+            await trioserial.serve_rfc2217("loop://", port_number=number)

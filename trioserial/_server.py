@@ -12,6 +12,7 @@ only on ``EAGAIN``. See ``docs/server.rst`` for the why.
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 import itertools
 import logging
@@ -150,7 +151,8 @@ class _Server:
 
     # -------------------------------------------------------------- device
 
-    async def device_loop(self) -> NoReturn:
+    async def device_loop(self) -> None:
+        """Read the port and hand what it sends to the clients, until it hangs up."""
         port = self.port
         while True:
             room = self.backlog_limit - self.backlog_size
@@ -160,7 +162,7 @@ class _Server:
                 continue
             data = await port.receive_some(CHUNK if self.controller else min(CHUNK, room))
             if not data:
-                raise SerialPortError(f"the served port {port.port!r} hung up", port=port.port)
+                return
             escaped = None
             for client in self.clients:
                 if client.proto is None:
@@ -179,8 +181,15 @@ class _Server:
         except UnsupportedOperationError:
             logger.info("%s has no modem lines: reporting them as off", self.port.port)
             return
+        except SerialPortError as exc:  # EIO: hung up; the device loop ends the server
+            logger.warning("%s: %s", self.port.port, exc)
+            return
         while True:
-            lines = await self.port.wait_modem_change(poll_interval=MODEM_POLL)
+            try:
+                lines = await self.port.wait_modem_change(poll_interval=MODEM_POLL)
+            except SerialPortError as exc:
+                logger.warning("%s: %s; modem lines no longer reported", self.port.port, exc)
+                return
             self.modem_changed(modem_bits(lines))
 
     def modem_changed(self, bits: int) -> None:
@@ -489,7 +498,10 @@ async def serve_rfc2217(
     Raises:
       TypeError, ValueError: a bad argument (the message names it).
       OSError: the address cannot be bound.
-      trioserial.SerialPortError: the port could not be opened, or it hung up.
+      trioserial.SerialPortError: the port could not be opened, or it hung up
+        (raised as it is, not inside an exception group). Another failure of
+        the port while serving (:exc:`trio.BrokenResourceError`, a port
+        closed by its owner) ends the server too.
 
     Cancellation: every client connection is closed; a port this function
     opened is closed too (abortively: output not yet sent is discarded);
@@ -510,21 +522,22 @@ async def serve_rfc2217(
         raise TypeError(
             f"port must be an AsyncSerial, a path or URL, or a fake device, got {port!r}"
         )
-    async with contextlib.AsyncExitStack() as stack, trio.open_nursery() as nursery:
-        if isinstance(port, AsyncSerial):
-            serial = port
-        elif isinstance(port, str | os.PathLike):
-            serial = await stack.enter_async_context(await open_serial_port(port))
-        else:
-            from .testing import open_pty_pair
+    listener = _listen(host, port_number)
+    try:
+        bound = listener.getsockname()[:2]
+        async with contextlib.AsyncExitStack() as stack:
+            device = None
+            if isinstance(port, AsyncSerial):
+                serial = port
+            elif isinstance(port, str | os.PathLike):
+                serial = await stack.enter_async_context(await open_serial_port(port))
+            else:
+                from .testing import open_pty_pair
 
-            serial, pty = await open_pty_pair()
-            stack.push_async_callback(pty.aclose)
-            stack.push_async_callback(serial.aclose)
-            nursery.start_soon(port.run, pty)
-        listener = _listen(host, port_number)
-        try:
-            bound = listener.getsockname()[:2]
+                serial, pty = await open_pty_pair()
+                stack.push_async_callback(pty.aclose)
+                stack.push_async_callback(serial.aclose)
+                device = functools.partial(port.run, pty)  # started in the nursery
             if not _is_loopback(bound[0]):
                 logger.warning(
                     "listening on %s:%d, beyond this machine: RFC 2217 has no authentication, "
@@ -541,12 +554,16 @@ async def serve_rfc2217(
             )
             kind = "raw TCP" if raw else "RFC 2217"
             logger.info("serving %s on %s:%d (%s)", serial.port, *bound, kind)
-            async with trio.open_nursery() as inner:
-                inner.start_soon(server.modem_loop)
-                inner.start_soon(server.accept_loop, listener, inner)
+            async with trio.open_nursery() as nursery:
+                if device is not None:
+                    nursery.start_soon(device)
+                nursery.start_soon(server.modem_loop)
+                nursery.start_soon(server.accept_loop, listener, nursery)
                 task_status.started((bound[0], bound[1]))
-                await server.device_loop()
-        finally:
-            trio.lowlevel.notify_closing(listener)
-            listener.close()
-    raise AssertionError("unreachable")  # pragma: no cover
+                await server.device_loop()  # returns when the port hangs up
+                nursery.cancel_scope.cancel()
+    finally:
+        trio.lowlevel.notify_closing(listener)
+        listener.close()
+    # Raised here, outside the nursery: a plain exception, not a group.
+    raise SerialPortError(f"the served port {serial.port!r} hung up", port=serial.port)
