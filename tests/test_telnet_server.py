@@ -296,3 +296,19 @@ def test_garbage_costs_bounded_memory() -> None:
             server.receive_data(bytes(rng.randrange(256) for _ in range(500)))
         events(server)
         assert len(server._reader._sub or b"") <= t.MAX_SUBNEGOTIATION
+
+
+def test_text_mode_drops_the_nul_after_cr_even_across_chunks() -> None:
+    # A telnet program that did not agree to BINARY sends Enter as CR NUL.
+    server = s.RFC2217Server()
+    server.receive_data(bytes((IAC, DONT, 0, IAC, WONT, 0)))
+    server.receive_data(b"ls\r\x00pwd\r")
+    server.receive_data(b"\x00\r\n\x00")
+    data = b"".join(e.data for e in events(server) if isinstance(e, t.Data))
+    assert data == b"ls\rpwd\r\r\n\x00"
+
+
+def test_binary_mode_passes_cr_nul_through() -> None:
+    server, _ = connected()
+    server.receive_data(b"\r\x00")
+    assert events(server) == [t.Data(b"\r\x00")]

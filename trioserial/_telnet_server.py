@@ -244,6 +244,7 @@ class RFC2217Server:
         self._outgoing = bytearray()
         self._modem: int | None = None  # the lines last reported (upper bits)
         self._line: int | None = None
+        self._after_cr = False  # text mode: the last data byte was a CR
 
     def initiate(self) -> bytes:
         """The opening offers (``WILL``/``DO`` for the options we want)."""
@@ -277,8 +278,19 @@ class RFC2217Server:
                 self._events.extend(OptionChanged(n, self.is_active(n)) for n in changed)
             elif isinstance(token, Subnegotiation):
                 self._subnegotiation(token.payload)
+            elif isinstance(token, Data) and not self.is_active("they-BINARY"):
+                self._text_data(token.data)
             else:
                 self._events.append(token)
+
+    def _text_data(self, data: bytes) -> None:
+        """Telnet's text mode (RFC 854): a CR is sent as CR NUL or CR LF; the NUL is not data."""
+        if self._after_cr and data[:1] == b"\0":
+            data = data[1:]
+        self._after_cr = data[-1:] == b"\r"
+        data = data.replace(b"\r\0", b"\r")
+        if data:
+            self._events.append(Data(data))
 
     def next_event(self) -> ServerEvent | _NeedData:
         """The next event, or :data:`NEED_DATA` when everything fed so far is processed."""
