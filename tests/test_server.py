@@ -580,3 +580,28 @@ async def test_an_address_in_use_is_a_plain_os_error() -> None:
         number = taken.getsockname()[1]
         with pytest.raises(OSError, match="in use"):
             await trioserial.serve_rfc2217("loop://", port_number=number)
+
+
+async def test_a_client_that_reads_late_gets_everything_in_order(
+    pty_fds: tuple[int, int, str],
+) -> None:
+    # More than the sockets hold: the rest waits in the client's queue (under
+    # its limit) and leaves in order once the client reads again.
+    master, _, path = pty_fds
+    data = bytes(range(256)) * 24000  # 6 MB (above Linux's 4 MiB socket send buffer), IACs too
+    with trio.fail_after(DEADLINE):
+        async with serving(path, client_buffer=8 << 20) as address:
+            stream = await connect(address)
+            # Small, but above loopback's MSS (a smaller one stalls TCP itself).
+            stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 131072)
+            await stream.send_all(bytes((255, 253, 0, 255, 251, 0)))  # DO, WILL BINARY
+            await write_fd(master, data)  # returns once the server has read it all
+            client = trioserial._telnet.RFC2217Client()
+            got = b""
+            while len(got) < len(data):
+                client.receive_data(await stream.receive_some())
+                while (event := client.next_event()) is not trioserial._telnet.NEED_DATA:
+                    if isinstance(event, trioserial._telnet.Data):
+                        got += event.data
+            assert got == data
+            await stream.aclose()
