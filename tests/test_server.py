@@ -440,6 +440,21 @@ async def test_the_served_port_is_closed_with_no_fd_left_on_cancel(
     assert open_fds() - before == set()
 
 
+async def test_a_served_fake_device_leaves_no_fd_either() -> None:
+    before = open_fds()
+    with trio.fail_after(DEADLINE):
+        async with serving(EchoDevice()) as address:
+            stream = await connect(address)
+            await stream.send_all(b"\xff\xffhi")  # an escaped 0xFF, then "hi"
+            got = b""
+            while not got.endswith(b"\xff\xffhi"):  # after the server's offers
+                got += await stream.receive_some()
+            opened = {os.readlink(f"/proc/self/fd/{fd}") for fd in open_fds() - before}
+            assert "/dev/ptmx" in opened  # the pty pair the device runs on
+        await stream.aclose()
+    assert open_fds() - before == set()
+
+
 async def test_binding_beyond_loopback_warns(caplog: pytest.LogCaptureFixture) -> None:
     with trio.fail_after(DEADLINE):
         async with serving("loop://", host="0.0.0.0"):
