@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import struct
+from typing import Any
 
 import pytest
 
@@ -108,11 +109,11 @@ def test_line_settings_round_trip(settings: SerialSettings, expected: tuple[int,
     server.receive_data(client.set_line(settings))
     requests = events(server)
     assert [r.value for r in requests if isinstance(r, s.SetSetting)][1:] == list(expected)
-    changes: dict[str, object] = {}
+    changes: dict[str, Any] = {}
     for request in requests:
         assert isinstance(request, s.SetSetting)
         changes.update(request.changes())
-    assert SerialSettings(**changes) == settings  # type: ignore[arg-type]
+    assert SerialSettings(**changes) == settings
     for request in requests:
         assert isinstance(request, s.SetSetting)
         client.receive_data(server.answer_setting(request, settings))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import struct
 from collections import deque
-from typing import Final
+from typing import Any, Final
 
 import attrs
 
@@ -113,7 +113,7 @@ class SetSetting:
     command: int
     value: int
 
-    def changes(self) -> dict[str, object]:
+    def changes(self) -> dict[str, Any]:
         """The :meth:`~trioserial.AsyncSerial.reconfigure` arguments asked for.
 
         Empty for a query. Raises :exc:`ValueError` for a value RFC 2217 does
