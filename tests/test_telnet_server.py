@@ -69,6 +69,8 @@ def test_unknown_options_are_refused_and_options_off_are_answered_once() -> None
     server = s.RFC2217Server()
     server.receive_data(bytes((IAC, WILL, 99, IAC, DO, 98, IAC, WONT, 97)))
     assert server.data_to_send() == bytes((IAC, DONT, 99, IAC, WONT, 98))
+    server.receive_data(bytes((IAC, WILL, 99, IAC, DO, 98)) * 1000)  # asked again and again
+    assert server.data_to_send() == b""  # refused once is enough: no answers piling up
     server.receive_data(bytes((IAC, DO, 3)))  # yes to our SGA offer: no answer owed
     assert server.data_to_send() == b""
     server.receive_data(bytes((IAC, DONT, 3)))

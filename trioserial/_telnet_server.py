@@ -245,6 +245,7 @@ class RFC2217Server:
         self._modem: int | None = None  # the lines last reported (upper bits)
         self._line: int | None = None
         self._after_cr = False  # text mode: the last data byte was a CR
+        self._refused: set[tuple[int, int]] = set()  # unknown options, refused once
 
     def initiate(self) -> bytes:
         """The opening offers (``WILL``/``DO`` for the options we want)."""
@@ -273,7 +274,9 @@ class RFC2217Server:
             return
         for token in self._reader.feed(data):
             if isinstance(token, Negotiation):
-                answer, changed = negotiate(self.options, token.command, token.option)
+                answer, changed = negotiate(
+                    self.options, token.command, token.option, self._refused
+                )
                 self._outgoing += answer
                 self._events.extend(OptionChanged(n, self.is_active(n)) for n in changed)
             elif isinstance(token, Subnegotiation):

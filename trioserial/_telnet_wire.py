@@ -176,12 +176,17 @@ def _flush(tokens: list[Token], plain: bytearray) -> None:
         plain.clear()
 
 
-def negotiate(options: dict[str, _Option], command: int, code: int) -> tuple[bytes, list[str]]:
+def negotiate(
+    options: dict[str, _Option], command: int, code: int, refused: set[tuple[int, int]]
+) -> tuple[bytes, list[str]]:
     """Apply one ``command`` for option ``code``; return the answer and the options that changed.
 
     Known options move between inactive and active, answering only what
     needs an answer (so two peers never loop); unknown ones are refused
-    (RFC 855: ``DONT`` for ``WILL``, ``WONT`` for ``DO``).
+    (RFC 855: ``DONT`` for ``WILL``, ``WONT`` for ``DO``), once each: the
+    pairs already refused are kept in *refused*, so a peer that repeats a
+    request does not make the answers pile up (as the client in
+    :mod:`._telnet` does).
     """
     answer = bytearray()
     changed: list[str] = []
@@ -201,7 +206,8 @@ def negotiate(options: dict[str, _Option], command: int, code: int) -> tuple[byt
                 answer += bytes((IAC, option.send_no, code))
                 changed.append(option.name)
             option.state = _State.INACTIVE
-    if not known and command in (WILL, DO):
+    if not known and command in (WILL, DO) and (command, code) not in refused:
+        refused.add((command, code))
         answer += bytes((IAC, DONT if command == WILL else WONT, code))
     return bytes(answer), changed
 
