@@ -58,9 +58,13 @@ LAYERS: dict[str, int] = {
     "_portwatch": 1,  # written once against a table of loop primitives
     "_ports": 2,
     "_ports_anyio": 2,
+    "_telnet_wire": 0,
+    "_telnet_server": 0,
+    "_server": 3,
+    "_cli_serve": 3,
 }
 #: The CLI's sim/demo module fronts the testing fakes for users; nothing else may import them.
-IMPORTS_TESTING = {"_sim"}
+IMPORTS_TESTING = {"_sim", "_server"}  # _server: serve_rfc2217(FakeDevice()) on a pty
 #: Layer-2 front ends that must never import each other.
 FRONT_ENDS = {"_stream", "anyio"}
 EVENT_LOOPS = {"trio", "anyio", "trio_util"}

@@ -23,6 +23,7 @@ from ._ports import list_ports as list_ports
 from ._ports import wait_for_port as wait_for_port
 from ._ports import watch_ports as watch_ports
 from ._portwatch import PortEvents as PortEvents
+from ._server import serve_rfc2217 as serve_rfc2217
 from ._settings import ModemLines as ModemLines
 from ._settings import Parity as Parity
 from ._settings import SerialSettings as SerialSettings
@@ -68,6 +69,7 @@ __all__ = [
     "UnsupportedURLError",
     "list_ports",
     "open_serial_port",
+    "serve_rfc2217",
     "wait_for_port",
     "watch_ports",
 ]

@@ -534,6 +534,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Start a simulated device, open it through the library and run a "
         "short scripted session: send, expect, reconfigure, modem lines, unplug.",
     )
+    from ._cli_serve import add_serve_command  # it imports this module's helpers
+
+    add_serve_command(command)
     return parser
 
 
