@@ -70,9 +70,9 @@ SUITES: dict[str, Callable[[Contender, Params], Outcome]] = {
 }
 
 
-def suites_for_rep(rep: int, quick: bool) -> list[str]:
-    """The suites a repetition runs: scale only in the first of a quick run."""
-    return [name for name in SUITES if name != "scale" or rep == 0 or not quick]
+def suites_for_rep(rep: int, quick: bool, wanted: list[str] | None = None) -> list[str]:
+    """The suites a repetition runs (*wanted*, or all): scale only in the first of a quick run."""
+    return [name for name in wanted or SUITES if name != "scale" or rep == 0 or not quick]
 
 
 @dataclass(frozen=True)
@@ -329,6 +329,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", help="comma-separated contender names (the raw limit always runs)"
     )
+    parser.add_argument(
+        "--suites", help=f"comma-separated suites to run (default all: {','.join(SUITES)})"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--suite", choices=sorted(SUITES), help=argparse.SUPPRESS)
     parser.add_argument("--params", help=argparse.SUPPRESS)
@@ -343,6 +346,10 @@ def main(argv: list[str] | None = None) -> int:
     reps = args.reps or (2 if args.quick else 5)
     wanted = {RAW.name, *(args.only.split(",") if args.only else [c.name for c in CONTENDERS])}
     records = [Record(c, unavailable(c)) for c in CONTENDERS if c.name in wanted]
+    wanted_suites = args.suites.split(",") if args.suites else None
+    for suite in wanted_suites or ():
+        if suite not in SUITES:
+            parser.error(f"unknown suite {suite!r}: expected one of {', '.join(SUITES)}")
     info = machine()
     started = time.monotonic()
     for rep in range(reps):
@@ -352,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
             if record.unavailable:
                 continue
             # Scale runs every repetition in a full run, once in a quick one.
-            for suite in suites_for_rep(rep, args.quick):
+            for suite in suites_for_rep(rep, args.quick, wanted_suites):
                 print(f"rep {rep + 1}/{reps}: {record.contender.name}: {suite}", file=sys.stderr)
                 timeout = 60 + 3 * params.scale_timeout * len(params.scale_ports)
                 metrics, errors, paired = run_worker(record.contender, suite, params, timeout)
