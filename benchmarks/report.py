@@ -54,13 +54,13 @@ def cell(entry: dict[str, Any], key: str, digits: int) -> str:
 
 
 def ratio_cell(entry: dict[str, Any], key: str, digits: int, *, is_raw: bool) -> str:
-    """``1.12x (1.05-1.20)``; the raw limit's own row gives its absolute value too."""
+    """``1.12x (1.05-1.20)``; the raw limit's row: its own value, then itself against itself."""
     row = entry["metrics"].get(key)
     if row is None or "ratio_to_raw" not in row:
         return cell(entry, key, digits)
     text = f"{row['ratio_to_raw']:.2f}x ({row['ratio_min']:.2f}-{row['ratio_max']:.2f})"
     if is_raw:
-        text = f"{row['median']:,.{digits}f}; " + text
+        text = f"{row['median']:,.{digits}f}, vs itself {text}"
     return text
 
 
