@@ -34,6 +34,7 @@ COLUMNS = (
 def scale_columns(results: dict[str, Any]) -> list[tuple[str, str, int]]:
     largest = max(results["params"]["scale_ports"])
     return [
+        (f"scale{largest}_open_s", f"{largest:,} ports open s", 3),
         (f"scale{largest}_exchange_s", f"{largest:,} ports echo s", 3),
         (f"scale{largest}_KiB_per_port", f"{largest:,} ports KiB/port", 1),
         (f"scale{largest}_threads", f"{largest:,} ports threads", 0),
