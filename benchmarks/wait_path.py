@@ -193,7 +193,10 @@ CONTENDERS: dict[str, tuple[str, Callable[[str], Awaitable[Opened]]]] = {
     "raw limit/asyncio": ("asyncio", lambda path: sync_opener(raw_asyncio, path)),
     "trioserial.anyio/asyncio": ("asyncio", anyio_stream),
 }
-PATHS = {"receive": "receive that waits, CPU µs per byte", "send": "send that waits, CPU µs per KiB"}
+PATHS = {
+    "receive": "receive that waits, CPU µs per byte",
+    "send": "send that waits, CPU µs per KiB",
+}
 
 
 def one(name: str, path_kind: str, nbytes: int) -> float:
