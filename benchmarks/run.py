@@ -4,12 +4,21 @@ Usage::
 
     python benchmarks/run.py [--quick] [--json OUT] [--reps N] [--only NAME,NAME]
 
-Each contender runs in its own subprocess (one for the stream workloads, one
-for the scale workload), several repetitions, interleaved so that a noisy
-neighbour hurts every contender alike. The table gives the median, min and max
-over the repetitions, and the ratio to the raw limit: the median (and range)
-over repetitions of contender / raw limit within the same repetition.
+Each contender runs in its own subprocesses, several repetitions, interleaved
+(every repetition runs every contender, in a rotated order) so that a noisy
+neighbour hurts every contender alike.
+
+The headline is **CPU per unit of work** (the contender's own ``getrusage``):
+ms per MB each way and µs per 1-byte round trip. The ``cpu`` suite measures it
+in pairs, a raw-limit pass and a contender pass back to back in one worker
+process, order alternating, and the ratio is taken *within each pair*; the
+table gives the median and the range of those ratios over every pair of every
+repetition. Wall-clock throughput and latency follow, marked noisy: their
+ratio is contender / raw limit within one repetition (median and range).
 Contenders that cannot run here get a "not available" row.
+
+Suites are named in :data:`SUITES` and metrics in :func:`metrics_for`, by
+group; another script can add its own suite and metric rows to both.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -32,10 +42,37 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.contenders import CONTENDERS, RAW, Contender, by_name, unavailable
-from benchmarks.workloads import FULL, QUICK, Params, run_scale, run_stream
+from benchmarks.workloads import (
+    FULL,
+    QUICK,
+    Outcome,
+    Params,
+    run_cpu_pairs,
+    run_scale,
+    run_stream,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
-SUITES = {"stream": run_stream, "scale": run_scale}
+
+
+def run_cpu(contender: Contender, params: Params) -> Outcome:
+    outcome, ratios = run_cpu_pairs(contender, RAW, params)
+    outcome.paired = ratios
+    return outcome
+
+
+#: suite name -> function run in a worker process. Each repetition runs them
+#: in this order for every contender (see :func:`suites_for_rep`).
+SUITES: dict[str, Callable[[Contender, Params], Outcome]] = {
+    "cpu": run_cpu,
+    "stream": run_stream,
+    "scale": run_scale,
+}
+
+
+def suites_for_rep(rep: int, quick: bool, wanted: list[str] | None = None) -> list[str]:
+    """The suites a repetition runs (*wanted*, or all): scale only in the first of a quick run."""
+    return [name for name in wanted or SUITES if name != "scale" or rep == 0 or not quick]
 
 
 @dataclass(frozen=True)
@@ -46,28 +83,64 @@ class Metric:
     higher_is_better: bool = False
     ratio: bool = True  # False where the raw limit's value is ~0 (idle CPU)
     digits: int = 1
+    #: "cpu" (the headline: paired ratios), "wall" (noisy) or "resources".
+    group: str = "wall"
+
+
+GROUPS = {
+    "cpu": "CPU per unit of work (paired with the raw limit: the headline)",
+    "wall": "wall clock (NOISY on a shared machine: read the ratios' ranges)",
+    "resources": "idle CPU, scale and memory",
+}
 
 
 def metrics_for(params: Params) -> list[Metric]:
     found = [
+        Metric("cpu_tx_ms_per_MB", "CPU tx", "ms/MB", digits=2, group="cpu"),
+        Metric("cpu_rx_ms_per_MB", "CPU rx", "ms/MB", digits=2, group="cpu"),
+        Metric("cpu_echo1_us", "CPU 1 B round trip", "µs", digits=2, group="cpu"),
         Metric("bulk_tx_MBps", "bulk tx", "MB/s", higher_is_better=True),
         Metric("bulk_rx_MBps", "bulk rx", "MB/s", higher_is_better=True),
         Metric("echo1_p50_us", "1 B echo p50", "µs"),
         Metric("echo1_p99_us", "1 B echo p99", "µs"),
         Metric("echo64_p50_us", "64 B echo p50", "µs"),
         Metric("echo64_p99_us", "64 B echo p99", "µs"),
-        Metric("cpu_tx_ms_per_MB", "CPU tx", "ms/MB", digits=2),
-        Metric("cpu_rx_ms_per_MB", "CPU rx", "ms/MB", digits=2),
-        Metric("idle_cpu_pct", "idle CPU", "%", ratio=False, digits=2),
-        Metric("idle_after_wait_cpu_pct", "idle CPU after a wait", "%", ratio=False, digits=2),
+        Metric("idle_cpu_pct", "idle CPU", "%", ratio=False, digits=2, group="resources"),
+        Metric(
+            "idle_after_wait_cpu_pct",
+            "idle CPU after a wait",
+            "%",
+            ratio=False,
+            digits=2,
+            group="resources",
+        ),
     ]
     for n in params.scale_ports:
         found += [
-            Metric(f"scale{n}_open_s", f"{n} ports: open", "s", digits=3),
-            Metric(f"scale{n}_exchange_s", f"{n} ports: echo", "s", digits=3),
-            Metric(f"scale{n}_KiB_per_port", f"{n} ports: memory/port", "KiB", ratio=False),
-            Metric(f"scale{n}_peak_rss_MiB", f"{n} ports: peak RSS", "MiB", ratio=False),
-            Metric(f"scale{n}_threads", f"{n} ports: threads", "", ratio=False, digits=0),
+            Metric(f"scale{n}_open_s", f"{n} ports: open", "s", digits=3, group="resources"),
+            Metric(f"scale{n}_exchange_s", f"{n} ports: echo", "s", digits=3, group="resources"),
+            Metric(
+                f"scale{n}_KiB_per_port",
+                f"{n} ports: memory/port",
+                "KiB",
+                ratio=False,
+                group="resources",
+            ),
+            Metric(
+                f"scale{n}_peak_rss_MiB",
+                f"{n} ports: peak RSS",
+                "MiB",
+                ratio=False,
+                group="resources",
+            ),
+            Metric(
+                f"scale{n}_threads",
+                f"{n} ports: threads",
+                "",
+                ratio=False,
+                digits=0,
+                group="resources",
+            ),
         ]
     return found
 
@@ -81,16 +154,23 @@ class Record:
     #: One dict of metrics per repetition (the stream and scale suites merged).
     runs: dict[int, dict[str, float]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    #: Ratios to the raw limit measured in pairs (the ``cpu`` suite), by key:
+    #: every pair of every repetition.
+    paired: dict[str, list[float]] = field(default_factory=dict)
 
     def values(self, key: str) -> list[float]:
         return [run[key] for run in self.runs.values() if key in run]
 
     def ratios(self, key: str, raw: Record) -> list[float]:
-        """This contender's value over the raw limit's, repetition by repetition.
+        """This contender's ratios to the raw limit for *key*.
 
-        Each repetition runs every contender within a short stretch of time,
-        so a pair from one repetition shares most of the machine's noise.
+        Paired ratios where the ``cpu`` suite measured them; otherwise this
+        contender's value over the raw limit's, repetition by repetition
+        (each repetition runs every contender within a short stretch of
+        time, so a pair from one repetition shares some of the machine's noise).
         """
+        if self.paired.get(key):
+            return self.paired[key]
         return [
             run[key] / raw.runs[rep][key]
             for rep, run in self.runs.items()
@@ -103,12 +183,14 @@ class Record:
 
 def worker(name: str, suite: str, params: Params, out: Path) -> None:
     outcome = SUITES[suite](by_name(name), params)
-    out.write_text(json.dumps({"metrics": outcome.metrics, "errors": outcome.errors}))
+    out.write_text(
+        json.dumps({"metrics": outcome.metrics, "errors": outcome.errors, "paired": outcome.paired})
+    )
 
 
 def run_worker(
     contender: Contender, suite: str, params: Params, timeout: float
-) -> tuple[dict[str, float], dict[str, str]]:
+) -> tuple[dict[str, float], dict[str, str], dict[str, list[float]]]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.json"
         command = [
@@ -130,12 +212,12 @@ def run_worker(
                 command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
             )
         except subprocess.TimeoutExpired:
-            return {}, {suite: f"worker killed after {timeout:.0f} s"}
+            return {}, {suite: f"worker killed after {timeout:.0f} s"}, {}
         if done.returncode != 0 or not out.exists():
             tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            return {}, {suite: f"worker failed ({done.returncode}): {tail}"}
+            return {}, {suite: f"worker failed ({done.returncode}): {tail}"}, {}
         result = json.loads(out.read_text())
-        return result["metrics"], result["errors"]
+        return result["metrics"], result["errors"], result["paired"]
 
 
 # ------------------------------------------------------------------- the report
@@ -154,7 +236,7 @@ def machine() -> dict[str, str]:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             versions[dist] = "not installed"
-    load = os.getloadavg()
+    load = os.getloadavg()  # noted again at the end: the load moves during a run
     return {
         "nproc": str(os.cpu_count()),
         "cpu": model,
@@ -204,7 +286,11 @@ def summarize(records: list[Record], params: Params) -> dict[str, Any]:
 def print_table(summary: dict[str, Any], params: Params) -> None:
     width = max(len(name) for name in summary) + 2
     print(f"\n{'':<{width}}{'median':>12}{'min':>12}{'max':>12}{'x raw':>9}{'(range)':>14}")
+    group = None
     for metric in metrics_for(params):
+        if metric.group != group:
+            group = metric.group
+            print(f"== {GROUPS.get(group, group)}")
         better = "higher" if metric.higher_is_better else "lower"
         print(f"{metric.label} ({metric.unit or 'count'}, {better} is better)")
         for name, entry in summary.items():
@@ -243,6 +329,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", help="comma-separated contender names (the raw limit always runs)"
     )
+    parser.add_argument(
+        "--suites", help=f"comma-separated suites to run (default all: {','.join(SUITES)})"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--suite", choices=sorted(SUITES), help=argparse.SUPPRESS)
     parser.add_argument("--params", help=argparse.SUPPRESS)
@@ -257,6 +346,10 @@ def main(argv: list[str] | None = None) -> int:
     reps = args.reps or (2 if args.quick else 5)
     wanted = {RAW.name, *(args.only.split(",") if args.only else [c.name for c in CONTENDERS])}
     records = [Record(c, unavailable(c)) for c in CONTENDERS if c.name in wanted]
+    wanted_suites = args.suites.split(",") if args.suites else None
+    for suite in wanted_suites or ():
+        if suite not in SUITES:
+            parser.error(f"unknown suite {suite!r}: expected one of {', '.join(SUITES)}")
     info = machine()
     started = time.monotonic()
     for rep in range(reps):
@@ -266,14 +359,23 @@ def main(argv: list[str] | None = None) -> int:
             if record.unavailable:
                 continue
             # Scale runs every repetition in a full run, once in a quick one.
-            for suite in ("stream", "scale") if rep == 0 or not args.quick else ("stream",):
+            for suite in suites_for_rep(rep, args.quick, wanted_suites):
                 print(f"rep {rep + 1}/{reps}: {record.contender.name}: {suite}", file=sys.stderr)
                 timeout = 60 + 3 * params.scale_timeout * len(params.scale_ports)
-                metrics, errors = run_worker(record.contender, suite, params, timeout)
-                record.runs.setdefault(rep, {}).update(metrics)
+                metrics, errors, paired = run_worker(record.contender, suite, params, timeout)
+                run = record.runs.setdefault(rep, {})
+                for key, measured in metrics.items():
+                    # The first suite to measure a key keeps it (the stream
+                    # suite's bulk transfers also report CPU; the cpu suite's,
+                    # run first, are the paired ones).
+                    run.setdefault(key, measured)
+                for key, ratios in paired.items():
+                    record.paired.setdefault(key, []).extend(ratios)
                 for workload, error in errors.items():
                     record.errors.setdefault(workload, error)
     elapsed = time.monotonic() - started
+    load_end = os.getloadavg()
+    info["load average at end"] = f"{load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f}"
     summary = summarize(records, params)
     print(f"\n{'quick' if args.quick else 'full'} run, {reps} repetitions, {elapsed:.0f} s")
     for key, value in info.items():

@@ -18,14 +18,14 @@ import sys
 import time
 import zlib
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import anyio
 
 from .contenders import Contender, Port
 from .device import CHUNK, pattern
 
-__all__ = ["BenchmarkError", "Params", "run_scale", "run_stream"]
+__all__ = ["CPU_KEYS", "BenchmarkError", "Params", "run_cpu_pairs", "run_scale", "run_stream"]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MB = 1e6
@@ -48,6 +48,12 @@ class Params:
     scale_ports: tuple[int, ...] = (1, 100, 1000)
     scale_rounds: int = 10
     scale_timeout: float = 20.0
+    #: The paired CPU suite (:func:`run_cpu_pairs`): bytes each way, round
+    #: trips, and how many rounds (a raw pass and a contender pass) one
+    #: worker process runs per repetition.
+    cpu_bytes: int = 8 * 2**20
+    cpu_trips: int = 2000
+    cpu_rounds: int = 5
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -68,6 +74,9 @@ QUICK = Params(
     scale_ports=(1, 100),
     scale_rounds=5,
     scale_timeout=10.0,
+    cpu_bytes=2**20,
+    cpu_trips=200,
+    cpu_rounds=1,
 )
 
 
@@ -246,7 +255,10 @@ async def echo(contender: Contender, size: int, count: int, warmup: int) -> Metr
         send_all = ports[0].send_all
         receive_some = ports[0].receive_some
         clock = time.perf_counter_ns
+        cpu0 = 0.0
         for i in range(warmup + count):
+            if i == warmup:
+                cpu0 = cpu_seconds()
             t0 = clock()
             await send_all(message)
             reply = await receive_some(CHUNK)
@@ -257,9 +269,11 @@ async def echo(contender: Contender, size: int, count: int, warmup: int) -> Metr
                 raise BenchmarkError(f"echo: sent {message!r}, got back {reply!r}")
             if i >= warmup:
                 samples.append((t1 - t0) / 1e3)
+        cpu = cpu_seconds() - cpu0
     return {
         f"echo{size}_p50_us": statistics.median(samples),
         f"echo{size}_p99_us": percentile(samples, 0.99),
+        f"cpu_echo{size}_us": cpu * 1e6 / count,
     }
 
 
@@ -337,10 +351,11 @@ async def scale_one(contender: Contender, nports: int, rounds: int, stall_s: flo
 
 @dataclass
 class Outcome:
-    """What one suite run produced: metrics, and errors by workload."""
+    """What one suite run produced: metrics, errors by workload, paired ratios by key."""
 
     metrics: Metrics
     errors: dict[str, str]
+    paired: dict[str, list[float]] = field(default_factory=dict)
 
 
 def describe(exc: BaseException) -> str:
@@ -376,6 +391,58 @@ def run_stream(contender: Contender, params: Params) -> Outcome:
 
     anyio.run(main, backend=contender.backend)
     return outcome
+
+
+#: What the paired CPU suite measures (see :func:`run_cpu_pairs`).
+CPU_KEYS = ("cpu_tx_ms_per_MB", "cpu_rx_ms_per_MB", "cpu_echo1_us")
+
+
+async def cpu_pass(contender: Contender, params: Params) -> Metrics:
+    """One pass of the CPU workloads: bulk tx, bulk rx, 1-byte round trips."""
+    metrics: Metrics = {}
+    metrics |= await bulk_tx(contender, params.cpu_bytes)
+    metrics |= await bulk_rx(contender, params.cpu_bytes)
+    metrics |= await echo(contender, 1, params.cpu_trips, params.echo_warmup)
+    return {key: metrics[key] for key in CPU_KEYS}
+
+
+def run_cpu_pairs(
+    contender: Contender, raw: Contender, params: Params
+) -> tuple[Outcome, dict[str, list[float]]]:
+    """CPU per unit of work, *contender* against *raw*, in alternating passes in this process.
+
+    ``params.cpu_rounds`` rounds, each a pass of the raw limit and a pass of
+    *contender* back to back (the order alternating from round to round),
+    each pass on its own event loop, after one untimed pass of each (the
+    first pass in a process pays for imports and the allocator's growth).
+    The ratio is the contender's median over the raw limit's median, per
+    key: both halves ran in one process within seconds, and a pass that a
+    neighbour on the machine slowed down (which happens to single passes,
+    and only ever adds CPU time) moves a median little. (With *raw* as the
+    contender too, the ratios show the harness's own noise floor.)
+
+    Returns the contender's medians, and the ratio by key (one value: the
+    caller collects one per repetition).
+    """
+    outcome = Outcome({}, {})
+    ratios: dict[str, list[float]] = {key: [] for key in CPU_KEYS}
+    mine: list[Metrics] = []
+    base: list[Metrics] = []
+    try:
+        for who in (raw, contender):
+            anyio.run(cpu_pass, who, params, backend=who.backend)
+        for round_ in range(params.cpu_rounds):
+            order = [(raw, base), (contender, mine)]
+            for who, into in order if round_ % 2 == 0 else order[::-1]:
+                into.append(anyio.run(cpu_pass, who, params, backend=who.backend))
+    except Exception as exc:
+        outcome.errors["cpu"] = describe(exc)
+        return outcome, ratios
+    for key in CPU_KEYS:
+        median = statistics.median(m[key] for m in mine)
+        outcome.metrics[key] = median
+        ratios[key].append(median / statistics.median(m[key] for m in base))
+    return outcome, ratios
 
 
 def run_scale(contender: Contender, params: Params) -> Outcome:

@@ -11,8 +11,8 @@ import dataclasses
 
 import pytest
 
-from benchmarks.contenders import Contender, Port, by_name
-from benchmarks.workloads import Params, run_scale, run_stream
+from benchmarks.contenders import RAW, Contender, Port, by_name
+from benchmarks.workloads import CPU_KEYS, Params, run_cpu_pairs, run_scale, run_stream
 
 TINY = Params(
     bulk_bytes=200_000,
@@ -22,6 +22,9 @@ TINY = Params(
     scale_ports=(1, 3),
     scale_rounds=2,
     scale_timeout=10.0,
+    cpu_bytes=100_000,
+    cpu_trips=5,
+    cpu_rounds=2,
 )
 
 
@@ -41,6 +44,31 @@ def test_scale_workload_opens_every_port(trioserial_contender: Contender) -> Non
     outcome = run_scale(trioserial_contender, TINY)
     assert outcome.errors == {}
     assert outcome.metrics["scale3_threads"] >= 1
+
+
+def test_cpu_pairs_give_one_ratio_per_key(trioserial_contender: Contender) -> None:
+    """The paired CPU suite runs both sides and reports a ratio for each metric."""
+    outcome, ratios = run_cpu_pairs(trioserial_contender, RAW, TINY)
+    assert outcome.errors == {}
+    assert set(outcome.metrics) == set(CPU_KEYS) == set(ratios)
+    assert all(len(values) == 1 and values[0] > 0 for values in ratios.values())
+
+
+def test_cpu_pairs_report_a_failing_contender(trioserial_contender: Contender) -> None:
+    """A contender that corrupts data gives an error, not a ratio."""
+
+    async def open_corrupting(path: str) -> Port:
+        port = await trioserial_contender.open(path)
+
+        async def send_all(data: bytes) -> None:
+            await port.send_all(bytes(len(data)))
+
+        return Port(send_all, port.receive_some, port.aclose)
+
+    corrupting = dataclasses.replace(trioserial_contender, open=open_corrupting)
+    outcome, ratios = run_cpu_pairs(corrupting, RAW, TINY)
+    assert "crc" in outcome.errors["cpu"]
+    assert all(values == [] for values in ratios.values())
 
 
 def test_checksums_catch_corrupted_data(trioserial_contender: Contender) -> None:
