@@ -9,12 +9,12 @@ the driver hops there first.
 
 from __future__ import annotations
 
-import errno
 from typing import final
 
 import trio
 
 from ._core import DEFAULT_RECEIVE_SIZE, PortCore, byte_view
+from ._open import UnopenedCore
 from ._pacing import Pacer
 from ._port import TtyPort
 from ._settings import SerialSettings, SerialStatistics
@@ -172,29 +172,6 @@ class DriverStream(trio.abc.Stream):
         return f"<trioserial.DriverStream {self._serial!r}{cps}>"
 
 
-class _Unopened(PortCore):
-    """The core of a connection whose open :meth:`PySerial.close` cut short: closed from
-    the start, so its stream is at end of stream and holds no fd."""
-
-    transport = "unopened"
-
-    def __init__(self, name: str, settings: SerialSettings) -> None:
-        self.name = name
-        self.settings = settings
-
-    def fileno(self) -> int:
-        return -1
-
-    def read_nowait(self, max_bytes: int) -> bytes:
-        raise OSError(errno.EBADF, "never opened")
-
-    def write_nowait(self, data: memoryview) -> int:
-        raise OSError(errno.EBADF, "never opened")
-
-    def close(self) -> None:
-        pass
-
-
 class Connections:
     """A driver's live ``connect()`` streams. Trio thread only, no checkpoints.
 
@@ -237,7 +214,7 @@ class Connections:
     def unopened(self, name: str, settings: SerialSettings) -> DriverStream:
         """A connection to *name* that the driver's ``close()`` ended before its
         open made anything: at end of stream, no fd, not registered."""
-        stream = DriverStream(_Unopened(name, settings), self._cps)
+        stream = DriverStream(UnopenedCore(name, settings), self._cps)
         stream._forced = True
         return stream
 

@@ -6,6 +6,7 @@ open on the event loop with :func:`open_core_on_loop`.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Awaitable, Callable
 from typing import Final
@@ -18,7 +19,7 @@ from ._port import DEFAULT_OPEN_OPTIONS, TtyPort
 from ._settings import SerialSettings
 from ._url import check_path
 
-__all__ = ["check_url", "open_core", "open_core_on_loop", "opens_on_loop"]
+__all__ = ["UnopenedCore", "check_url", "open_core", "open_core_on_loop", "opens_on_loop"]
 
 Opener = Callable[[str, SerialSettings], PortCore]
 
@@ -115,6 +116,29 @@ async def _open_on_loop(url: str, settings: SerialSettings, loop: Loop) -> PortC
         tracer.close()
         raise
     return _spy.traced(url, target, tracer, inner)
+
+
+class UnopenedCore(PortCore):
+    """The core of a driver's connection whose open the driver's ``close()`` cut
+    short: closed from the start, so its stream is at end of stream, with no fd."""
+
+    transport = "unopened"
+
+    def __init__(self, name: str, settings: SerialSettings) -> None:
+        self.name = name
+        self.settings = settings
+
+    def fileno(self) -> int:
+        return -1
+
+    def read_nowait(self, max_bytes: int) -> bytes:
+        raise OSError(errno.EBADF, f"{self.name!r} was never opened")
+
+    def write_nowait(self, data: memoryview) -> int:
+        raise OSError(errno.EBADF, f"{self.name!r} was never opened")
+
+    def close(self) -> None:
+        pass
 
 
 # ------------------------------------------------------------ URL schemes
