@@ -51,7 +51,8 @@ def check_url(url: object) -> str:
         known = ", ".join(f"{s}://" for s in sorted(OPENERS)) or "none yet"
         raise UnsupportedURLError(
             f"unsupported URL scheme {scheme!r} in {url!r}; expected a device path "
-            f"(such as /dev/ttyUSB0) or one of: {known}"
+            f"(such as /dev/ttyUSB0) or one of: {known}",
+            port=url,
         )
     if sep:
         check = URL_CHECKS.get(scheme.lower())
