@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Awaitable, Callable
-from typing import Final
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final
+
+import attrs
 
 from ._core import PortCore
 from ._errors import UnsupportedURLError
@@ -19,7 +21,14 @@ from ._port import DEFAULT_OPEN_OPTIONS, TtyPort
 from ._settings import SerialSettings
 from ._url import check_path
 
-__all__ = ["UnopenedCore", "check_url", "open_core", "open_core_on_loop", "opens_on_loop"]
+__all__ = [
+    "UnopenedCore",
+    "check_url",
+    "open_core",
+    "open_core_on_loop",
+    "open_request",
+    "opens_on_loop",
+]
 
 Opener = Callable[[str, SerialSettings], PortCore]
 
@@ -59,6 +68,25 @@ def check_url(url: object) -> str:
         if check is not None:
             check(url)
     return url
+
+
+def open_request(
+    port: object, arguments: Mapping[str, Any]
+) -> tuple[str, SerialSettings, OpenOptions]:
+    """What both front ends' ``open_serial_port(port, **arguments)`` opens: the
+    checked URL, the line settings and the open-time options.
+
+    *arguments* are that function's keyword arguments by name (its
+    ``locals()``): every :class:`SerialSettings` and :class:`OpenOptions`
+    field. The settings are validated first, then the options, then *port*.
+    """
+    settings = SerialSettings(**{name: arguments[name] for name in _SETTINGS})
+    options = OpenOptions(**{name: arguments[name] for name in _OPTIONS})
+    return check_url(port), settings, options
+
+
+_SETTINGS: Final = tuple(attrs.fields_dict(SerialSettings))
+_OPTIONS: Final = tuple(attrs.fields_dict(OpenOptions))
 
 
 def open_core(

@@ -14,9 +14,9 @@ from typing import NoReturn, final
 import trio
 
 from ._core import DEFAULT_RECEIVE_SIZE, PortCore, byte_view, check_max_bytes
-from ._open import check_url
-from ._options import OpenOptions, RS485Settings
-from ._settings import Parity, SerialSettings, StopBits
+from ._open import open_request
+from ._options import RS485Settings
+from ._settings import Parity, StopBits
 from ._surface import LoopPrimitives, PortSurface
 from ._trio_loop import TRIO_LOOP, open_core_trio
 
@@ -362,15 +362,5 @@ async def open_serial_port(
         *rts*, *low_latency* or *rs485* ask for.
       trioserial.SerialPortError: any other failure to open or configure.
     """
-    settings = SerialSettings(
-        baudrate=baudrate,
-        bytesize=bytesize,
-        parity=parity,  # converted and validated by attrs
-        stopbits=stopbits,
-        xonxoff=xonxoff,
-        rtscts=rtscts,
-        dsrdtr=dsrdtr,
-        exclusive=exclusive,
-    )
-    options = OpenOptions(dtr=dtr, rts=rts, hupcl=hupcl, low_latency=low_latency, rs485=rs485)
-    return AsyncSerial(await open_core_trio(check_url(port), settings, options))
+    request = open_request(port, locals())  # every argument above, by name
+    return AsyncSerial(await open_core_trio(*request))
