@@ -8,7 +8,7 @@
 no threads on the data path on either backend. The behaviour is
 ``AsyncSerial``'s, with anyio's exception classes. Only the data path is
 written here; the control surface is ``_surface.PortSurface``, run on anyio's
-primitives (``ANYIO_PRIMITIVES``).
+primitives (``_anyio_loop.ANYIO_PRIMITIVES``).
 
 This module never imports :mod:`trio` or ``trioserial._stream``.
 """
@@ -26,12 +26,12 @@ import sniffio
 from anyio.abc import ByteStream
 
 from ._anyio_expect import Expect, ExpectEOFError, ExpectTimeoutError
-from ._anyio_loop import ANYIO_LOOP, open_core_anyio
+from ._anyio_loop import ANYIO_PRIMITIVES, open_core_anyio
 from ._core import DEFAULT_RECEIVE_SIZE, PortCore, byte_view, check_max_bytes
 from ._open import open_request
 from ._options import RS485Settings
 from ._settings import Parity, SerialSettings, StopBits
-from ._surface import LoopPrimitives, PortSurface
+from ._surface import PortSurface
 
 __all__ = [
     "AnyioSerialStream",
@@ -44,22 +44,6 @@ __all__ = [
 
 #: What ``send`` accepts.
 Buffer = bytes | bytearray | memoryview
-
-#: What the shared control surface (:class:`PortSurface`) runs on: anyio's
-#: own names, which are Trio's but for ``notify_closing``.
-ANYIO_PRIMITIVES = LoopPrimitives(
-    closed_error=anyio.ClosedResourceError,
-    busy_error=anyio.BusyResourceError,
-    broken_error=anyio.BrokenResourceError,
-    checkpoint=anyio.lowlevel.checkpoint,
-    checkpoint_if_cancelled=anyio.lowlevel.checkpoint_if_cancelled,
-    cancel_shielded_checkpoint=anyio.lowlevel.cancel_shielded_checkpoint,
-    notify_closing=anyio.notify_closing,
-    move_on_after=anyio.move_on_after,
-    event=anyio.Event,
-    shielded=lambda: anyio.CancelScope(shield=True),
-    network=ANYIO_LOOP,
-)
 
 
 class SerialAttribute(anyio.TypedAttributeSet):
