@@ -21,7 +21,6 @@ import contextlib
 import fcntl
 import os
 import random
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,6 +29,7 @@ import anyio
 import pytest
 import trio
 from conftest import fds_not_leaked
+from url_servers import full_backlog, silent_server
 
 import trioserial
 import trioserial._anyio_loop
@@ -43,33 +43,6 @@ from trioserial._settings import SerialSettings
 LONG = 60
 #: How long a cancelled open may take, at most (a deadline, not a measurement).
 PROMPTLY = 10
-
-
-@contextlib.contextmanager
-def full_backlog() -> Iterator[int]:
-    """A listener whose backlog is full: a new connect() gets no answer at all."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    port = listener.getsockname()[1]
-    filler = socket.create_connection(("127.0.0.1", port))  # takes the one place
-    try:
-        yield port
-    finally:
-        filler.close()
-        listener.close()
-
-
-@contextlib.contextmanager
-def silent_server() -> Iterator[int]:
-    """A listener the kernel completes connections for, and that never sends a byte."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        listener.close()
 
 
 def urls(port: int, tmp_path: Path) -> list[str]:

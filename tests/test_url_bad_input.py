@@ -6,6 +6,7 @@ import pytest
 
 import trioserial
 from trioserial import UnsupportedURLError, open_serial_port
+from trioserial._open import check_url
 from trioserial._spy import MAX_NESTING
 
 pytestmark = pytest.mark.usefixtures("no_fd_leaks")
@@ -77,3 +78,43 @@ def test_the_driver_refuses_such_a_path_before_its_presence_check(url: str) -> N
     with pytest.raises(ValueError, match="malformed device path") as info:
         trioserial.PySerial(url)
     assert not isinstance(info.value, UnicodeError)
+
+
+@pytest.mark.parametrize(
+    ("url", "port"),
+    [
+        ("nope://x", None),
+        ("loop://x", None),
+        ("loop://?bogus", None),
+        ("loop://?logging=loud", None),
+        ("socket://h:1/p", None),
+        ("socket://[::1]", None),
+        ("socket://[::1", None),
+        ("socket://[zz]:1", None),
+        ("socket://h", None),
+        ("socket://a:b:1", None),
+        ("socket://:1", None),
+        ("socket://a..b:1", None),
+        ("socket://h:0", None),
+        ("socket://h:1?timeout=-1", None),
+        ("rfc2217://h:1?bogus", None),
+        ("spy://", None),
+        ("spy://loop://?file", None),
+        ("spy://loop://?file=x&logger=y", None),
+        ("spy://" * (MAX_NESTING + 1) + "loop://", None),
+        ("spy://nope://x", "nope://x"),
+        ("alt://", None),
+        ("alt:///dev/ttyS0?class=Nope", None),
+        ("alt:///dev/tty\ud800", None),
+        ("spy://alt:///dev/tty\ud800", "alt:///dev/tty\ud800"),
+        ("hwgrep://", None),
+        ("hwgrep://(", None),
+        ("hwgrep://x&n=0", None),
+    ],
+)
+def test_a_bad_url_is_named_by_the_errors_port(url: str, port: str | None) -> None:
+    # exc.port is the URL whose check failed (the inner one under spy://), as
+    # SerialPortError promises, so handlers need not parse the message.
+    with pytest.raises(UnsupportedURLError) as info:
+        check_url(url)
+    assert info.value.port == (url if port is None else port)

@@ -25,6 +25,33 @@ import serial.rfc2217
 import trio
 
 
+@contextlib.contextmanager
+def full_backlog() -> Iterator[int]:
+    """A listener whose backlog is full: a new connect() gets no answer at all."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    filler = socket.create_connection(("127.0.0.1", port))  # takes the one place
+    try:
+        yield port
+    finally:
+        filler.close()
+        listener.close()
+
+
+@contextlib.contextmanager
+def silent_server() -> Iterator[int]:
+    """A listener the kernel completes connections for, and that never sends a byte."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+
+
 def free_tcp_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

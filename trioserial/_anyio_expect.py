@@ -1,8 +1,9 @@
 """``trioserial.anyio.Expect``: wait for patterns in any anyio byte stream (layer 2).
 
 The same matcher (``_matcher.py``) and the same loop (``_expect_base.py``)
-as :class:`trioserial.Expect`, on anyio's primitives: this module is the
-anyio table, the anyio error classes and the typed constructor. It never
+as :class:`trioserial.Expect`, on anyio's table (``_anyio_loop``): this
+module is how anyio byte streams receive and send, the anyio error classes
+and the typed constructor. It never
 imports :mod:`trio`, so it runs on either anyio backend.
 """
 
@@ -14,7 +15,8 @@ import anyio
 import anyio.lowlevel
 from anyio.abc import ByteReceiveStream, ByteSendStream
 
-from ._expect_base import ExpectBase, ExpectOptions, LoopPrimitives
+from ._anyio_loop import ANYIO_PRIMITIVES
+from ._expect_base import ExpectBase, ExpectOptions, ExpectPrimitives
 from ._matcher import ExpectError
 
 if TYPE_CHECKING:
@@ -50,21 +52,14 @@ async def _send(stream: ByteSendStream, data: bytes) -> None:
     await stream.send(data)
 
 
-def _move_on_at(deadline: float) -> anyio.CancelScope:
-    return anyio.CancelScope(deadline=deadline)
-
-
-_ANYIO = LoopPrimitives(
+_ANYIO = ExpectPrimitives(
+    library=ANYIO_PRIMITIVES,
     receive_stream=ByteReceiveStream,
     send_stream=ByteSendStream,
     receive_stream_name="an anyio.abc.ByteReceiveStream",
     send_stream_name="an anyio.abc.ByteSendStream",
     receive=_receive,
     send=_send,
-    checkpoint=anyio.lowlevel.checkpoint,
-    current_time=anyio.current_time,
-    move_on_at=_move_on_at,
-    busy_error=anyio.BusyResourceError,
     timeout_error=ExpectTimeoutError,
     eof_error=ExpectEOFError,
 )

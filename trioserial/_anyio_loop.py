@@ -1,4 +1,4 @@
-"""anyio's loop primitives for the network opens, and the anyio front end's open (layer 2).
+"""anyio's table of loop primitives, and the anyio front end's open (layer 2).
 
 Never imports :mod:`trio`.
 """
@@ -20,8 +20,9 @@ from ._netloop import AddrInfo, Loop
 from ._open import open_core, open_core_on_loop, opens_on_loop
 from ._options import OpenOptions
 from ._settings import SerialSettings
+from ._surface import LoopPrimitives
 
-__all__ = ["ANYIO_LOOP", "open_core_anyio"]
+__all__ = ["ANYIO_LOOP", "ANYIO_PRIMITIVES", "open_core_anyio"]
 
 
 async def _wait_readable_until(fd: int, deadline: float) -> bool:
@@ -49,6 +50,29 @@ ANYIO_LOOP: Final = Loop(
     wait_writable=_wait_writable_until,
     getaddrinfo=_getaddrinfo,
     sleep=anyio.sleep,
+)
+
+
+def _move_on_at(deadline: float) -> anyio.CancelScope:
+    return anyio.CancelScope(deadline=deadline)
+
+
+#: anyio's loop primitives: what the control surface and the Expect loop run
+#: on (anyio's own names, which are Trio's but for ``notify_closing``).
+ANYIO_PRIMITIVES: Final = LoopPrimitives(
+    closed_error=anyio.ClosedResourceError,
+    busy_error=anyio.BusyResourceError,
+    broken_error=anyio.BrokenResourceError,
+    checkpoint=anyio.lowlevel.checkpoint,
+    checkpoint_if_cancelled=anyio.lowlevel.checkpoint_if_cancelled,
+    cancel_shielded_checkpoint=anyio.lowlevel.cancel_shielded_checkpoint,
+    notify_closing=anyio.notify_closing,
+    move_on_after=anyio.move_on_after,
+    move_on_at=_move_on_at,
+    current_time=anyio.current_time,
+    event=anyio.Event,
+    shielded=lambda: anyio.CancelScope(shield=True),
+    network=ANYIO_LOOP,
 )
 
 

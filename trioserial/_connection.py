@@ -14,9 +14,10 @@ from typing import final
 import trio
 
 from ._core import DEFAULT_RECEIVE_SIZE, PortCore, byte_view
+from ._open import UnopenedCore
 from ._pacing import Pacer
 from ._port import TtyPort
-from ._settings import SerialStatistics
+from ._settings import SerialSettings, SerialStatistics
 from ._stream import AsyncSerial, Buffer
 from ._util import ConflictDetector
 
@@ -208,6 +209,13 @@ class Connections:
             return stream
         stream = DriverStream(core, self._cps)
         self._others.add(stream)
+        return stream
+
+    def unopened(self, name: str, settings: SerialSettings) -> DriverStream:
+        """A connection to *name* that the driver's ``close()`` ended before its
+        open made anything: at end of stream, no fd, not registered."""
+        stream = DriverStream(UnopenedCore(name, settings), self._cps)
+        stream._forced = True
         return stream
 
     def release(self, stream: DriverStream) -> None:

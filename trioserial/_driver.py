@@ -15,7 +15,7 @@ import math
 import os
 import re
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Final, TypeVar, final
 
@@ -25,12 +25,13 @@ import trio
 from ._connection import Connections, DriverStream
 from ._core import PortCore
 from ._errors import UnsupportedOperationError
-from ._open import check_url, open_core
+from ._open import check_url, open_core, open_core_on_loop, opens_on_loop
 from ._options import OpenOptions
 from ._pacing import check_cps
 from ._presence import check_present as _check_present
 from ._settings import SerialSettings, SettingsChanges, Unpack
 from ._supervised import SupervisedStream, Supervisor
+from ._trio_loop import TRIO_LOOP
 from ._usb import UsbIdentity, open_following
 from ._util import check_bool
 
@@ -120,6 +121,8 @@ class PySerial:
     _open_lock: trio.Lock = attrs.field(init=False, factory=trio.Lock)
     _closes: int = attrs.field(init=False, default=0)
     _opening: int = attrs.field(init=False, default=0)
+    #: The scopes of the connect() opens under way: close() cancels them.
+    _open_scopes: set[trio.CancelScope] = attrs.field(init=False, factory=set)
     _dtr: _Level = attrs.field(init=False, factory=lambda: _Level("DTR", _set_dtr))
     _rts: _Level = attrs.field(init=False, factory=lambda: _Level("RTS", _set_rts))
 
@@ -168,21 +171,33 @@ class PySerial:
         """Open a handle with our settings and open-time options. Blocking: use a thread."""
         return open_core(url, self.settings, options or self._open_options(url))
 
-    async def _open_in_thread(
-        self, fn: Callable[[OpenOptions], T], core_of: Callable[[T], PortCore]
+    async def _open_port(self, url: str, options: OpenOptions) -> PortCore:
+        """Open *url* with our settings. Trio thread.
+
+        A network port (``socket://``, ``rfc2217://``, also under ``spy://``)
+        connects and negotiates on the event loop: a cancellation ends it at
+        once, its socket closed. A device opens in a worker thread, which
+        runs to its end whatever happens meanwhile.
+        """
+        if opens_on_loop(url):
+            return await open_core_on_loop(url, self.settings, options, TRIO_LOOP)
+        return await trio.to_thread.run_sync(self._open_blocking, url, options)
+
+    async def _open_with_levels(
+        self, open_with: Callable[[OpenOptions], Awaitable[T]], core_of: Callable[[T], PortCore]
     ) -> T:
-        """Run the open *fn* in a worker thread, then apply what set_dtr/set_rts
-        asked for while it ran. Trio thread.
+        """Run the open *open_with*, then apply what set_dtr/set_rts asked for
+        while it ran. Trio thread.
 
         Meanwhile set_dtr/set_rts only remember the level (a brief open beside
         this one would fight it for the lock); the options are fixed before
-        the thread starts, so what changed since is applied here, with no
+        the open starts, so what changed since is applied here, with no
         checkpoint before the caller registers the handle.
         """
         options = self._open_options(self.url)
         self._opening += 1
         try:
-            result = await trio.to_thread.run_sync(fn, options)
+            result = await open_with(options)
         finally:
             self._opening -= 1
         core = core_of(result)
@@ -220,14 +235,23 @@ class PySerial:
     async def _open_supervised(
         self, path: str, identity: UsbIdentity | None
     ) -> tuple[PortCore, str, UsbIdentity | None]:
-        """The supervisor's open: *path*, or where its USB adapter moved."""
+        """The supervisor's open: *path*, or where its USB adapter moved.
 
-        def open_there(options: OpenOptions) -> tuple[PortCore, str, UsbIdentity | None]:
-            return open_following(
-                path, identity, functools.partial(self._open_blocking, options=options)
+        A network port opens on the event loop, so the supervisor's stop
+        (and any cancellation) ends it at once.
+        """
+
+        async def open_there(options: OpenOptions) -> tuple[PortCore, str, UsbIdentity | None]:
+            if opens_on_loop(path):
+                return await self._open_port(path, options), path, None
+            return await trio.to_thread.run_sync(
+                open_following,
+                path,
+                identity,
+                functools.partial(self._open_blocking, options=options),
             )
 
-        return await self._open_in_thread(open_there, lambda opened: opened[0])
+        return await self._open_with_levels(open_there, lambda opened: opened[0])
 
     def _claim_token(self) -> trio.lowlevel.TrioToken:
         token = trio.lowlevel.current_trio_token()
@@ -260,10 +284,15 @@ class PySerial:
         time to go out (twice what it takes at the line rate, at least a
         second), so a last command is not discarded by the close.
 
-        Cancellation: the open runs in a worker thread and cannot be
-        interrupted; a cancellation that arrives meanwhile is delivered at
-        the body's first checkpoint. Leaving the block cancelled closes the
-        connection at once (queued output is discarded). No fd leaks.
+        A :meth:`close` while the port is opening covers this connection
+        too: it is yielded at end of stream (see :meth:`close`).
+
+        Cancellation: a network port's open (on the event loop) ends at
+        once, its socket closed, and the body never runs. A device's open
+        runs in a worker thread and cannot be interrupted; a cancellation
+        that arrives meanwhile is delivered at the body's first checkpoint.
+        Leaving the block cancelled closes the connection at once (queued
+        output is discarded). No fd leaks.
 
         Raises:
           trioserial.SerialPortError: the port could not be opened (the
@@ -284,14 +313,32 @@ class PySerial:
         async with self._open_lock:
             stream = self._connections.share_line()
             if stream is None:
-                core = await self._open_in_thread(
-                    functools.partial(self._open_blocking, self.url), lambda core: core
-                )
-                stream = self._connections.adopt(core)
+                core = await self._open_unless_closed() if self._closes == closes else None
+                if core is None:  # close() came first: a connection at end of stream
+                    stream = self._connections.unopened(self.url, self.settings)
+                else:
+                    stream = self._connections.adopt(core)
         if self._closes != closes:
             # close() ran while we were opening: that close covers this connection too.
             self._connections.end(stream)
         return stream
+
+    async def _open_unless_closed(self) -> PortCore | None:
+        """A connection's open; ``None`` if :meth:`close` cut it short.
+
+        Only an open on the event loop (a network port) can be cut short; a
+        caller's own cancellation ends it too, and is raised.
+        """
+        with trio.CancelScope() as scope:
+            self._open_scopes.add(scope)
+            try:
+                return await self._open_with_levels(
+                    functools.partial(self._open_port, self.url), lambda core: core
+                )
+            finally:
+                self._open_scopes.discard(scope)
+        await trio.lowlevel.checkpoint_if_cancelled()  # the caller's, if it came too
+        return None
 
     # --------------------------------------------------------------- close
 
@@ -309,15 +356,19 @@ class PySerial:
         The driver stays usable: a later :meth:`connect` opens the port again.
 
         Output still queued in the OS is discarded (see
-        :meth:`AsyncSerial.close`). An open that is already running in a
-        worker thread (a ``connect()`` or a reconnect in progress) cannot be
-        interrupted: its fd is closed as soon as the open returns, and that
-        connection starts at end of stream.
+        :meth:`AsyncSerial.close`). A ``connect()`` still opening yields a
+        connection at end of stream: a network open is cut short at once
+        (that connection never had an fd); a device's open in its worker
+        thread cannot be interrupted, so its fd is closed as soon as the
+        open returns. A supervised ``run()`` stopped in its first open hands
+        back an ended port.
         """
         self._in_loop(self._close_now, fallback=self._close_without_loop)
 
     def _close_now(self) -> None:
         self._closes += 1
+        for scope in self._open_scopes:
+            scope.cancel()
         self._connections.end_all()
         for supervisor in list(self._supervisors):
             supervisor.stop()
@@ -446,10 +497,12 @@ class PySerial:
         the first open (permission, not a tty, bad settings) is raised from
         ``nursery.start``. Later errors only go to ``port.last_error``.
 
-        Returns when :meth:`PySerial.close` or ``port.aclose()`` stops it.
-        Cancellation (of the nursery) shuts it down promptly: the fd is
-        closed, and the stream's receivers get what was buffered, then
-        ``b""``.
+        Returns when :meth:`PySerial.close` or ``port.aclose()`` stops it;
+        a network port's open (on the event loop) is cut short at once, and
+        one stopped in the first open makes ``nursery.start`` return an
+        ended port. Cancellation (of the nursery) shuts it down promptly:
+        the fd is closed (an open on the event loop ends at once), and the
+        stream's receivers get what was buffered, then ``b""``.
 
         Args:
           initial_backoff: seconds before the first retry (> 0).

@@ -92,8 +92,8 @@ class UnsupportedURLError(SerialPortError, ValueError):
 
     Raised before anything is opened. Also a :exc:`ValueError` (the argument
     is wrong), so ``except ValueError`` keeps catching it; ``port`` is the
-    URL where the check that failed was given it, else ``""`` (the message
-    always names it).
+    URL whose check failed (under ``spy://``, the inner one), also named in
+    the message.
     """
 
     def __init__(self, message: str, *, port: str = "", errno: int | None = None) -> None:

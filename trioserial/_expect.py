@@ -4,8 +4,8 @@ Works over any :class:`trio.abc.ReceiveStream` (an :class:`~trioserial.AsyncSeri
 a :class:`~trioserial.testing.PtyDevice`, ``trio.testing.memory_stream_pair``,
 a TCP stream...). The matching is the sans-IO :class:`~trioserial._matcher.Matcher`
 and the loop is shared with :class:`trioserial.anyio.Expect`
-(``_expect_base.py``); this module is the Trio table of primitives, the Trio
-error classes and the typed constructor.
+(``_expect_base.py``); this module is how Trio streams receive and send, the
+Trio error classes and the typed constructor.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING, AnyStr, final, overload
 
 import trio
 
-from ._expect_base import ExpectBase, ExpectOptions, LoopPrimitives
+from ._expect_base import ExpectBase, ExpectOptions, ExpectPrimitives
 from ._matcher import (
     ExpectBufferFullError,
     ExpectError,
     ExpectMatch,
     Pattern,
 )
+from ._trio_loop import TRIO_PRIMITIVES
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -59,17 +60,14 @@ async def _send(stream: trio.abc.SendStream, data: bytes) -> None:
     await stream.send_all(data)
 
 
-_TRIO = LoopPrimitives(
+_TRIO = ExpectPrimitives(
+    library=TRIO_PRIMITIVES,
     receive_stream=trio.abc.ReceiveStream,
     send_stream=trio.abc.SendStream,
     receive_stream_name="a trio.abc.ReceiveStream",
     send_stream_name="a trio.abc.SendStream",
     receive=_receive,
     send=_send,
-    checkpoint=trio.lowlevel.checkpoint,
-    current_time=trio.current_time,
-    move_on_at=trio.move_on_at,
-    busy_error=trio.BusyResourceError,
     timeout_error=ExpectTimeoutError,
     eof_error=ExpectEOFError,
 )

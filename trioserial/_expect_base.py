@@ -1,9 +1,10 @@
 """What the Trio and anyio ``Expect`` share: one I/O loop over the sans-IO matcher.
 
-Written once against :class:`LoopPrimitives`, a small table of what differs
-between the two libraries (checkpoint, clock, deadline scope, how a stream
-receives and sends, which errors to raise), in the way anyio's
-``AsyncBackend`` separates its backends. This module imports neither
+Written once against :class:`ExpectPrimitives`: the library's own table
+(:class:`~trioserial._surface.LoopPrimitives`: checkpoint, clock, deadline
+scope, busy error), plus how a stream of that library receives and sends and
+which Expect errors to raise, in the way anyio's ``AsyncBackend`` separates
+its backends. This module imports neither
 :mod:`trio` nor :mod:`anyio` (``tests/test_layers.py`` keeps it so); the
 front ends are ``_expect.py`` (Trio) and ``_anyio_expect.py`` (anyio).
 """
@@ -14,8 +15,7 @@ import logging
 import math
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractContextManager
-from typing import Any, AnyStr, ClassVar, Generic, Protocol, TextIO, TypedDict, cast
+from typing import Any, AnyStr, ClassVar, Generic, TextIO, TypedDict, cast
 
 import attrs
 
@@ -28,14 +28,10 @@ from ._matcher import (
     Pattern,
     check_size,
 )
+from ._surface import LoopPrimitives
 from ._util import ConflictDetector
 
-__all__ = ["ExpectBase", "ExpectOptions", "LoopPrimitives"]
-
-
-class _Scope(Protocol):
-    @property
-    def cancelled_caught(self) -> bool: ...
+__all__ = ["ExpectBase", "ExpectOptions", "ExpectPrimitives"]
 
 
 class ExpectOptions(TypedDict, total=False):
@@ -54,9 +50,12 @@ class ExpectOptions(TypedDict, total=False):
 
 
 @attrs.frozen
-class LoopPrimitives:
-    """What one event-loop library gives the shared Expect loop."""
+class ExpectPrimitives:
+    """What one event-loop library gives the shared Expect loop: its table, and
+    how its streams receive and send."""
 
+    #: The library's loop primitives (checkpoint, clock, deadline scope, busy error).
+    library: LoopPrimitives
     #: The stream classes accepted for receiving and for sending, and their
     #: names in error messages, with the article ("a trio.abc.SendStream").
     receive_stream: type[Any]
@@ -68,14 +67,7 @@ class LoopPrimitives:
     receive: Callable[[Any, int], Awaitable[bytes]]
     #: ``await stream.send...(data)``.
     send: Callable[[Any, bytes], Awaitable[None]]
-    #: A checkpoint: a cancellation point and a schedule point.
-    checkpoint: Callable[[], Awaitable[None]]
-    #: The library's clock (raises :exc:`RuntimeError` outside its loop).
-    current_time: Callable[[], float]
-    #: A cancel scope with a deadline on that clock.
-    move_on_at: Callable[[float], AbstractContextManager[_Scope]]
-    #: The library's BusyResourceError, and the Expect errors to raise.
-    busy_error: type[Exception]
+    #: The Expect errors to raise.
     timeout_error: type[ExpectError]
     eof_error: type[ExpectError]
 
@@ -87,7 +79,7 @@ class ExpectBase(Generic[AnyStr]):
     ``__init__`` with its stream type and ``str``/``bytes`` by *encoding*.
     """
 
-    _loop: ClassVar[LoopPrimitives]
+    _loop: ClassVar[ExpectPrimitives]
     stream: Any
 
     def __init__(
@@ -114,10 +106,10 @@ class ExpectBase(Generic[AnyStr]):
         self.stream = stream
         self._transcript = transcript
         self._conflict = ConflictDetector(
-            "another task is already waiting in expect() on this Expect", loop.busy_error
+            "another task is already waiting in expect() on this Expect", loop.library.busy_error
         )
         try:
-            self._t0: float | None = loop.current_time()
+            self._t0: float | None = loop.library.current_time()
         except RuntimeError:  # made outside the event loop: the first event starts the clock
             self._t0 = None
 
@@ -187,7 +179,7 @@ class ExpectBase(Generic[AnyStr]):
         transcript = self._transcript
         if transcript is None:
             return
-        now = self._loop.current_time()
+        now = self._loop.library.current_time()
         if self._t0 is None:
             self._t0 = now
         line = f"{now - self._t0:11.6f} {event}" + (f" {data!r}" if event != "eof" else "")
@@ -289,16 +281,16 @@ class ExpectBase(Generic[AnyStr]):
             raise ValueError(f"timeout must be non-negative, got {timeout!r}")
         # The deadline bounds only the waits for more data: what has already
         # arrived is always searched, so timeout=0 means "is it there yet?".
-        deadline = math.inf if timeout is None else loop.current_time() + timeout
+        deadline = math.inf if timeout is None else loop.library.current_time() + timeout
         with self._conflict:
-            await loop.checkpoint()
+            await loop.library.checkpoint()
             while True:
                 found = matcher.next_match(compiled)
                 if isinstance(found, ExpectMatch):
                     return cast("ExpectMatch[AnyStr]", found)
                 if found is END_OF_STREAM:
                     raise matcher.error(loop.eof_error, "end of stream while", compiled)
-                with loop.move_on_at(deadline) as scope:
+                with loop.library.move_on_at(deadline) as scope:
                     size = min(matcher.room, self._receive_size)
                     chunk = await loop.receive(self.stream, size)
                 if scope.cancelled_caught:

@@ -33,7 +33,7 @@ def check_loop_url(url: str) -> int | None:
     """Check ``loop://[?logging=LEVEL]``; return the logging level asked for."""
     _, target, query = split_url(url)
     if target:
-        raise UnsupportedURLError(f"unexpected {target!r} in {url!r}: expected loop://")
+        raise UnsupportedURLError(f"unexpected {target!r} in {url!r}: expected loop://", port=url)
     return parse_log_level(url, parse_options(url, query, values=("logging",)).get("logging"))
 
 

@@ -6,9 +6,12 @@ open on the event loop with :func:`open_core_on_loop`.
 
 from __future__ import annotations
 
+import errno
 import os
-from collections.abc import Awaitable, Callable
-from typing import Final
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final
+
+import attrs
 
 from ._core import PortCore
 from ._errors import UnsupportedURLError
@@ -18,7 +21,14 @@ from ._port import DEFAULT_OPEN_OPTIONS, TtyPort
 from ._settings import SerialSettings
 from ._url import check_path
 
-__all__ = ["check_url", "open_core", "open_core_on_loop", "opens_on_loop"]
+__all__ = [
+    "UnopenedCore",
+    "check_url",
+    "open_core",
+    "open_core_on_loop",
+    "open_request",
+    "opens_on_loop",
+]
 
 Opener = Callable[[str, SerialSettings], PortCore]
 
@@ -50,13 +60,33 @@ def check_url(url: object) -> str:
         known = ", ".join(f"{s}://" for s in sorted(OPENERS)) or "none yet"
         raise UnsupportedURLError(
             f"unsupported URL scheme {scheme!r} in {url!r}; expected a device path "
-            f"(such as /dev/ttyUSB0) or one of: {known}"
+            f"(such as /dev/ttyUSB0) or one of: {known}",
+            port=url,
         )
     if sep:
         check = URL_CHECKS.get(scheme.lower())
         if check is not None:
             check(url)
     return url
+
+
+def open_request(
+    port: object, arguments: Mapping[str, Any]
+) -> tuple[str, SerialSettings, OpenOptions]:
+    """What both front ends' ``open_serial_port(port, **arguments)`` opens: the
+    checked URL, the line settings and the open-time options.
+
+    *arguments* are that function's keyword arguments by name (its
+    ``locals()``): every :class:`SerialSettings` and :class:`OpenOptions`
+    field. The settings are validated first, then the options, then *port*.
+    """
+    settings = SerialSettings(**{name: arguments[name] for name in _SETTINGS})
+    options = OpenOptions(**{name: arguments[name] for name in _OPTIONS})
+    return check_url(port), settings, options
+
+
+_SETTINGS: Final = tuple(attrs.fields_dict(SerialSettings))
+_OPTIONS: Final = tuple(attrs.fields_dict(OpenOptions))
 
 
 def open_core(
@@ -115,6 +145,29 @@ async def _open_on_loop(url: str, settings: SerialSettings, loop: Loop) -> PortC
         tracer.close()
         raise
     return _spy.traced(url, target, tracer, inner)
+
+
+class UnopenedCore(PortCore):
+    """The core of a driver's connection whose open the driver's ``close()`` cut
+    short: closed from the start, so its stream is at end of stream, with no fd."""
+
+    transport = "unopened"
+
+    def __init__(self, name: str, settings: SerialSettings) -> None:
+        self.name = name
+        self.settings = settings
+
+    def fileno(self) -> int:
+        return -1
+
+    def read_nowait(self, max_bytes: int) -> bytes:
+        raise OSError(errno.EBADF, f"{self.name!r} was never opened")
+
+    def write_nowait(self, data: memoryview) -> int:
+        raise OSError(errno.EBADF, f"{self.name!r} was never opened")
+
+    def close(self) -> None:
+        pass
 
 
 # ------------------------------------------------------------ URL schemes

@@ -80,11 +80,12 @@ def parse_alt_url(url: str) -> str:
         if not (isinstance(cls, type) and issubclass(cls, serial.SerialBase)):
             raise UnsupportedURLError(
                 f"unknown class {name!r} in {url!r}: expected a pyserial Serial class "
-                f"such as Serial or PosixPollSerial"
+                f"such as Serial or PosixPollSerial",
+                port=url,
             )
     if not path:
-        raise UnsupportedURLError(f"missing device path in {url!r}: expected alt://PATH")
-    check_path(path, UnsupportedURLError, url)
+        raise UnsupportedURLError(f"missing device path in {url!r}: expected alt://PATH", port=url)
+    check_path(path, url)
     return path
 
 
@@ -94,13 +95,15 @@ def parse_hwgrep_url(url: str) -> tuple[re.Pattern[str], int, bool]:
     regexp, _, query = rest.partition("&")
     if not regexp:
         raise UnsupportedURLError(
-            f"missing regular expression in {url!r}: expected hwgrep://REGEXP"
+            f"missing regular expression in {url!r}: expected hwgrep://REGEXP",
+            port=url,
         )
     try:
         pattern = re.compile(regexp, re.IGNORECASE)
     except re.error as exc:
         raise UnsupportedURLError(
-            f"malformed regular expression {regexp!r} in {url!r}: {exc}"
+            f"malformed regular expression {regexp!r} in {url!r}: {exc}",
+            port=url,
         ) from None
     options = parse_options(url, query, flags=("skip_busy",), values=("n",))
     n_text = options.get("n")
@@ -111,7 +114,8 @@ def parse_hwgrep_url(url: str) -> tuple[re.Pattern[str], int, bool]:
     else:
         raise UnsupportedURLError(
             f"malformed option n={n_text!r} in {url!r}: expected a number >= 1, "
-            "1 being the first match"
+            "1 being the first match",
+            port=url,
         )
     return pattern, index, "skip_busy" in options
 

@@ -50,7 +50,8 @@ def parse_timeout(url: str, value: str | None, default: float) -> float:
     if not 0 < timeout <= MAX_TIMEOUT:
         raise UnsupportedURLError(
             f"malformed timeout {value!r} in {url!r}: expected seconds, a number > 0 "
-            f"and at most {MAX_TIMEOUT:g}"
+            f"and at most {MAX_TIMEOUT:g}",
+            port=url,
         )
     return timeout
 

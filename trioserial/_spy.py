@@ -285,17 +285,20 @@ def check_nesting(url: str) -> None:
     if depth > MAX_NESTING:
         shown = url if len(url) <= 60 else f"{url[:30]}...{url[-20:]}"
         raise UnsupportedURLError(
-            f"spy:// nested {depth} deep in {shown!r}; at most {MAX_NESTING} levels are allowed"
+            f"spy:// nested {depth} deep in {shown!r}; at most {MAX_NESTING} levels are allowed",
+            port=url,
         )
 
 
 def parse_spy_url(url: str) -> tuple[str, dict[str, str | None]]:
     _, target, query = split_url(url)
     if not target:
-        raise UnsupportedURLError(f"missing port in {url!r}: expected spy://PORT[?options]")
+        raise UnsupportedURLError(
+            f"missing port in {url!r}: expected spy://PORT[?options]", port=url
+        )
     options = parse_options(url, query, flags=("color", "raw", "all"), values=("file", "logger"))
     if "file" in options and "logger" in options:
-        raise UnsupportedURLError(f"both file= and logger= in {url!r}: choose one")
+        raise UnsupportedURLError(f"both file= and logger= in {url!r}: choose one", port=url)
     return target, options
 
 

@@ -3,7 +3,7 @@
 Drives a :class:`~trioserial._core.PortCore` with ``trio.lowlevel``: try the
 syscall first, wait only on ``EAGAIN``. Only the data path is written here;
 the control surface is ``_surface.PortSurface``, run on Trio's primitives
-(``TRIO_PRIMITIVES``). Never imports :mod:`anyio`.
+(``_trio_loop.TRIO_PRIMITIVES``). Never imports :mod:`anyio`.
 """
 
 from __future__ import annotations
@@ -14,31 +14,16 @@ from typing import NoReturn, final
 import trio
 
 from ._core import DEFAULT_RECEIVE_SIZE, PortCore, byte_view, check_max_bytes
-from ._open import check_url
-from ._options import OpenOptions, RS485Settings
-from ._settings import Parity, SerialSettings, StopBits
-from ._surface import LoopPrimitives, PortSurface
-from ._trio_loop import TRIO_LOOP, open_core_trio
+from ._open import open_request
+from ._options import RS485Settings
+from ._settings import Parity, StopBits
+from ._surface import PortSurface
+from ._trio_loop import TRIO_PRIMITIVES, open_core_trio
 
 #: What ``send_all`` accepts, as in :mod:`trio`.
 Buffer = bytes | bytearray | memoryview
 
 __all__ = ["AsyncSerial", "open_serial_port"]
-
-#: What the shared control surface (:class:`PortSurface`) runs on.
-TRIO_PRIMITIVES = LoopPrimitives(
-    closed_error=trio.ClosedResourceError,
-    busy_error=trio.BusyResourceError,
-    broken_error=trio.BrokenResourceError,
-    checkpoint=trio.lowlevel.checkpoint,
-    checkpoint_if_cancelled=trio.lowlevel.checkpoint_if_cancelled,
-    cancel_shielded_checkpoint=trio.lowlevel.cancel_shielded_checkpoint,
-    notify_closing=trio.lowlevel.notify_closing,
-    move_on_after=trio.move_on_after,
-    event=trio.Event,
-    shielded=lambda: trio.CancelScope(shield=True),
-    network=TRIO_LOOP,
-)
 
 
 @final
@@ -362,15 +347,5 @@ async def open_serial_port(
         *rts*, *low_latency* or *rs485* ask for.
       trioserial.SerialPortError: any other failure to open or configure.
     """
-    settings = SerialSettings(
-        baudrate=baudrate,
-        bytesize=bytesize,
-        parity=parity,  # converted and validated by attrs
-        stopbits=stopbits,
-        xonxoff=xonxoff,
-        rtscts=rtscts,
-        dsrdtr=dsrdtr,
-        exclusive=exclusive,
-    )
-    options = OpenOptions(dtr=dtr, rts=rts, hupcl=hupcl, low_latency=low_latency, rs485=rs485)
-    return AsyncSerial(await open_core_trio(check_url(port), settings, options))
+    request = open_request(port, locals())  # every argument above, by name
+    return AsyncSerial(await open_core_trio(*request))

@@ -321,6 +321,7 @@ class Supervisor:
         self._url = url
         self._opener = opener
         self._scope = trio.CancelScope()
+        self._started = False  # task_status.started() was called
         #: The open handle, or ``None`` while the device is away.
         self.core: PortCore | None = None
 
@@ -337,6 +338,8 @@ class Supervisor:
                 await self._supervise(
                     initial_backoff, max_backoff, modem_poll_interval, task_status
                 )
+            if not self._started:  # stop() came during the first open: an ended port
+                task_status.started(self.port)
         finally:
             self._shut_down()
 
@@ -365,7 +368,6 @@ class Supervisor:
         port = self.port
         port.path = await trio.to_thread.run_sync(stable_path, self._url, BY_ID_DIR)
         identity: UsbIdentity | None = None
-        started = False
         delay: float | None = None  # None: try at once
         while True:
             if delay is not None:
@@ -373,22 +375,23 @@ class Supervisor:
             try:
                 core, port.path, identity = await self._opener(port.path, identity)
             except SerialPortError as exc:
-                if not started and not isinstance(exc, PortNotFoundError):
+                if not self._started and not isinstance(exc, PortNotFoundError):
                     raise
                 port.last_error.value = exc
-                if not started:
-                    started = True
+                if not self._started:
+                    self._started = True
                     task_status.started(port)
                 delay = initial_backoff if delay is None else min(delay * 2, max_backoff)
                 continue
             if port._state.value.over:  # stopped while the open ran: hand the fd back at once
                 core.close()
-                if not started:
+                if not self._started:
+                    self._started = True
                     task_status.started(port)
                 return
             self._attach(core)
-            if not started:
-                started = True
+            if not self._started:
+                self._started = True
                 task_status.started(port)
             async with trio.open_nursery() as nursery:
                 if modem_poll_interval is not None and port.modem_lines.value is not None:

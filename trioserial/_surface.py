@@ -36,7 +36,14 @@ from ._netloop import Loop, wait_settings_applied
 from ._settings import ModemLines, SerialSettings, SerialStatistics, SettingsChanges, Unpack
 from ._util import ConflictDetector, check_bool
 
-__all__ = ["LoopPrimitives", "PortSurface"]
+__all__ = ["LoopPrimitives", "PortSurface", "Scope"]
+
+
+class Scope(Protocol):
+    """What a :class:`trio.CancelScope` and an :class:`anyio.CancelScope` both tell."""
+
+    @property
+    def cancelled_caught(self) -> bool: ...
 
 
 class Event(Protocol):
@@ -49,10 +56,15 @@ class Event(Protocol):
 
 @attrs.frozen(kw_only=True)
 class LoopPrimitives:
-    """What the shared surface needs from an event-loop library.
+    """One event-loop library's primitives: the one table per library.
 
-    Each front end makes one from its library and sets it as its class's
-    ``_loop``; nothing else in :class:`PortSurface` knows which library runs.
+    ``_trio_loop.TRIO_PRIMITIVES`` and ``_anyio_loop.ANYIO_PRIMITIVES`` fill
+    it. Each front end sets it as its class's ``_loop``; nothing else in
+    :class:`PortSurface` knows which library runs. The Expect loop reads its
+    clock, deadline scope, checkpoint and busy error from it too
+    (:class:`~trioserial._expect_base.ExpectPrimitives` adds only what is
+    about streams), and the network opens get :attr:`network`, kept a table
+    of its own because blocking callers have one as well (``BLOCKING``).
     """
 
     #: The "closed" error: the port was closed before or during a call.
@@ -67,6 +79,10 @@ class LoopPrimitives:
     #: Tell the loop that an fd is about to be closed (wakes its waiters).
     notify_closing: Callable[[int], None]
     move_on_after: Callable[[float], AbstractContextManager[object]]
+    #: A cancel scope with a deadline on :attr:`current_time`'s clock.
+    move_on_at: Callable[[float], AbstractContextManager[Scope]]
+    #: The library's clock (raises :exc:`RuntimeError` outside its loop).
+    current_time: Callable[[], float]
     event: Callable[[], Event]
     #: A cancel scope that shields its body (settings a server must answer).
     shielded: Callable[[], AbstractContextManager[object]]

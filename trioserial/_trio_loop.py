@@ -1,4 +1,4 @@
-"""Trio's loop primitives for the network opens, and the Trio front end's open (layer 2).
+"""Trio's table of loop primitives, and the Trio front end's open (layer 2).
 
 Never imports :mod:`anyio`.
 """
@@ -16,8 +16,9 @@ from ._netloop import AddrInfo, Loop
 from ._open import open_core, open_core_on_loop, opens_on_loop
 from ._options import OpenOptions
 from ._settings import SerialSettings
+from ._surface import LoopPrimitives
 
-__all__ = ["TRIO_LOOP", "open_core_trio"]
+__all__ = ["TRIO_LOOP", "TRIO_PRIMITIVES", "open_core_trio"]
 
 
 async def _wait_readable_until(fd: int, deadline: float) -> bool:
@@ -45,6 +46,23 @@ TRIO_LOOP: Final = Loop(
     wait_writable=_wait_writable_until,
     getaddrinfo=_getaddrinfo,
     sleep=trio.sleep,
+)
+
+#: Trio's loop primitives: what the control surface and the Expect loop run on.
+TRIO_PRIMITIVES: Final = LoopPrimitives(
+    closed_error=trio.ClosedResourceError,
+    busy_error=trio.BusyResourceError,
+    broken_error=trio.BrokenResourceError,
+    checkpoint=trio.lowlevel.checkpoint,
+    checkpoint_if_cancelled=trio.lowlevel.checkpoint_if_cancelled,
+    cancel_shielded_checkpoint=trio.lowlevel.cancel_shielded_checkpoint,
+    notify_closing=trio.lowlevel.notify_closing,
+    move_on_after=trio.move_on_after,
+    move_on_at=trio.move_on_at,
+    current_time=trio.current_time,
+    event=trio.Event,
+    shielded=lambda: trio.CancelScope(shield=True),
+    network=TRIO_LOOP,
 )
 
 

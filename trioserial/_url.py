@@ -54,13 +54,17 @@ def parse_options(
             found[name] = None
         elif name in values:
             if not eq or not value:
-                raise UnsupportedURLError(f"option {name!r} in {url!r} needs a value ({name}=...)")
+                raise UnsupportedURLError(
+                    f"option {name!r} in {url!r} needs a value ({name}=...)", port=url
+                )
             found[name] = urllib.parse.unquote(value)
         else:
             known = sorted({*flags, *(f"{v}=..." for v in values)})
             expected = ", ".join(known) if known else "no options"
             what = "unknown" if name not in flags else "unexpected value for"
-            raise UnsupportedURLError(f"{what} option {name!r} in {url!r}; expected {expected}")
+            raise UnsupportedURLError(
+                f"{what} option {name!r} in {url!r}; expected {expected}", port=url
+            )
     return found
 
 
@@ -72,48 +76,53 @@ def parse_host_port(url: str, target: str) -> tuple[str, int]:
     form = f"expected {url.partition('://')[0]}://HOST:PORT"
     target, slash, path = target.partition("/")
     if path:
-        raise UnsupportedURLError(f"unexpected path {slash + path!r} in {url!r}: {form}")
+        raise UnsupportedURLError(f"unexpected path {slash + path!r} in {url!r}: {form}", port=url)
     if target.startswith("["):
         host, bracket, rest = target[1:].partition("]")
         if bracket and not rest:
-            raise UnsupportedURLError(f"missing port in {url!r}: {form}")
+            raise UnsupportedURLError(f"missing port in {url!r}: {form}", port=url)
         if not bracket or not rest.startswith(":"):
-            raise UnsupportedURLError(f"malformed host in {url!r}: {form}")
+            raise UnsupportedURLError(f"malformed host in {url!r}: {form}", port=url)
         port_text = rest[1:]
         try:
             ipaddress.IPv6Address(host)
         except ValueError:
             raise UnsupportedURLError(
-                f"malformed IPv6 address {host!r} in {url!r}: {form}"
+                f"malformed IPv6 address {host!r} in {url!r}: {form}",
+                port=url,
             ) from None
     else:
         host, colon, port_text = target.rpartition(":")
         if not colon:
-            raise UnsupportedURLError(f"missing port in {url!r}: {form}")
+            raise UnsupportedURLError(f"missing port in {url!r}: {form}", port=url)
         if ":" in host:
             raise UnsupportedURLError(
                 f"malformed host {host!r} in {url!r}: put an IPv6 address in brackets, "
-                f"[ADDRESS]:PORT"
+                f"[ADDRESS]:PORT",
+                port=url,
             )
     if not host:
-        raise UnsupportedURLError(f"missing host in {url!r}: {form}")
+        raise UnsupportedURLError(f"missing host in {url!r}: {form}", port=url)
     try:
         # What socket.getaddrinfo does with a str host: a label over 63
         # characters, an empty one ("a..b") and the like fail here, before any I/O.
         host.encode("idna")
     except UnicodeError as exc:
         raise UnsupportedURLError(
-            f"malformed host name {host!r} in {url!r}: not a valid DNS name ({exc})"
+            f"malformed host name {host!r} in {url!r}: not a valid DNS name ({exc})",
+            port=url,
         ) from None
     if not is_decimal(port_text) or not 1 <= int(port_text) <= 65535:
         raise UnsupportedURLError(
-            f"malformed port {port_text!r} in {url!r}: expected a number from 1 to 65535"
+            f"malformed port {port_text!r} in {url!r}: expected a number from 1 to 65535",
+            port=url,
         )
     return host, int(port_text)
 
 
-def check_path(path: str, error: type[ValueError] = ValueError, url: str | None = None) -> None:
-    """Raise *error* if the device path *path* (inside *url*, if given) cannot reach the OS.
+def check_path(path: str, url: str | None = None) -> None:
+    """Raise if the device path *path* (inside *url*, if given) cannot reach the OS:
+    :exc:`ValueError`, or with *url* :exc:`~trioserial.UnsupportedURLError` naming it.
 
     A NUL byte ends a C string; a lone surrogate (other than those
     :func:`os.fsencode` maps back to undecodable bytes) has no encoding.
@@ -121,6 +130,10 @@ def check_path(path: str, error: type[ValueError] = ValueError, url: str | None 
     :exc:`UnicodeEncodeError` from deep inside ``os``.
     """
     where = f"malformed device path {path!r}" + (f" in {url!r}" if url is not None else "")
+
+    def error(message: str) -> ValueError:
+        return ValueError(message) if url is None else UnsupportedURLError(message, port=url)
+
     if "\x00" in path:
         raise error(f"{where}: it contains a NUL byte")
     try:
@@ -141,6 +154,8 @@ def parse_log_level(url: str, value: str | None) -> int | None:
         return None
     if value not in LOG_LEVELS:
         raise UnsupportedURLError(
-            f"malformed logging level {value!r} in {url!r}; expected one of {', '.join(LOG_LEVELS)}"
+            f"malformed logging level {value!r} in {url!r}; "
+            f"expected one of {', '.join(LOG_LEVELS)}",
+            port=url,
         )
     return LOG_LEVELS[value]

@@ -8,7 +8,7 @@
 no threads on the data path on either backend. The behaviour is
 ``AsyncSerial``'s, with anyio's exception classes. Only the data path is
 written here; the control surface is ``_surface.PortSurface``, run on anyio's
-primitives (``ANYIO_PRIMITIVES``).
+primitives (``_anyio_loop.ANYIO_PRIMITIVES``).
 
 This module never imports :mod:`trio` or ``trioserial._stream``.
 """
@@ -26,15 +26,15 @@ import sniffio
 from anyio.abc import ByteStream
 
 from ._anyio_expect import Expect, ExpectEOFError, ExpectTimeoutError
-from ._anyio_loop import ANYIO_LOOP, open_core_anyio
+from ._anyio_loop import ANYIO_PRIMITIVES, open_core_anyio
 from ._core import DEFAULT_RECEIVE_SIZE, PortCore, byte_view, check_max_bytes
-from ._open import check_url
-from ._options import OpenOptions, RS485Settings
+from ._open import open_request
+from ._options import RS485Settings
 from ._ports_anyio import list_ports as list_ports
 from ._ports_anyio import wait_for_port as wait_for_port
 from ._ports_anyio import watch_ports as watch_ports
 from ._settings import Parity, SerialSettings, StopBits
-from ._surface import LoopPrimitives, PortSurface
+from ._surface import PortSurface
 
 __all__ = [
     "AnyioSerialStream",
@@ -50,22 +50,6 @@ __all__ = [
 
 #: What ``send`` accepts.
 Buffer = bytes | bytearray | memoryview
-
-#: What the shared control surface (:class:`PortSurface`) runs on: anyio's
-#: own names, which are Trio's but for ``notify_closing``.
-ANYIO_PRIMITIVES = LoopPrimitives(
-    closed_error=anyio.ClosedResourceError,
-    busy_error=anyio.BusyResourceError,
-    broken_error=anyio.BrokenResourceError,
-    checkpoint=anyio.lowlevel.checkpoint,
-    checkpoint_if_cancelled=anyio.lowlevel.checkpoint_if_cancelled,
-    cancel_shielded_checkpoint=anyio.lowlevel.cancel_shielded_checkpoint,
-    notify_closing=anyio.notify_closing,
-    move_on_after=anyio.move_on_after,
-    event=anyio.Event,
-    shielded=lambda: anyio.CancelScope(shield=True),
-    network=ANYIO_LOOP,
-)
 
 
 class SerialAttribute(anyio.TypedAttributeSet):
@@ -349,38 +333,10 @@ async def open_serial_port(
 ) -> AnyioSerialStream:
     """Open a serial port and return it as an :class:`AnyioSerialStream`.
 
-    The anyio twin of :func:`trioserial.open_serial_port`, with the same
-    arguments (``dtr``, ``rts``, ``hupcl``, ``low_latency``, ``rs485``: see
-    there) and errors. Settings are validated before anything is opened. A
-    network port (``socket://``, ``rfc2217://``, also under ``spy://``)
-    connects and negotiates on the event loop: a cancellation ends the open
-    at once and closes its socket. Any other open runs in a worker thread, so
-    the event loop never stalls, and cannot be interrupted halfway: a
-    cancellation that arrives meanwhile (on asyncio, also a native one such
-    as ``task.cancel()``) waits for it to finish, closes the port again, and
-    is then raised. Either way, by the time a cancellation reaches the
-    caller, no fd is left open and no lock held.
-
-    Raises:
-      TypeError, ValueError: a setting or *port* is malformed.
-      trioserial.UnsupportedURLError: unknown URL scheme.
-      trioserial.PortNotFoundError: no such device.
-      trioserial.PortPermissionError: the OS denied access.
-      trioserial.PortBusyError: another process holds the port's lock.
-      trioserial.NotASerialPortError: the path is not a terminal device.
-      trioserial.UnsupportedOperationError: the port cannot do what *dtr*,
-        *rts*, *low_latency* or *rs485* ask for.
-      trioserial.SerialPortError: any other failure to open or configure.
+    The anyio twin of :func:`trioserial.open_serial_port`: the same
+    arguments, errors and cancellation contract (see there). On asyncio, a
+    native cancellation such as ``task.cancel()`` is covered too: by the
+    time it reaches the caller, no fd is left open and no lock held.
     """
-    settings = SerialSettings(
-        baudrate=baudrate,
-        bytesize=bytesize,
-        parity=parity,  # converted and validated by attrs
-        stopbits=stopbits,
-        xonxoff=xonxoff,
-        rtscts=rtscts,
-        dsrdtr=dsrdtr,
-        exclusive=exclusive,
-    )
-    options = OpenOptions(dtr=dtr, rts=rts, hupcl=hupcl, low_latency=low_latency, rs485=rs485)
-    return AnyioSerialStream(await open_core_anyio(check_url(port), settings, options))
+    request = open_request(port, locals())  # every argument above, by name
+    return AnyioSerialStream(await open_core_anyio(*request))

@@ -16,6 +16,7 @@ Jumpstarter installed.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import logging
@@ -41,7 +42,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from ._core import PortCore
 from ._errors import SerialPortError
-from ._open import check_url, open_core
+from ._open import UnopenedCore, check_url, open_core
 from ._options import OpenOptions
 from ._pacing import Pacer, check_cps
 from ._presence import check_present
@@ -78,6 +79,23 @@ def _check_present(url: str, baudrate: int) -> None:
         open_core(url, SerialSettings(baudrate=baudrate, exclusive=False)).close()
         return
     check_present(url, accessible=True)
+
+
+class _Opening:
+    """A ``connect()``'s open under way, which the driver's ``close()`` cuts short."""
+
+    def __init__(self) -> None:
+        self.scope = anyio.CancelScope()
+        self._token = anyio.lowlevel.current_token()
+        self._thread = threading.get_ident()
+
+    def cancel_from_any_thread(self) -> None:
+        """Cancel the open's scope, in its event loop's thread (a scope is not thread-safe)."""
+        if threading.get_ident() == self._thread:
+            self.scope.cancel()
+            return
+        with contextlib.suppress(anyio.RunFinishedError):  # the loop is gone: so is the open
+            anyio.from_thread.run_sync(self.scope.cancel, token=self._token)
 
 
 class _SerialConnection(anyio.abc.ByteStream):
@@ -256,6 +274,7 @@ class PySerial(Driver):
     _connections: Any = field(default_factory=set, init=False, repr=False)
     _lock: Any = field(default_factory=threading.Lock, init=False, repr=False)
     _closes: int = field(default=0, init=False, repr=False)
+    _openings: Any = field(default_factory=set, init=False, repr=False)
     _cps: float | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -298,14 +317,31 @@ class PySerial(Driver):
         """A byte stream to the port; ``loop://`` echoes.
 
         The port is opened for this connection and closed when it ends or
-        when :meth:`close` is called. No task group or cancel scope spans the
+        when :meth:`close` is called (also while it opens: the connection is
+        then at end of stream). No task group or cancel scope spans the
         ``yield``.
+
+        Cancellation: a network port's open (on the event loop) ends at
+        once, its socket closed; a device's open in its worker thread is
+        closed again before the cancellation is raised. No fd leaks.
         """
         cps_info = f", cps: {self.cps}" if self.cps is not None else ""
         self.logger.info("connecting to %s, baudrate: %d%s", self.url, self.baudrate, cps_info)
+        opening = _Opening()
         with self._lock:
             closes = self._closes
-        port = await self.open_port()
+            self._openings.add(opening)
+        port: AnyioSerialStream | None = None
+        try:
+            with opening.scope:
+                port = await self.open_port()
+        finally:
+            with self._lock:
+                self._openings.discard(opening)
+        if port is None:  # close() cut the open short: a connection at end of stream
+            await anyio.lowlevel.checkpoint_if_cancelled()  # the caller's, if it came too
+            settings = SerialSettings(baudrate=self.baudrate, exclusive=False)
+            port = AnyioSerialStream(UnopenedCore(self.url, settings))
         connection = _SerialConnection(port, self._cps, self.logger)
         with self._lock:
             self._connections.add(connection)
@@ -332,14 +368,19 @@ class PySerial(Driver):
 
         Each connection's clients see a clean end of stream. When this
         returns, the port's file descriptors are closed, so another program
-        (a flasher) can open the port at once, except that an open already
-        running in a worker thread cannot be stopped: that connection is
-        closed as soon as its open returns and its clients see end of stream.
+        (a flasher) can open the port at once. A ``connect()`` still opening
+        gets a connection at end of stream too: a network port's open (on
+        the event loop) is cut short at once, with no fd made; a device's
+        open in its worker thread cannot be stopped, so its fd is closed as
+        soon as it returns.
         Safe to call with no connection; connections made afterwards work as
         usual.
         """
         with self._lock:
             self._closes += 1
+            openings = list(self._openings)
+        for opening in openings:
+            opening.cancel_from_any_thread()
         for connection in self._live():
             connection.close_from_any_thread()
         super().close()  # type: ignore[no-untyped-call]
