@@ -220,7 +220,7 @@ class RFC2217Client(TelnetMachine[Event]):
 
     def _data(self, data: bytes) -> None:
         self._progress = True
-        super()._data(data)
+        self._events.append(Data(data))
 
     def _negotiation(self, command: int, code: int) -> None:
         if code == COM_PORT_OPTION and command in (DO, DONT):
