@@ -20,7 +20,7 @@ def events(proto: t.RFC2217Client) -> list[t.Event]:
         event = proto.next_event()
         if event is t.NEED_DATA:
             return found
-        assert not isinstance(event, t._NeedData)
+        assert not isinstance(event, t.NeedData)
         found.append(event)
 
 
@@ -249,7 +249,7 @@ def test_an_endless_subnegotiation_is_cut_not_buffered() -> None:
     proto = negotiated()
     proto.receive_data(bytes((IAC, SB, COM, 107)) + b"\x01" * 100_000 + bytes((IAC, SE)) + b"x")
     assert events(proto) == [t.ModemState(1), t.Data(b"x")]
-    assert len(proto._sub or b"") == 0
+    assert len(proto._reader._sub or b"") == 0
 
 
 def test_unanswered_requests_are_bounded() -> None:
@@ -311,7 +311,7 @@ def test_commands_data_and_subnegotiations_fed_byte_by_byte() -> None:
 def test_an_endless_subnegotiation_of_escaped_iacs_is_cut_too() -> None:
     proto = negotiated()
     proto.receive_data(bytes((IAC, SB, COM, 107)) + b"\xff\xff" * 100_000)
-    assert len(proto._sub or b"") <= t.MAX_SUBNEGOTIATION
+    assert len(proto._reader._sub or b"") <= t.MAX_SUBNEGOTIATION
     proto.receive_data(bytes((IAC, SE)) + b"x")
     assert events(proto) == [t.ModemState(0xFF), t.Data(b"x")]
 
@@ -344,3 +344,34 @@ def test_negotiation_without_data_is_counted() -> None:
     assert proto.bytes_without_data == 0
     proto.receive_data(server_sub(101, struct.pack("!I", 9600)))  # one we did not
     assert proto.bytes_without_data == 10
+
+
+def test_what_the_server_refuses_as_malformed_the_client_reads_leniently() -> None:
+    # The server reads its clients strictly (tests/test_telnet_server.py); the
+    # client must talk to the access servers that exist, so the same bytes are
+    # read on: a stray command is reported, a stray SE ignored, a negotiation
+    # inside a sub-negotiation answered, and the sub-negotiation still ends.
+    proto = negotiated()
+    proto.receive_data(bytes((IAC, 5)) + b"a" + bytes((IAC, SE)) + b"b")
+    assert events(proto) == [t.TelnetCommand(5), t.Data(b"ab")]
+    proto.receive_data(bytes((IAC, SB, COM, 107, IAC, DO, 99, 0x30, IAC, SE)) + b"c")
+    assert events(proto) == [t.ModemState(0x30), t.Data(b"c")]
+    assert proto.data_to_send() == bytes((IAC, WONT, 99))
+
+
+def test_the_lenient_reader_cuts_a_long_subnegotiation_split_byte_by_byte() -> None:
+    from trioserial._telnet_wire import Subnegotiation, TelnetReader
+
+    reader = TelnetReader(max_subnegotiation=8, strict=False)
+    wire = bytes((IAC, SB, COM)) + b"\xff\xff" * 8 + b"x" * 8 + bytes((IAC, SE)) + b"y"
+    tokens = [token for byte in wire for token in reader.feed(bytes((byte,)))]
+    assert tokens == [Subnegotiation(bytes((COM,)) + b"\xff" * 7), t.Data(b"y")]
+    assert not reader.broken
+
+
+def test_an_option_name_must_say_whose_it_is() -> None:
+    from trioserial._telnet_wire import Option, State
+
+    assert Option.named("they-BINARY", State.INACTIVE).ack_yes == WILL
+    with pytest.raises(ValueError, match="'us-BINARY'"):
+        Option.named("us-BINARY", State.INACTIVE)

@@ -15,6 +15,7 @@ import pytest
 from trioserial import ModemLines, SerialSettings
 from trioserial import _telnet as t
 from trioserial import _telnet_server as s
+from trioserial import _telnet_wire as w
 from trioserial._telnet_wire import Malformed, TelnetReader
 
 IAC, SB, SE, DO, DONT, WILL, WONT = 255, 250, 240, 253, 254, 251, 252
@@ -81,7 +82,7 @@ def test_a_settings_request_round_trips_to_an_acknowledgement() -> None:
     server, client = connected()
     server.receive_data(client.set_baudrate(9600))
     (request,) = events(server)
-    assert request == s.SetSetting(t.SET_BAUDRATE, 9600)
+    assert request == s.SetSetting(w.SET_BAUDRATE, 9600)
     assert isinstance(request, s.SetSetting)
     assert request.changes() == {"baudrate": 9600}
     client.receive_data(server.answer_setting(request, SerialSettings(baudrate=9600)))
@@ -124,18 +125,18 @@ def test_line_settings_round_trip(settings: SerialSettings, expected: tuple[int,
 
 
 def test_a_query_changes_nothing_and_undefined_values_are_errors() -> None:
-    assert s.SetSetting(t.SET_BAUDRATE, 0).changes() == {}
+    assert s.SetSetting(w.SET_BAUDRATE, 0).changes() == {}
     with pytest.raises(ValueError, match="data size"):
-        s.SetSetting(t.SET_DATASIZE, 9).changes()
+        s.SetSetting(w.SET_DATASIZE, 9).changes()
     with pytest.raises(ValueError, match="parity"):
-        s.SetSetting(t.SET_PARITY, 6).changes()
+        s.SetSetting(w.SET_PARITY, 6).changes()
     with pytest.raises(ValueError, match="stop size"):
-        s.SetSetting(t.SET_STOPSIZE, 4).changes()
+        s.SetSetting(w.SET_STOPSIZE, 4).changes()
 
 
 def test_a_baud_rate_of_the_wrong_length_is_malformed() -> None:
     server = s.RFC2217Server()
-    server.receive_data(client_sub(t.SET_BAUDRATE, b"\x01\x02"))
+    server.receive_data(client_sub(w.SET_BAUDRATE, b"\x01\x02"))
     assert events(server) == [Malformed("SET-BAUDRATE with 2 bytes")]
 
 
@@ -194,7 +195,7 @@ def test_modem_notifications_carry_deltas_and_follow_the_mask() -> None:
     assert server.notify_modem(0x30) == b""  # nothing changed: nothing sent
     client.receive_data(server.notify_modem(0x10))  # DSR fell: DSR delta (0x02)
     assert events(client) == [t.ModemState(0x12)]
-    server.receive_data(client_sub(s.SET_MODEMSTATE_MASK, b"\x10"))  # only CTS
+    server.receive_data(client_sub(w.SET_MODEMSTATE_MASK, b"\x10"))  # only CTS
     assert server.data_to_send() == client_sub(111, b"\x10")
     # RFC 2217: on any change, send the state ANDed with the mask, unless that is 0.
     client.receive_data(server.notify_modem(0x30))  # DSR rose: CTS (on) is what shows
@@ -215,7 +216,7 @@ def test_line_state_is_sent_only_under_a_mask_unless_asked() -> None:
     server = s.RFC2217Server()
     assert server.notify_line(0x60) == b""  # the initial mask is 0
     assert server.notify_line(0x60, force=True) == client_sub(106, b"\x00")
-    server.receive_data(client_sub(s.SET_LINESTATE_MASK, b"\xff"))
+    server.receive_data(client_sub(w.SET_LINESTATE_MASK, b"\xff"))
     assert server.data_to_send() == client_sub(110, b"\xff")
     assert server.notify_line(0x00) == b""  # changed, but nothing set
     assert server.notify_line(0x60) == client_sub(106, b"\x60")
@@ -223,15 +224,15 @@ def test_line_state_is_sent_only_under_a_mask_unless_asked() -> None:
 
 def test_modem_and_line_state_requests_are_events() -> None:
     server = s.RFC2217Server()
-    server.receive_data(client_sub(t.NOTIFY_MODEMSTATE, b"") + client_sub(6, b""))
+    server.receive_data(client_sub(w.NOTIFY_MODEMSTATE, b"") + client_sub(6, b""))
     assert events(server) == [s.ModemStateRequest(), s.LineStateRequest()]
 
 
 def test_flow_control_suspend_and_resume_from_the_client() -> None:
     server = s.RFC2217Server()
-    server.receive_data(client_sub(t.FLOWCONTROL_SUSPEND, b""))
+    server.receive_data(client_sub(w.FLOWCONTROL_SUSPEND, b""))
     assert server.flow_suspended
-    server.receive_data(client_sub(t.FLOWCONTROL_RESUME, b""))
+    server.receive_data(client_sub(w.FLOWCONTROL_RESUME, b""))
     assert not server.flow_suspended
     assert events(server) == [t.FlowControl(True), t.FlowControl(False)]
 

@@ -25,7 +25,6 @@ import trio
 
 from ._errors import SerialPortError, UnsupportedOperationError
 from ._stream import AsyncSerial, open_serial_port
-from ._telnet import Closed, Data, FlowControl, OptionChanged, TelnetCommand
 from ._telnet_server import (
     ControlState,
     LineStateRequest,
@@ -36,7 +35,7 @@ from ._telnet_server import (
     SetSetting,
     modem_bits,
 )
-from ._telnet_wire import Malformed
+from ._telnet_wire import Closed, Data, FlowControl, Malformed, OptionChanged, TelnetCommand
 from ._util import check_bool
 
 __all__ = ["serve_rfc2217"]

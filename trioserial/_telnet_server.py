@@ -2,7 +2,7 @@
 
 In h11's shape, like the client in :mod:`._telnet`: feed what the client
 sent with :meth:`RFC2217Server.receive_data`, take events out with
-:meth:`RFC2217Server.next_event` until :data:`~._telnet.NEED_DATA`, and send
+:meth:`RFC2217Server.next_event` until :data:`~._telnet_wire.NEED_DATA`, and send
 what :meth:`RFC2217Server.data_to_send` and the ``answer_*``/``notify_*``
 methods return. The protocol never touches the port: a request is an event,
 the I/O layer applies it (or not) and answers with what is then in force,
@@ -17,57 +17,45 @@ client's masks.
 
 from __future__ import annotations
 
-import struct
-from collections import deque
 from typing import Any, Final
 
 import attrs
 
 from ._settings import ModemLines, SerialSettings
-from ._telnet import (
-    _PARITY,
-    _STOPSIZE,
-    BINARY,
-    COM_PORT_OPTION,
-    DO,
-    DONT,
-    ECHO,
+from ._telnet_wire import (
     FLOWCONTROL_RESUME,
     FLOWCONTROL_SUSPEND,
-    IAC,
     MODEM_CD,
     MODEM_CTS,
     MODEM_DSR,
     MODEM_RI,
-    NEED_DATA,
     NOTIFY_LINESTATE,
     NOTIFY_MODEMSTATE,
+    PARITY,
+    PARITY_OF,
     PURGE_DATA,
     SERVER_OFFSET,
     SET_BAUDRATE,
     SET_CONTROL,
     SET_DATASIZE,
+    SET_LINESTATE_MASK,
+    SET_MODEMSTATE_MASK,
     SET_PARITY,
     SET_STOPSIZE,
-    SGA,
-    WILL,
-    WONT,
+    STOPBITS_OF,
+    STOPSIZE,
     Closed,
+    Control,
     Data,
     FlowControl,
-    OptionChanged,
-    TelnetCommand,
-    _NeedData,
-    _Option,
-    _State,
-    escape,
-)
-from ._telnet_wire import (
     Malformed,
-    Negotiation,
-    Subnegotiation,
-    TelnetReader,
-    negotiate,
+    OptionChanged,
+    Purge,
+    TelnetCommand,
+    TelnetMachine,
+    decode_baudrate,
+    encode_baudrate,
+    escape,
     subnegotiation,
 )
 
@@ -83,14 +71,20 @@ __all__ = [
     "modem_bits",
 ]
 
-SET_LINESTATE_MASK: Final = 10
-SET_MODEMSTATE_MASK: Final = 11
-
 #: Modem-state delta bits, by the line they follow (RI reports a trailing edge).
 _DELTAS: Final = ((MODEM_CTS, 0x01), (MODEM_DSR, 0x02), (MODEM_RI, 0x04), (MODEM_CD, 0x08))
-_PARITY_OF: Final = {code: parity for parity, code in _PARITY.items()}
-_STOPBITS_OF: Final = {code: stopbits for stopbits, code in _STOPSIZE.items()}
-_FLOW_CODE: Final = {(False, False): 1, (True, False): 2, (False, True): 3}
+#: SET-CONTROL's flow control values, by ``(xonxoff, rtscts)``, both ways.
+_FLOW_CODE: Final = {
+    (False, False): Control.NO_FLOW_CONTROL,
+    (True, False): Control.SW_FLOW_CONTROL,
+    (False, True): Control.HW_FLOW_CONTROL,
+}
+_FLOW_OF: Final[dict[int, tuple[bool, bool]]] = {code: flow for flow, code in _FLOW_CODE.items()}
+
+
+def _switch(value: int, on: Control, off: Control) -> bool | None:
+    """What a SET-CONTROL *value* asks of one switch (DTR, RTS, break), or None."""
+    return True if value == on else False if value == off else None
 
 
 def modem_bits(lines: ModemLines) -> int:
@@ -129,12 +123,12 @@ class SetSetting:
                 raise ValueError(f"data size must be 5 to 8, got {value}")
             return {"bytesize": value}
         if self.command == SET_PARITY:
-            if value not in _PARITY_OF:
+            if value not in PARITY_OF:
                 raise ValueError(f"parity must be 1 to 5, got {value}")
-            return {"parity": _PARITY_OF[value]}
-        if value not in _STOPBITS_OF:
+            return {"parity": PARITY_OF[value]}
+        if value not in STOPBITS_OF:
             raise ValueError(f"stop size must be 1 to 3, got {value}")
-        return {"stopbits": _STOPBITS_OF[value]}
+        return {"stopbits": STOPBITS_OF[value]}
 
 
 @attrs.frozen
@@ -151,19 +145,19 @@ class SetControl:
     @property
     def flow(self) -> tuple[bool, bool] | None:
         """``(xonxoff, rtscts)`` to set, or None."""
-        return {1: (False, False), 2: (True, False), 3: (False, True)}.get(self.value)
+        return _FLOW_OF.get(self.value)
 
     @property
     def break_(self) -> bool | None:
-        return {5: True, 6: False}.get(self.value)
+        return _switch(self.value, Control.BREAK_ON, Control.BREAK_OFF)
 
     @property
     def dtr(self) -> bool | None:
-        return {8: True, 9: False}.get(self.value)
+        return _switch(self.value, Control.DTR_ON, Control.DTR_OFF)
 
     @property
     def rts(self) -> bool | None:
-        return {11: True, 12: False}.get(self.value)
+        return _switch(self.value, Control.RTS_ON, Control.RTS_OFF)
 
 
 @attrs.frozen
@@ -174,11 +168,11 @@ class PurgeRequest:
 
     @property
     def receive(self) -> bool:
-        return self.value in (1, 3)
+        return self.value in (Purge.RECEIVE, Purge.BOTH)
 
     @property
     def transmit(self) -> bool:
-        return self.value in (2, 3)
+        return self.value in (Purge.TRANSMIT, Purge.BOTH)
 
 
 @attrs.frozen
@@ -216,78 +210,42 @@ ServerEvent = (
 )
 
 
-class RFC2217Server:
-    """The server's Telnet/RFC 2217 state machine for one client. No I/O."""
+class RFC2217Server(TelnetMachine[ServerEvent]):
+    """The server's Telnet/RFC 2217 state machine for one client. No I/O.
+
+    The Telnet layer (reading, negotiation, escaping) is
+    :class:`._telnet_wire.TelnetMachine`'s, reading the client strictly:
+    what RFC 854/855 do not allow ends the stream with one
+    :class:`~._telnet_wire.Malformed` event.
+    """
 
     def __init__(self) -> None:
-        #: Telnet options by name: "we-X" is ours (WILL/WONT), "they-X" the client's (DO/DONT).
-        self.options: dict[str, _Option] = {
-            o.name: o
-            for o in (
-                _Option("we-ECHO", ECHO, WILL, WONT, DO, DONT, _State.REQUESTED),
-                _Option("we-SGA", SGA, WILL, WONT, DO, DONT, _State.REQUESTED),
-                _Option("they-SGA", SGA, DO, DONT, WILL, WONT, _State.INACTIVE),
-                _Option("we-BINARY", BINARY, WILL, WONT, DO, DONT, _State.REQUESTED),
-                _Option("they-BINARY", BINARY, DO, DONT, WILL, WONT, _State.REQUESTED),
-                _Option("we-RFC2217", COM_PORT_OPTION, WILL, WONT, DO, DONT, _State.INACTIVE),
-                _Option("they-RFC2217", COM_PORT_OPTION, DO, DONT, WILL, WONT, _State.INACTIVE),
-            )
-        }
+        super().__init__(
+            requested=("we-ECHO", "we-SGA", "we-BINARY", "they-BINARY"),
+            inactive=("they-SGA", "we-RFC2217", "they-RFC2217"),
+            strict=True,
+        )
         #: The client's masks (RFC 2217's initial values).
         self.modemstate_mask = 0xFF
         self.linestate_mask = 0
         #: Whether the client asked us to stop sending it data (FLOWCONTROL-SUSPEND).
         self.flow_suspended = False
-        self.closed = False
-        self._reader = TelnetReader()
-        self._events: deque[ServerEvent] = deque()
-        self._outgoing = bytearray()
         self._modem: int | None = None  # the lines last reported (upper bits)
         self._line: int | None = None
         self._after_cr = False  # text mode: the last data byte was a CR
-        self._refused: set[tuple[int, int]] = set()  # unknown options, refused once
-
-    def initiate(self) -> bytes:
-        """The opening offers (``WILL``/``DO`` for the options we want)."""
-        return b"".join(
-            bytes((IAC, o.send_yes, o.code))
-            for o in self.options.values()
-            if o.state is _State.REQUESTED
-        )
 
     @property
     def rfc2217(self) -> bool:
         """The client agreed to COM-PORT-OPTION (either direction)."""
         return any(self.is_active(n) for n in ("we-RFC2217", "they-RFC2217"))
 
-    def is_active(self, name: str) -> bool:
-        return self.options[name].state is _State.ACTIVE
-
     # ---------------------------------------------------------- receiving
 
-    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
-        """Feed bytes from the client; ``b""`` means it closed the connection."""
-        if not data:
-            if not self.closed:
-                self.closed = True
-                self._events.append(Closed())
-            return
-        for token in self._reader.feed(data):
-            if isinstance(token, Negotiation):
-                answer, changed = negotiate(
-                    self.options, token.command, token.option, self._refused
-                )
-                self._outgoing += answer
-                self._events.extend(OptionChanged(n, self.is_active(n)) for n in changed)
-            elif isinstance(token, Subnegotiation):
-                self._subnegotiation(token.payload)
-            elif isinstance(token, Data) and not self.is_active("they-BINARY"):
-                self._text_data(token.data)
-            else:
-                self._events.append(token)
-
-    def _text_data(self, data: bytes) -> None:
+    def _data(self, data: bytes) -> None:
         """Telnet's text mode (RFC 854): a CR is sent as CR NUL or CR LF; the NUL is not data."""
+        if self.is_active("they-BINARY"):
+            self._events.append(Data(data))
+            return
         if self._after_cr and data[:1] == b"\0":
             data = data[1:]
         self._after_cr = data[-1:] == b"\r"
@@ -295,28 +253,15 @@ class RFC2217Server:
         if data:
             self._events.append(Data(data))
 
-    def next_event(self) -> ServerEvent | _NeedData:
-        """The next event, or :data:`NEED_DATA` when everything fed so far is processed."""
-        if self._events:
-            return self._events.popleft()
-        return NEED_DATA
-
-    def data_to_send(self) -> bytes:
-        """Replies owed to the client (negotiation, mask answers); clears them."""
-        out = bytes(self._outgoing)
-        self._outgoing.clear()
-        return out
-
-    def _subnegotiation(self, sub: bytes) -> None:
-        if len(sub) < 2 or sub[0] != COM_PORT_OPTION:
-            return  # not ours: RFC 855 says ignore
-        code, value = sub[1], sub[2:]
+    def _com_port(self, code: int, value: bytes) -> None:
         first = value[0] if value else 0
         if code == SET_BAUDRATE:
-            if len(value) != 4:
-                self._events.append(Malformed(f"SET-BAUDRATE with {len(value)} bytes"))
+            try:
+                rate = decode_baudrate(value)
+            except ValueError as exc:
+                self._events.append(Malformed(str(exc)))
                 return
-            self._events.append(SetSetting(code, struct.unpack("!I", value)[0]))
+            self._events.append(SetSetting(code, rate))
         elif code in (SET_DATASIZE, SET_PARITY, SET_STOPSIZE):
             self._events.append(SetSetting(code, first))
         elif code == SET_CONTROL:
@@ -348,13 +293,13 @@ class RFC2217Server:
         """Answer *request* with the value in force in *settings*."""
         command = request.command
         if command == SET_BAUDRATE:
-            value = struct.pack("!I", settings.baudrate)
+            value = encode_baudrate(settings.baudrate)
         elif command == SET_DATASIZE:
             value = bytes((settings.bytesize,))
         elif command == SET_PARITY:
-            value = bytes((_PARITY[settings.parity],))
+            value = bytes((PARITY[settings.parity],))
         else:
-            value = bytes((_STOPSIZE[settings.stopbits],))
+            value = bytes((STOPSIZE[settings.stopbits],))
         return subnegotiation(SERVER_OFFSET + command, value)
 
     def answer_control(self, request: SetControl, state: ControlState) -> bytes:
