@@ -337,13 +337,15 @@ async def test_backoff_doubles_up_to_the_cap_and_starts_over(
         assert isinstance(port.last_error.value, PortNotFoundError)
         await watch(port, 6)
         assert [round(t - start, 6) for t in attempts] == [0.1, 0.3, 0.7, 1.5, 2.5, 3.5]
-        # The board powers up: its device node appears, and the next attempt connects.
+        # The board powers up: its device node appears, and the device event
+        # (inotify, the link appearing) wakes the supervisor at once: on the
+        # autojump clock, no time passes (the next poll would be at 4.5 s).
         master, slave = os.openpty()
         os.symlink(os.ttyname(slave), path)
         os.close(slave)
         device = PtyDevice(master, str(path))
         await port.connected.wait_value(True)
-        assert trio.current_time() - start == pytest.approx(4.5)
+        assert trio.current_time() - start == pytest.approx(3.5)
         # Unplugged again: the backoff starts over from initial_backoff.
         unplug(path, device)
         await port.connected.wait_value(False)
@@ -352,6 +354,43 @@ async def test_backoff_doubles_up_to_the_cap_and_starts_over(
         await watch(port, 3)
         assert [round(t - hangup, 6) for t in attempts] == [0.1, 0.3, 0.7]
         nursery.cancel_scope.cancel()
+
+
+async def test_reconnect_is_driven_by_the_device_appearing(
+    tmp_path: Path, no_fd_leaks: None
+) -> None:
+    # A backoff of 1000 s: only the device event (inotify sees the link to
+    # the new pty appear) can bring the port back within the deadline.
+    path = tmp_path / "ttyACM0"
+    driver = PySerial(path, check_present=False)
+    run = functools.partial(driver.run, initial_backoff=1000, max_backoff=1000)
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(run)
+        for n in (1, 2):
+            assert not port.connected.value
+            master, slave = os.openpty()
+            os.symlink(os.ttyname(slave), path)
+            os.close(slave)
+            async with PtyDevice(master, str(path)) as device:
+                await wait_connected(port, True)
+                assert port.connect_count == n
+                await port.send_all(b"hi")
+                assert await receive_exactly(device, 2) == b"hi"
+                unplug(path, device)
+                await wait_connected(port, False)
+        nursery.cancel_scope.cancel()
+
+
+async def test_cancelled_while_away_leaves_no_fd(tmp_path: Path, no_fd_leaks: None) -> None:
+    # The watch's netlink, inotify and epoll fds are the supervisor's own:
+    # cancelling it while it waits for the device closes them all.
+    driver = PySerial(tmp_path / "ttyACM0", check_present=False)
+    with trio.move_on_after(0.05):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(driver.run)
+            assert not port.connected.value
+            await trio.sleep_forever()
+    assert await port.receive_some() == b""
 
 
 async def test_dtr_rts_act_on_the_supervised_handle(

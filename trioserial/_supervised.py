@@ -11,10 +11,11 @@ much input is buffered.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import errno
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final, final
 
 import attrs
@@ -25,6 +26,8 @@ from ._connection import paced_send
 from ._core import DEFAULT_RECEIVE_SIZE, PortCore, byte_view, check_max_bytes
 from ._errors import PortNotFoundError, SerialPortError, UnsupportedOperationError
 from ._pacing import Pacer
+from ._ports import TRIO
+from ._portwatch import DEFAULT_CONFIG, PortWatch, WatchConfig, _closing, wait_change
 from ._resolve import BY_ID_DIR, stable_path
 from ._settings import ModemLines, SerialStatistics
 from ._stream import AsyncSerial, Buffer
@@ -321,6 +324,8 @@ class Supervisor:
         self._url = url
         self._opener = opener
         self._scope = trio.CancelScope()
+        #: Where device events come from (tests point it at a fixture tree).
+        self.watch_config: WatchConfig = DEFAULT_CONFIG
         #: The open handle, or ``None`` while the device is away.
         self.core: PortCore | None = None
 
@@ -367,39 +372,75 @@ class Supervisor:
         identity: UsbIdentity | None = None
         started = False
         delay: float | None = None  # None: try at once
-        while True:
-            if delay is not None:
-                await trio.sleep(delay)
-            try:
-                core, port.path, identity = await self._opener(port.path, identity)
-            except SerialPortError as exc:
-                if not started and not isinstance(exc, PortNotFoundError):
-                    raise
-                port.last_error.value = exc
+        async with self._device_events(port.path) as watch:
+            while True:
+                if delay is not None:
+                    await self._wait_away(watch, delay)
+                if watch is not None:
+                    watch.dirty = False  # from here on, a change means: try again
+                try:
+                    core, port.path, identity = await self._opener(port.path, identity)
+                except SerialPortError as exc:
+                    if not started and not isinstance(exc, PortNotFoundError):
+                        raise
+                    port.last_error.value = exc
+                    if not started:
+                        started = True
+                        task_status.started(port)
+                    delay = initial_backoff if delay is None else min(delay * 2, max_backoff)
+                    continue
+                if port._state.value.over:  # stopped while the open ran: hand the fd back
+                    core.close()
+                    if not started:
+                        task_status.started(port)
+                    return
+                self._attach(core)
                 if not started:
                     started = True
                     task_status.started(port)
-                delay = initial_backoff if delay is None else min(delay * 2, max_backoff)
-                continue
-            if port._state.value.over:  # stopped while the open ran: hand the fd back at once
-                core.close()
-                if not started:
-                    task_status.started(port)
-                return
-            self._attach(core)
-            if not started:
-                started = True
-                task_status.started(port)
-            async with trio.open_nursery() as nursery:
-                if modem_poll_interval is not None and port.modem_lines.value is not None:
-                    nursery.start_soon(self._watch_modem_lines, modem_poll_interval)
-                error = await self._pump()
-                nursery.cancel_scope.cancel()
-            self._detach()
-            logger.warning("serial port %r went away: %s", port.path, error)
-            port.last_error.value = error
-            # A device that has just gone away is not back yet: give it a moment.
-            delay = initial_backoff
+                async with trio.open_nursery() as nursery:
+                    if modem_poll_interval is not None and port.modem_lines.value is not None:
+                        nursery.start_soon(self._watch_modem_lines, modem_poll_interval)
+                    error = await self._pump()
+                    nursery.cancel_scope.cancel()
+                self._detach()
+                logger.warning("serial port %r went away: %s", port.path, error)
+                port.last_error.value = error
+                # A device that has just gone away is not back yet: wait for the
+                # next change (its sysfs entry lingers until the kernel removes
+                # it), not for what was queued while it was connected.
+                if watch is not None:
+                    watch.drain()
+                    watch.dirty = False
+                delay = initial_backoff
+
+    @contextlib.asynccontextmanager
+    async def _device_events(self, path: str) -> AsyncIterator[PortWatch | None]:
+        """The device events that say *path* may be back, or ``None`` for a URL.
+
+        One watch for the whole supervision, so that no change falls between
+        a failed open and the next wait.
+        """
+        if "://" in path:
+            yield None
+            return
+        try:
+            watch = PortWatch(self.watch_config, paths=[path])
+        except OSError as exc:  # out of inotify instances, say: poll as before
+            logger.warning("cannot watch for %r to come back, polling: %s", path, exc)
+            yield None
+            return
+        async with _closing(TRIO, watch):
+            yield watch
+
+    @staticmethod
+    async def _wait_away(watch: PortWatch | None, backoff: float) -> None:
+        """Wait while the device is away: for the next device event, at most *backoff*."""
+        if watch is None:
+            await trio.sleep(backoff)
+            return
+        with trio.move_on_after(backoff):
+            await wait_change(TRIO, watch)
 
     def _attach(self, core: PortCore) -> None:
         port = self.port
