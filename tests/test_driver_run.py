@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import shutil
 import subprocess
 import threading
 from collections.abc import AsyncIterator, Coroutine
@@ -19,15 +20,16 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
-import serial.tools.list_ports
 import trio
 import trio.testing
+import usb_serial_tree
 from conftest import GatedOpen
-from serial.tools.list_ports_common import ListPortInfo
 
 import trioserial._driver
 import trioserial._supervised
+import trioserial._usb
 from trioserial import (
     AsyncSerial,
     DeviceDisconnectedError,
@@ -41,6 +43,7 @@ from trioserial import (
 from trioserial._core import PortCore
 from trioserial._options import OpenOptions
 from trioserial._port import TtyPort
+from trioserial._portwatch import WatchConfig
 from trioserial._settings import ModemLines, SerialSettings
 from trioserial.testing import FakeModem, PtyDevice
 
@@ -461,42 +464,56 @@ async def test_modem_lines_are_watched_when_asked(
 async def test_replug_follows_the_usb_identity(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, no_fd_leaks: None
 ) -> None:
-    # USB enumeration is the one thing a pty cannot show: the seam is
-    # list_ports.comports(), reporting two real ptys as the same adapter
-    # before and after a replug that gave it a new name (and no by-id link).
+    # USB enumeration is the one thing a pty cannot show: the adapters are
+    # read from the recorded sysfs tree (tests/usb_serial_tree.py), whose
+    # FT232R (0403:6001, serial A10K1234) we renumber from ttyUSB0 to ttyUSB5
+    # as a replug without udev would; its device nodes are links to real ptys.
+    root = tmp_path / "tree"
+    shutil.copytree(usb_serial_tree.shared_tree(), root, symlinks=True)
+    monkeypatch.setattr(
+        trioserial._usb, "USB_CONFIG", WatchConfig(sysfs=str(root / "sys"), dev=str(root / "dev"))
+    )
+    tty = root / "sys/devices/pci0000:00/0000:00:14.0/usb1/1-2/1-2:1.0/ttyUSB0/tty/ttyUSB0"
     first_master, first_slave = os.openpty()
-    first = str(tmp_path / "ttyUSB0")
-    os.symlink(os.ttyname(first_slave), first)
+    first = root / "dev" / "ttyUSB0"
+    first.unlink()
+    first.symlink_to(os.ttyname(first_slave))
     os.close(first_slave)
-    listed: list[ListPortInfo] = []
-
-    def adapter(path: str, serial_number: str = "A10KZ7Q1") -> ListPortInfo:
-        info = ListPortInfo(path, skip_link_detection=True)
-        info.vid, info.pid, info.serial_number = 0x0403, 0x6001, serial_number
-        return info
-
-    monkeypatch.setattr(serial.tools.list_ports, "comports", lambda: list(listed))
-    listed.append(adapter(first))
-    async with PtyDevice(first_master, first) as device, trio.open_nursery() as nursery:
+    async with PtyDevice(first_master, str(first)) as device, trio.open_nursery() as nursery:
         port = await nursery.start(fast(PySerial(first)))
         master, slave = os.openpty()  # made first, so it cannot reuse the old number
-        second = os.ttyname(slave)
+        pts = os.ttyname(slave)
         os.close(slave)
-        unplug(Path(first), device)  # unplugged: the old name is gone
+        (root / "sys/class/tty/ttyUSB0").unlink()  # the kernel forgets ttyUSB0
+        unplug(first, device)
         await wait_connected(port, False)
-        async with PtyDevice(master, second) as replugged:
-            # A twin adapter (other serial number) must not be taken for it.
-            listed[:] = [adapter(second, serial_number="OTHER")]
-            with trio.fail_after(5):
-                await port.last_error.wait_transition()
-                await port.last_error.wait_transition()
-            assert not port.connected.value
-            listed.append(adapter(second))  # the adapter itself, renamed
+        async with PtyDevice(master, pts) as replugged:
+            (tty / "uevent").write_text("MAJOR=188\nMINOR=5\nDEVNAME=ttyUSB5\n")
+            (root / "sys/class/tty/ttyUSB5").symlink_to(f"../../{tty.relative_to(root / 'sys')}")
+            (root / "dev" / "ttyUSB5").symlink_to(pts)  # the event that wakes the supervisor
             await wait_connected(port, True)
-            assert port.path == second
+            assert port.path == str(root / "dev" / "ttyUSB5")
             await port.send_all(b"found you")
             assert await receive_exactly(replugged, 9) == b"found you"
             nursery.cancel_scope.cancel()
+
+
+def test_usb_identity_tells_the_ports_of_a_dual_adapter_apart(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    root = usb_serial_tree.shared_tree()
+    monkeypatch.setattr(
+        trioserial._usb, "USB_CONFIG", WatchConfig(sysfs=str(root / "sys"), dev=str(root / "dev"))
+    )
+    # The FT2232H's two ports share one serial number; the interface tells them apart.
+    second = trioserial._usb.usb_identity(str(root / "dev" / "ttyUSB2"))
+    assert second == trioserial._usb.UsbIdentity(0x0403, 0x6010, "FT5XJ2AB", 1)
+    assert trioserial._usb.find_usb_port(second) == str(root / "dev" / "ttyUSB2")
+    by_id = root / "dev/serial/by-id/usb-Raspberry_Pi_Pico_E6614103E7176D2F-if00"
+    pico = trioserial._usb.usb_identity(str(by_id))
+    assert pico == trioserial._usb.UsbIdentity(0x2E8A, 0x000A, "E6614103E7176D2F", 0)
+    assert trioserial._usb.usb_identity(str(root / "dev" / "ttyS0")) is None  # not USB
+    assert trioserial._usb.find_usb_port(attrs.evolve(pico, serial_number="OTHER")) is None
 
 
 # ------------------------------------------------------- unplug and replug

@@ -432,13 +432,15 @@ class PySerial:
         Opens the port and hands back a :class:`SupervisedStream` that
         outlives the device: when it disappears (hangup, ``EIO``, USB unplug)
         the supervisor closes the fd, logs a warning on the
-        ``trioserial.driver`` logger, and tries again after *initial_backoff*
-        seconds, doubling the wait after each failure up to *max_backoff*.
+        ``trioserial.driver`` logger, and tries again when the kernel's device
+        events say a port appeared or a link changed (:doc:`ports`), or at the
+        latest after *initial_backoff* seconds, doubling that bound after each
+        failure up to *max_backoff* (``scheme://`` URLs: on the timer alone).
         A device path that has a ``/dev/serial/by-id`` link is reopened
         through the link, so a replug that renumbers the tty is followed;
         without one (containers often have no udev), a USB adapter with a
-        serial number is found again by VID, PID and serial number
-        (:func:`serial.tools.list_ports.comports`, in a worker thread).
+        serial number is found again by VID, PID, serial number and
+        interface (read from sysfs in a worker thread).
 
         ``nursery.start`` returns after the first open. If the device is
         absent then (:exc:`~trioserial.PortNotFoundError`), it returns at once
@@ -452,7 +454,8 @@ class PySerial:
         ``b""``.
 
         Args:
-          initial_backoff: seconds before the first retry (> 0).
+          initial_backoff: the longest wait before the first retry when no
+            device event comes (> 0).
           max_backoff: the longest wait between retries (>= *initial_backoff*).
           buffer_size: the most input held while nobody reads (>= 1).
           modem_poll_interval: watch the input lines (CTS, DSR, RI, CD) with
