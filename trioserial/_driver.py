@@ -28,10 +28,11 @@ from ._errors import UnsupportedOperationError
 from ._open import check_url, open_core
 from ._options import OpenOptions
 from ._pacing import check_cps
+from ._portinfo import PortQuery
 from ._presence import check_present as _check_present
 from ._settings import SerialSettings, SettingsChanges, Unpack
 from ._supervised import SupervisedStream, Supervisor
-from ._usb import UsbIdentity, open_following
+from ._usb import UsbIdentity, find_port, open_following
 from ._util import check_bool
 
 __all__ = ["PySerial"]
@@ -44,8 +45,8 @@ T = TypeVar("T")
 _NETWORK_URL: Final = re.compile(r"(^|://)(socket|rfc2217)://", re.IGNORECASE)
 
 
-def _is_url(url: str) -> bool:
-    return "://" in url
+def _is_url(url: str | None) -> bool:
+    return url is not None and "://" in url
 
 
 def _set_dtr(core: PortCore, value: bool) -> None:
@@ -81,7 +82,15 @@ class PySerial:
 
     Args:
       url: a device path (``/dev/ttyUSB0``, ``/dev/serial/by-id/...``, a pty)
-        or a ``scheme://`` URL.
+        or a ``scheme://`` URL. Omit it to name a USB adapter by its identity
+        instead (:ref:`driver-usb-identity`).
+      vid: the USB vendor id of the adapter to open, such as ``0x0403``.
+      pid: its USB product id.
+      serial_number: its USB serial number string (what tells twin adapters
+        apart). With any of *vid*, *pid*, *serial_number* (and no *url*),
+        every open looks the adapter up in sysfs, as
+        :func:`~trioserial.wait_for_port` does, and opens whatever device
+        node the kernel gave it this time.
       check_present: fail now if the device path does not exist or is not a
         character device (``scheme://`` URLs always count as present).
         ``False`` allows a port that appears later, such as the USB serial of
@@ -101,11 +110,18 @@ class PySerial:
     Raises:
       TypeError, ValueError: a malformed option (the message names it).
       trioserial.UnsupportedURLError: an unknown URL scheme.
-      trioserial.PortNotFoundError: *check_present* and the path does not exist.
+      trioserial.PortNotFoundError: *check_present* and the path does not
+        exist, or no adapter with the USB identity is plugged in.
       trioserial.NotASerialPortError: *check_present* and the path is not a device.
+      trioserial.AmbiguousPortError: *check_present* and more than one
+        adapter matches the USB identity.
     """
 
-    url: str = attrs.field(on_setattr=attrs.setters.frozen)
+    #: The device path or URL; ``None`` for a port named by its USB identity.
+    url: str | None = attrs.field(on_setattr=attrs.setters.frozen)
+    vid: int | None = attrs.field(on_setattr=attrs.setters.frozen)
+    pid: int | None = attrs.field(on_setattr=attrs.setters.frozen)
+    serial_number: str | None = attrs.field(on_setattr=attrs.setters.frozen)
     baudrate: int = attrs.field(on_setattr=attrs.setters.frozen)
     check_present: bool = attrs.field(on_setattr=attrs.setters.frozen)
     cps: float | None = attrs.field(on_setattr=attrs.setters.frozen)
@@ -125,22 +141,43 @@ class PySerial:
 
     def __init__(
         self,
-        url: str | os.PathLike[str],
+        url: str | os.PathLike[str] | None = None,
         *,
+        vid: int | None = None,
+        pid: int | None = None,
+        serial_number: str | None = None,
         check_present: bool = True,
         cps: float | None = None,
         disable_hupcl: bool = False,
         **settings: Unpack[SettingsChanges],
     ) -> None:
-        url = check_url(url)
+        query = PortQuery(vid=vid, pid=pid, serial_number=serial_number)
+        by_identity = (vid, pid, serial_number) != (None, None, None)
+        if url is None and not by_identity:
+            raise TypeError(
+                "PySerial needs a url (a device path or scheme:// URL) "
+                "or a USB identity (vid=, pid=, serial_number=)"
+            )
+        if url is not None and by_identity:
+            raise TypeError(
+                f"PySerial takes a url or a USB identity, not both: got url={url!r} "
+                f"and {query.describe()}"
+            )
+        if url is not None:
+            url = check_url(url)
         line_settings = SerialSettings().replace(**settings)
         check_present = check_bool("check_present", check_present)
         disable_hupcl = check_bool("disable_hupcl", disable_hupcl)
         cps = check_cps(cps)
-        if check_present and not _is_url(url):
+        if check_present and url is None:
+            find_port(query)
+        elif check_present and url is not None and not _is_url(url):
             _check_present(url)
         self.__attrs_init__(
             url=url,
+            vid=vid,
+            pid=pid,
+            serial_number=serial_number,
             baudrate=line_settings.baudrate,
             check_present=check_present,
             cps=cps,
@@ -151,11 +188,20 @@ class PySerial:
 
     def __repr__(self) -> str:
         cps = f" cps={self.cps:g}" if self.cps else ""
-        return f"<trioserial.PySerial {self.url!r} {self.settings.framing}{cps}>"
+        return f"<trioserial.PySerial {self._name} {self.settings.framing}{cps}>"
+
+    @property
+    def _name(self) -> str:
+        """The port as messages name it: its URL, or its USB identity."""
+        return repr(self.url) if self.url is not None else self._query.describe()
+
+    @property
+    def _query(self) -> PortQuery:
+        return PortQuery(vid=self.vid, pid=self.pid, serial_number=self.serial_number)
 
     # ------------------------------------------------------------ opening
 
-    def _open_options(self, url: str) -> OpenOptions:
+    def _open_options(self, url: str | None) -> OpenOptions:
         # What set_dtr()/set_rts() asked for outlives the handle they acted on:
         # every later open (connect, brief open, reconnect) puts the lines back.
         return OpenOptions(
@@ -164,9 +210,13 @@ class PySerial:
             hupcl=False if self.disable_hupcl and not _is_url(url) else None,
         )
 
-    def _open_blocking(self, url: str, options: OpenOptions | None = None) -> PortCore:
-        """Open a handle with our settings and open-time options. Blocking: use a thread."""
-        return open_core(url, self.settings, options or self._open_options(url))
+    def _open_blocking(self, url: str | None, options: OpenOptions | None = None) -> PortCore:
+        """Open a handle with our settings and open-time options. Blocking: use a thread.
+
+        *url* ``None``: the adapter our USB identity names, wherever it is now.
+        """
+        options = options or self._open_options(url)
+        return open_core(find_port(self._query) if url is None else url, self.settings, options)
 
     async def _open_in_thread(
         self, fn: Callable[[OpenOptions], T], core_of: Callable[[T], PortCore]
@@ -213,7 +263,7 @@ class PySerial:
             except UnsupportedOperationError as exc:
                 if pending is None:
                     raise
-                logger.warning("%s: cannot set %s, level dropped: %s", self.url, level.name, exc)
+                logger.warning("%s: cannot set %s, level dropped: %s", self._name, level.name, exc)
                 return
         level.value = want
 
@@ -223,6 +273,9 @@ class PySerial:
         """The supervisor's open: *path*, or where its USB adapter moved."""
 
         def open_there(options: OpenOptions) -> tuple[PortCore, str, UsbIdentity | None]:
+            if self.url is None:  # named by identity: look it up afresh each time
+                device = find_port(self._query)
+                return self._open_blocking(device, options), device, None
             return open_following(
                 path, identity, functools.partial(self._open_blocking, options=options)
             )
@@ -397,7 +450,7 @@ class PySerial:
 
         if self._in_loop(on_live, fallback=lambda: False):
             return
-        if _NETWORK_URL.search(self.url) and trio.lowlevel.in_trio_run():
+        if _NETWORK_URL.search(self.url or "") and trio.lowlevel.in_trio_run():
             # DNS, a TCP connect and RFC 2217 negotiation would run on the loop.
             raise RuntimeError(
                 f"set_{level.name.lower()}() on {self.url!r} with no live connection would "
@@ -482,7 +535,13 @@ class PySerial:
         if buffer_size < 1:
             raise ValueError(f"buffer_size must be an int >= 1, got {buffer_size!r}")
         self._claim_token()
-        supervisor = Supervisor(self.url, self.cps, buffer_size, self._open_supervised)
+        supervisor = Supervisor(
+            self.url or self._query.describe(),
+            self.cps,
+            buffer_size,
+            self._open_supervised,
+            by_identity=self.url is None,
+        )
         self._supervisors.add(supervisor)
         try:
             await supervisor.run(

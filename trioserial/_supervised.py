@@ -22,12 +22,13 @@ import attrs
 import trio
 import trio_util
 
+from . import _usb
 from ._connection import paced_send
 from ._core import DEFAULT_RECEIVE_SIZE, PortCore, byte_view, check_max_bytes
 from ._errors import PortNotFoundError, SerialPortError, UnsupportedOperationError
 from ._pacing import Pacer
 from ._ports import TRIO
-from ._portwatch import DEFAULT_CONFIG, PortWatch, WatchConfig, _closing, wait_change
+from ._portwatch import PortWatch, WatchConfig, _closing, wait_change
 from ._resolve import BY_ID_DIR, stable_path
 from ._settings import ModemLines, SerialStatistics
 from ._stream import AsyncSerial, Buffer
@@ -319,13 +320,23 @@ class SupervisedStream(trio.abc.Stream):
 class Supervisor:
     """The engine behind one :meth:`PySerial.run`; the driver holds it. Trio thread only."""
 
-    def __init__(self, url: str, cps: float | None, buffer_size: int, opener: Opener) -> None:
+    def __init__(
+        self,
+        url: str,
+        cps: float | None,
+        buffer_size: int,
+        opener: Opener,
+        *,
+        by_identity: bool = False,
+    ) -> None:
         self.port = SupervisedStream(self.stop, url, cps, buffer_size)
         self._url = url
+        #: *url* only describes a USB identity; the opener finds the device.
+        self._by_identity = by_identity
         self._opener = opener
         self._scope = trio.CancelScope()
         #: Where device events come from (tests point it at a fixture tree).
-        self.watch_config: WatchConfig = DEFAULT_CONFIG
+        self.watch_config: WatchConfig = _usb.USB_CONFIG
         #: The open handle, or ``None`` while the device is away.
         self.core: PortCore | None = None
 
@@ -368,11 +379,12 @@ class Supervisor:
         task_status: trio.TaskStatus[SupervisedStream],
     ) -> None:
         port = self.port
-        port.path = await trio.to_thread.run_sync(stable_path, self._url, BY_ID_DIR)
+        if not self._by_identity:
+            port.path = await trio.to_thread.run_sync(stable_path, self._url, BY_ID_DIR)
         identity: UsbIdentity | None = None
         started = False
         delay: float | None = None  # None: try at once
-        async with self._device_events(port.path) as watch:
+        async with self._device_events(None if self._by_identity else port.path) as watch:
             while True:
                 if delay is not None:
                     await self._wait_away(watch, delay)
@@ -415,17 +427,19 @@ class Supervisor:
                 delay = initial_backoff
 
     @contextlib.asynccontextmanager
-    async def _device_events(self, path: str) -> AsyncIterator[PortWatch | None]:
-        """The device events that say *path* may be back, or ``None`` for a URL.
+    async def _device_events(self, path: str | None) -> AsyncIterator[PortWatch | None]:
+        """The device events that say *path* (any port, for ``None``) may be back.
+
+        ``None`` instead of a watch for a URL, which has no device events.
 
         One watch for the whole supervision, so that no change falls between
         a failed open and the next wait.
         """
-        if "://" in path:
+        if path is not None and "://" in path:
             yield None
             return
         try:
-            watch = PortWatch(self.watch_config, paths=[path])
+            watch = PortWatch(self.watch_config, paths=[] if path is None else [path])
         except OSError as exc:  # out of inotify instances, say: poll as before
             logger.warning("cannot watch for %r to come back, polling: %s", path, exc)
             yield None

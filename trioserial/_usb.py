@@ -22,7 +22,7 @@ from ._portinfo import PortInfo, PortQuery
 from ._portwatch import DEFAULT_CONFIG, WatchConfig
 from ._sysfs import read_ports
 
-__all__ = ["UsbIdentity", "find_usb_port", "open_following", "usb_identity"]
+__all__ = ["UsbIdentity", "find_port", "find_usb_port", "open_following", "usb_identity"]
 
 #: Where adapters are read from (tests point it at a recorded sysfs tree).
 USB_CONFIG: WatchConfig = DEFAULT_CONFIG
@@ -83,6 +83,21 @@ def find_usb_port(identity: UsbIdentity) -> str | None:
     """
     found = identity.query().choose(_ports())
     return None if found is None else found.device
+
+
+def find_port(query: PortQuery) -> str:
+    """The device node of the one port *query* matches now.
+
+    Raises:
+      PortNotFoundError: no port matches.
+      AmbiguousPortError: more than one does (the message names them).
+    """
+    found = query.choose(_ports())
+    if found is None:
+        raise PortNotFoundError(
+            f"no serial port matching {query.describe()} is plugged in", port=query.describe()
+        )
+    return found.device
 
 
 def open_following(
