@@ -2,8 +2,9 @@
 
 :class:`Supervisor` is the engine, which the driver holds: it opens the
 device (following a renumbered USB adapter through its by-id link or its USB
-identity), reads it into a bounded buffer, and reconnects with a backoff when
-it goes away. :class:`SupervisedStream` is what the user holds: a
+identity), reads it into a bounded buffer, and when it goes away reconnects as
+soon as a device event (``_portwatch``) says it may be back, with the backoff
+as the longest wait. :class:`SupervisedStream` is what the user holds: a
 :class:`trio.abc.Stream` over that buffer that survives reconnects. The two
 share one state (:class:`trio_util.AsyncValue`): where the device is, and how
 much input is buffered.
