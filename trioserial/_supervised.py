@@ -113,7 +113,8 @@ class SupervisedStream(trio.abc.Stream):
         new value, so ``wait_transition()`` sees each one.
       connect_count: how many times the device has been opened so far.
       path: the device path or URL being opened (a ``/dev/serial/by-id``
-        link when one was found).
+        link when one was found); for a driver given a USB identity, the
+        device node last opened, or the identity until the first open.
     """
 
     def __init__(
