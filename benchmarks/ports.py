@@ -21,6 +21,13 @@ policy today, looking after 0.1 s, then doubling up to 5 s. The ``symlink``
 row of ``wait_for_port`` includes closing its inotify fd (in a worker thread),
 which waits for the kernel's RCU grace period: 0 to 25 ms, most of its spread.
 
+Reconnect: the same appearances, timed until a supervised port
+(``PySerial.run()``, default backoff 0.1-5 s) is connected: by identity
+(``PySerial(vid=, pid=, serial_number=)``) for ``uevent``, by the link's path
+for ``symlink``. A fresh ``run()`` starts with the device absent each time.
+Beside it, the same supervisor with its device events switched off: what
+``run()`` did before it waited on them (the backoff timer alone).
+
 Idle CPU: the process's own user+system time while each waits for a port that
 never comes, in ms of CPU per second of waiting, beside a task that only
 sleeps (the floor: Trio's own run loop and the measuring task).
@@ -32,6 +39,8 @@ load: read medians, and rerun before believing a single slow row.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
 import os
 import random
 import resource
@@ -40,14 +49,16 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import trio
 import trio.testing
 
 import trioserial
-from trioserial._portwatch import WatchConfig, _open_netlink
+import trioserial._usb
+from trioserial._portwatch import PortWatch, WatchConfig, _open_netlink
+from trioserial._supervised import Supervisor
 from trioserial._sysfs import read_ports
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -110,6 +121,37 @@ class Scene:
             delay = min(delay * 2, 5.0)
 
 
+def driver(scene: Scene) -> trioserial.PySerial:
+    if scene.kind == "uevent":
+        return trioserial.PySerial(**FTDI, check_present=False)  # type: ignore[arg-type]
+    return trioserial.PySerial(scene.link, check_present=False)
+
+
+@contextlib.asynccontextmanager
+async def timer_only(self: Supervisor, path: str | None) -> AsyncIterator[PortWatch | None]:
+    yield None  # no device events: the supervisor sleeps out its backoff
+
+
+async def reconnect(scene: Scene, rng: random.Random, *, events: bool) -> float:
+    """From the device appearing to a fresh ``run()`` being connected, in seconds."""
+    scene.reset()
+    events_on = Supervisor._device_events
+    if not events:
+        Supervisor._device_events = timer_only  # type: ignore[method-assign]
+    try:
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(driver(scene).run)
+            await trio.sleep(rng.uniform(0.2, 1.5))
+            start = time.perf_counter()
+            scene.appear()
+            await port.connected.wait_value(True)
+            elapsed = time.perf_counter() - start
+            nursery.cancel_scope.cancel()
+    finally:
+        Supervisor._device_events = events_on  # type: ignore[method-assign]
+    return elapsed
+
+
 async def latency(scene: Scene, waiter: Waiter, rng: random.Random) -> float:
     scene.reset()
     done = 0.0
@@ -151,6 +193,9 @@ async def main(reps: int, idle: float) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="trioserial-ports-bench-"))
     try:
         build(tmp / "tree")
+        node = tmp / "tree/dev/ttyUSB0"  # the FT232R's node: a real tty to open
+        node.unlink()
+        node.symlink_to(os.ttyname(device))
         kinds = ["symlink"]
         sock = _open_netlink()
         if sock is not None:
@@ -174,6 +219,13 @@ async def main(reps: int, idle: float) -> None:
                 times = [await latency(scene, waiter, rng) * 1e3 for _ in range(reps)]
                 scene.reset()
                 cpu = await idle_cpu_ms_per_s(waiter, idle)
+                print(f"{kind:<10} {name:<22} {statistics.median(times):>10.2f} "
+                      f"{max(times):>8.2f}  {cpu:.3f}")  # fmt: skip
+            trioserial._usb.USB_CONFIG = scene.config  # where run() looks and listens
+            for name, events in (("run() reconnect", True), ("run(), timer only", False)):
+                times = [await reconnect(scene, rng, events=events) * 1e3 for _ in range(reps)]
+                scene.reset()
+                cpu = await idle_cpu_ms_per_s(driver(scene).run, idle) if events else math.nan
                 print(f"{kind:<10} {name:<22} {statistics.median(times):>10.2f} "
                       f"{max(times):>8.2f}  {cpu:.3f}")  # fmt: skip
     finally:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import shutil
 import subprocess
 import threading
 from collections.abc import AsyncIterator, Coroutine
@@ -19,15 +20,16 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
-import serial.tools.list_ports
 import trio
 import trio.testing
+import usb_serial_tree
 from conftest import GatedOpen
-from serial.tools.list_ports_common import ListPortInfo
 
 import trioserial._driver
 import trioserial._supervised
+import trioserial._usb
 from trioserial import (
     AsyncSerial,
     DeviceDisconnectedError,
@@ -41,6 +43,7 @@ from trioserial import (
 from trioserial._core import PortCore
 from trioserial._options import OpenOptions
 from trioserial._port import TtyPort
+from trioserial._portwatch import WatchConfig
 from trioserial._settings import ModemLines, SerialSettings
 from trioserial.testing import FakeModem, PtyDevice
 
@@ -337,13 +340,15 @@ async def test_backoff_doubles_up_to_the_cap_and_starts_over(
         assert isinstance(port.last_error.value, PortNotFoundError)
         await watch(port, 6)
         assert [round(t - start, 6) for t in attempts] == [0.1, 0.3, 0.7, 1.5, 2.5, 3.5]
-        # The board powers up: its device node appears, and the next attempt connects.
+        # The board powers up: its device node appears, and the device event
+        # (inotify, the link appearing) wakes the supervisor at once: on the
+        # autojump clock, no time passes (the next poll would be at 4.5 s).
         master, slave = os.openpty()
         os.symlink(os.ttyname(slave), path)
         os.close(slave)
         device = PtyDevice(master, str(path))
         await port.connected.wait_value(True)
-        assert trio.current_time() - start == pytest.approx(4.5)
+        assert trio.current_time() - start == pytest.approx(3.5)
         # Unplugged again: the backoff starts over from initial_backoff.
         unplug(path, device)
         await port.connected.wait_value(False)
@@ -352,6 +357,43 @@ async def test_backoff_doubles_up_to_the_cap_and_starts_over(
         await watch(port, 3)
         assert [round(t - hangup, 6) for t in attempts] == [0.1, 0.3, 0.7]
         nursery.cancel_scope.cancel()
+
+
+async def test_reconnect_is_driven_by_the_device_appearing(
+    tmp_path: Path, no_fd_leaks: None
+) -> None:
+    # A backoff of 1000 s: only the device event (inotify sees the link to
+    # the new pty appear) can bring the port back within the deadline.
+    path = tmp_path / "ttyACM0"
+    driver = PySerial(path, check_present=False)
+    run = functools.partial(driver.run, initial_backoff=1000, max_backoff=1000)
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(run)
+        for n in (1, 2):
+            assert not port.connected.value
+            master, slave = os.openpty()
+            os.symlink(os.ttyname(slave), path)
+            os.close(slave)
+            async with PtyDevice(master, str(path)) as device:
+                await wait_connected(port, True)
+                assert port.connect_count == n
+                await port.send_all(b"hi")
+                assert await receive_exactly(device, 2) == b"hi"
+                unplug(path, device)
+                await wait_connected(port, False)
+        nursery.cancel_scope.cancel()
+
+
+async def test_cancelled_while_away_leaves_no_fd(tmp_path: Path, no_fd_leaks: None) -> None:
+    # The watch's netlink, inotify and epoll fds are the supervisor's own:
+    # cancelling it while it waits for the device closes them all.
+    driver = PySerial(tmp_path / "ttyACM0", check_present=False)
+    with trio.move_on_after(0.05):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(driver.run)
+            assert not port.connected.value
+            await trio.sleep_forever()
+    assert await port.receive_some() == b""
 
 
 async def test_dtr_rts_act_on_the_supervised_handle(
@@ -422,42 +464,56 @@ async def test_modem_lines_are_watched_when_asked(
 async def test_replug_follows_the_usb_identity(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, no_fd_leaks: None
 ) -> None:
-    # USB enumeration is the one thing a pty cannot show: the seam is
-    # list_ports.comports(), reporting two real ptys as the same adapter
-    # before and after a replug that gave it a new name (and no by-id link).
+    # USB enumeration is the one thing a pty cannot show: the adapters are
+    # read from the recorded sysfs tree (tests/usb_serial_tree.py), whose
+    # FT232R (0403:6001, serial A10K1234) we renumber from ttyUSB0 to ttyUSB5
+    # as a replug without udev would; its device nodes are links to real ptys.
+    root = tmp_path / "tree"
+    shutil.copytree(usb_serial_tree.shared_tree(), root, symlinks=True)
+    monkeypatch.setattr(
+        trioserial._usb, "USB_CONFIG", WatchConfig(sysfs=str(root / "sys"), dev=str(root / "dev"))
+    )
+    tty = root / "sys/devices/pci0000:00/0000:00:14.0/usb1/1-2/1-2:1.0/ttyUSB0/tty/ttyUSB0"
     first_master, first_slave = os.openpty()
-    first = str(tmp_path / "ttyUSB0")
-    os.symlink(os.ttyname(first_slave), first)
+    first = root / "dev" / "ttyUSB0"
+    first.unlink()
+    first.symlink_to(os.ttyname(first_slave))
     os.close(first_slave)
-    listed: list[ListPortInfo] = []
-
-    def adapter(path: str, serial_number: str = "A10KZ7Q1") -> ListPortInfo:
-        info = ListPortInfo(path, skip_link_detection=True)
-        info.vid, info.pid, info.serial_number = 0x0403, 0x6001, serial_number
-        return info
-
-    monkeypatch.setattr(serial.tools.list_ports, "comports", lambda: list(listed))
-    listed.append(adapter(first))
-    async with PtyDevice(first_master, first) as device, trio.open_nursery() as nursery:
+    async with PtyDevice(first_master, str(first)) as device, trio.open_nursery() as nursery:
         port = await nursery.start(fast(PySerial(first)))
         master, slave = os.openpty()  # made first, so it cannot reuse the old number
-        second = os.ttyname(slave)
+        pts = os.ttyname(slave)
         os.close(slave)
-        unplug(Path(first), device)  # unplugged: the old name is gone
+        (root / "sys/class/tty/ttyUSB0").unlink()  # the kernel forgets ttyUSB0
+        unplug(first, device)
         await wait_connected(port, False)
-        async with PtyDevice(master, second) as replugged:
-            # A twin adapter (other serial number) must not be taken for it.
-            listed[:] = [adapter(second, serial_number="OTHER")]
-            with trio.fail_after(5):
-                await port.last_error.wait_transition()
-                await port.last_error.wait_transition()
-            assert not port.connected.value
-            listed.append(adapter(second))  # the adapter itself, renamed
+        async with PtyDevice(master, pts) as replugged:
+            (tty / "uevent").write_text("MAJOR=188\nMINOR=5\nDEVNAME=ttyUSB5\n")
+            (root / "sys/class/tty/ttyUSB5").symlink_to(f"../../{tty.relative_to(root / 'sys')}")
+            (root / "dev" / "ttyUSB5").symlink_to(pts)  # the event that wakes the supervisor
             await wait_connected(port, True)
-            assert port.path == second
+            assert port.path == str(root / "dev" / "ttyUSB5")
             await port.send_all(b"found you")
             assert await receive_exactly(replugged, 9) == b"found you"
             nursery.cancel_scope.cancel()
+
+
+def test_usb_identity_tells_the_ports_of_a_dual_adapter_apart(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    root = usb_serial_tree.shared_tree()
+    monkeypatch.setattr(
+        trioserial._usb, "USB_CONFIG", WatchConfig(sysfs=str(root / "sys"), dev=str(root / "dev"))
+    )
+    # The FT2232H's two ports share one serial number; the interface tells them apart.
+    second = trioserial._usb.usb_identity(str(root / "dev" / "ttyUSB2"))
+    assert second == trioserial._usb.UsbIdentity(0x0403, 0x6010, "FT5XJ2AB", 1)
+    assert trioserial._usb.find_usb_port(second) == str(root / "dev" / "ttyUSB2")
+    by_id = root / "dev/serial/by-id/usb-Raspberry_Pi_Pico_E6614103E7176D2F-if00"
+    pico = trioserial._usb.usb_identity(str(by_id))
+    assert pico == trioserial._usb.UsbIdentity(0x2E8A, 0x000A, "E6614103E7176D2F", 0)
+    assert trioserial._usb.usb_identity(str(root / "dev" / "ttyS0")) is None  # not USB
+    assert trioserial._usb.find_usb_port(attrs.evolve(pico, serial_number="OTHER")) is None
 
 
 # ------------------------------------------------------- unplug and replug

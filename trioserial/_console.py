@@ -386,7 +386,8 @@ async def run_reconnecting_console(
                     driver.set_dtr(dtr)
                 if rts is not None:
                     driver.set_rts(rts)
-                async with _terminal_session(driver.url, options, log, stdin, stdout) as session:
+                name = driver.url or port.path  # a USB identity: as the port names it
+                async with _terminal_session(name, options, log, stdin, stdout) as session:
                     code = await session.run(port)
                     if code == 0:
                         await session.say("exit")

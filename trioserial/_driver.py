@@ -28,11 +28,12 @@ from ._errors import UnsupportedOperationError
 from ._open import check_url, open_core, open_core_on_loop, opens_on_loop
 from ._options import OpenOptions
 from ._pacing import check_cps
+from ._portinfo import PortQuery
 from ._presence import check_present as _check_present
 from ._settings import SerialSettings, SettingsChanges, Unpack
 from ._supervised import SupervisedStream, Supervisor
 from ._trio_loop import TRIO_LOOP
-from ._usb import UsbIdentity, open_following
+from ._usb import UsbIdentity, find_port, open_following
 from ._util import check_bool
 
 __all__ = ["PySerial"]
@@ -45,8 +46,8 @@ T = TypeVar("T")
 _NETWORK_URL: Final = re.compile(r"(^|://)(socket|rfc2217)://", re.IGNORECASE)
 
 
-def _is_url(url: str) -> bool:
-    return "://" in url
+def _is_url(url: str | None) -> bool:
+    return url is not None and "://" in url
 
 
 def _set_dtr(core: PortCore, value: bool) -> None:
@@ -82,7 +83,15 @@ class PySerial:
 
     Args:
       url: a device path (``/dev/ttyUSB0``, ``/dev/serial/by-id/...``, a pty)
-        or a ``scheme://`` URL.
+        or a ``scheme://`` URL. Omit it to name a USB adapter by its identity
+        instead (:ref:`driver-usb-identity`).
+      vid: the USB vendor id of the adapter to open, such as ``0x0403``.
+      pid: its USB product id.
+      serial_number: its USB serial number string (what tells twin adapters
+        apart). With any of *vid*, *pid*, *serial_number* (and no *url*),
+        every open looks the adapter up in sysfs, as
+        :func:`~trioserial.wait_for_port` does, and opens whatever device
+        node the kernel gave it this time.
       check_present: fail now if the device path does not exist or is not a
         character device (``scheme://`` URLs always count as present).
         ``False`` allows a port that appears later, such as the USB serial of
@@ -102,11 +111,18 @@ class PySerial:
     Raises:
       TypeError, ValueError: a malformed option (the message names it).
       trioserial.UnsupportedURLError: an unknown URL scheme.
-      trioserial.PortNotFoundError: *check_present* and the path does not exist.
+      trioserial.PortNotFoundError: *check_present* and the path does not
+        exist, or no adapter with the USB identity is plugged in.
       trioserial.NotASerialPortError: *check_present* and the path is not a device.
+      trioserial.AmbiguousPortError: *check_present* and more than one
+        adapter matches the USB identity.
     """
 
-    url: str = attrs.field(on_setattr=attrs.setters.frozen)
+    #: The device path or URL; ``None`` for a port named by its USB identity.
+    url: str | None = attrs.field(on_setattr=attrs.setters.frozen)
+    vid: int | None = attrs.field(on_setattr=attrs.setters.frozen)
+    pid: int | None = attrs.field(on_setattr=attrs.setters.frozen)
+    serial_number: str | None = attrs.field(on_setattr=attrs.setters.frozen)
     baudrate: int = attrs.field(on_setattr=attrs.setters.frozen)
     check_present: bool = attrs.field(on_setattr=attrs.setters.frozen)
     cps: float | None = attrs.field(on_setattr=attrs.setters.frozen)
@@ -128,22 +144,43 @@ class PySerial:
 
     def __init__(
         self,
-        url: str | os.PathLike[str],
+        url: str | os.PathLike[str] | None = None,
         *,
+        vid: int | None = None,
+        pid: int | None = None,
+        serial_number: str | None = None,
         check_present: bool = True,
         cps: float | None = None,
         disable_hupcl: bool = False,
         **settings: Unpack[SettingsChanges],
     ) -> None:
-        url = check_url(url)
+        query = PortQuery(vid=vid, pid=pid, serial_number=serial_number)
+        by_identity = (vid, pid, serial_number) != (None, None, None)
+        if url is None and not by_identity:
+            raise TypeError(
+                "PySerial needs a url (a device path or scheme:// URL) "
+                "or a USB identity (vid=, pid=, serial_number=)"
+            )
+        if url is not None and by_identity:
+            raise TypeError(
+                f"PySerial takes a url or a USB identity, not both: got url={url!r} "
+                f"and {query.describe()}"
+            )
+        if url is not None:
+            url = check_url(url)
         line_settings = SerialSettings().replace(**settings)
         check_present = check_bool("check_present", check_present)
         disable_hupcl = check_bool("disable_hupcl", disable_hupcl)
         cps = check_cps(cps)
-        if check_present and not _is_url(url):
+        if check_present and url is None:
+            find_port(query)
+        elif check_present and url is not None and not _is_url(url):
             _check_present(url)
         self.__attrs_init__(
             url=url,
+            vid=vid,
+            pid=pid,
+            serial_number=serial_number,
             baudrate=line_settings.baudrate,
             check_present=check_present,
             cps=cps,
@@ -154,11 +191,20 @@ class PySerial:
 
     def __repr__(self) -> str:
         cps = f" cps={self.cps:g}" if self.cps else ""
-        return f"<trioserial.PySerial {self.url!r} {self.settings.framing}{cps}>"
+        return f"<trioserial.PySerial {self._name} {self.settings.framing}{cps}>"
+
+    @property
+    def _name(self) -> str:
+        """The port as messages name it: its URL, or its USB identity."""
+        return repr(self.url) if self.url is not None else self._query.describe()
+
+    @property
+    def _query(self) -> PortQuery:
+        return PortQuery(vid=self.vid, pid=self.pid, serial_number=self.serial_number)
 
     # ------------------------------------------------------------ opening
 
-    def _open_options(self, url: str) -> OpenOptions:
+    def _open_options(self, url: str | None) -> OpenOptions:
         # What set_dtr()/set_rts() asked for outlives the handle they acted on:
         # every later open (connect, brief open, reconnect) puts the lines back.
         return OpenOptions(
@@ -167,11 +213,15 @@ class PySerial:
             hupcl=False if self.disable_hupcl and not _is_url(url) else None,
         )
 
-    def _open_blocking(self, url: str, options: OpenOptions | None = None) -> PortCore:
-        """Open a handle with our settings and open-time options. Blocking: use a thread."""
-        return open_core(url, self.settings, options or self._open_options(url))
+    def _open_blocking(self, url: str | None, options: OpenOptions | None = None) -> PortCore:
+        """Open a handle with our settings and open-time options. Blocking: use a thread.
 
-    async def _open_port(self, url: str, options: OpenOptions) -> PortCore:
+        *url* ``None``: the adapter our USB identity names, wherever it is now.
+        """
+        options = options or self._open_options(url)
+        return open_core(find_port(self._query) if url is None else url, self.settings, options)
+
+    async def _open_port(self, url: str | None, options: OpenOptions) -> PortCore:
         """Open *url* with our settings. Trio thread.
 
         A network port (``socket://``, ``rfc2217://``, also under ``spy://``)
@@ -179,7 +229,7 @@ class PySerial:
         once, its socket closed. A device opens in a worker thread, which
         runs to its end whatever happens meanwhile.
         """
-        if opens_on_loop(url):
+        if url is not None and opens_on_loop(url):
             return await open_core_on_loop(url, self.settings, options, TRIO_LOOP)
         return await trio.to_thread.run_sync(self._open_blocking, url, options)
 
@@ -228,7 +278,7 @@ class PySerial:
             except UnsupportedOperationError as exc:
                 if pending is None:
                     raise
-                logger.warning("%s: cannot set %s, level dropped: %s", self.url, level.name, exc)
+                logger.warning("%s: cannot set %s, level dropped: %s", self._name, level.name, exc)
                 return
         level.value = want
 
@@ -241,7 +291,13 @@ class PySerial:
         (and any cancellation) ends it at once.
         """
 
+        def by_identity(options: OpenOptions) -> tuple[PortCore, str, UsbIdentity | None]:
+            device = find_port(self._query)  # looked up afresh for each open
+            return self._open_blocking(device, options), device, None
+
         async def open_there(options: OpenOptions) -> tuple[PortCore, str, UsbIdentity | None]:
+            if self.url is None:
+                return await trio.to_thread.run_sync(by_identity, options)
             if opens_on_loop(path):
                 return await self._open_port(path, options), path, None
             return await trio.to_thread.run_sync(
@@ -315,7 +371,8 @@ class PySerial:
             if stream is None:
                 core = await self._open_unless_closed() if self._closes == closes else None
                 if core is None:  # close() came first: a connection at end of stream
-                    stream = self._connections.unopened(self.url, self.settings)
+                    name = self.url or self._query.describe()
+                    stream = self._connections.unopened(name, self.settings)
                 else:
                     stream = self._connections.adopt(core)
         if self._closes != closes:
@@ -448,7 +505,7 @@ class PySerial:
 
         if self._in_loop(on_live, fallback=lambda: False):
             return
-        if _NETWORK_URL.search(self.url) and trio.lowlevel.in_trio_run():
+        if _NETWORK_URL.search(self.url or "") and trio.lowlevel.in_trio_run():
             # DNS, a TCP connect and RFC 2217 negotiation would run on the loop.
             raise RuntimeError(
                 f"set_{level.name.lower()}() on {self.url!r} with no live connection would "
@@ -483,13 +540,15 @@ class PySerial:
         Opens the port and hands back a :class:`SupervisedStream` that
         outlives the device: when it disappears (hangup, ``EIO``, USB unplug)
         the supervisor closes the fd, logs a warning on the
-        ``trioserial.driver`` logger, and tries again after *initial_backoff*
-        seconds, doubling the wait after each failure up to *max_backoff*.
+        ``trioserial.driver`` logger, and tries again when the kernel's device
+        events say a port appeared or a link changed (:doc:`ports`), or at the
+        latest after *initial_backoff* seconds, doubling that bound after each
+        failure up to *max_backoff* (``scheme://`` URLs: on the timer alone).
         A device path that has a ``/dev/serial/by-id`` link is reopened
         through the link, so a replug that renumbers the tty is followed;
         without one (containers often have no udev), a USB adapter with a
-        serial number is found again by VID, PID and serial number
-        (:func:`serial.tools.list_ports.comports`, in a worker thread).
+        serial number is found again by VID, PID, serial number and
+        interface (read from sysfs in a worker thread).
 
         ``nursery.start`` returns after the first open. If the device is
         absent then (:exc:`~trioserial.PortNotFoundError`), it returns at once
@@ -505,7 +564,8 @@ class PySerial:
         stream's receivers get what was buffered, then ``b""``.
 
         Args:
-          initial_backoff: seconds before the first retry (> 0).
+          initial_backoff: the longest wait before the first retry when no
+            device event comes (> 0).
           max_backoff: the longest wait between retries (>= *initial_backoff*).
           buffer_size: the most input held while nobody reads (>= 1).
           modem_poll_interval: watch the input lines (CTS, DSR, RI, CD) with
@@ -532,7 +592,13 @@ class PySerial:
         if buffer_size < 1:
             raise ValueError(f"buffer_size must be an int >= 1, got {buffer_size!r}")
         self._claim_token()
-        supervisor = Supervisor(self.url, self.cps, buffer_size, self._open_supervised)
+        supervisor = Supervisor(
+            self.url or self._query.describe(),
+            self.cps,
+            buffer_size,
+            self._open_supervised,
+            by_identity=self.url is None,
+        )
         self._supervisors.add(supervisor)
         try:
             await supervisor.run(

@@ -2,8 +2,9 @@
 
 :class:`Supervisor` is the engine, which the driver holds: it opens the
 device (following a renumbered USB adapter through its by-id link or its USB
-identity), reads it into a bounded buffer, and reconnects with a backoff when
-it goes away. :class:`SupervisedStream` is what the user holds: a
+identity), reads it into a bounded buffer, and when it goes away reconnects as
+soon as a device event (``_portwatch``) says it may be back, with the backoff
+as the longest wait. :class:`SupervisedStream` is what the user holds: a
 :class:`trio.abc.Stream` over that buffer that survives reconnects. The two
 share one state (:class:`trio_util.AsyncValue`): where the device is, and how
 much input is buffered.
@@ -11,20 +12,24 @@ much input is buffered.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import errno
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final, final
 
 import attrs
 import trio
 import trio_util
 
+from . import _usb
 from ._connection import paced_send
 from ._core import DEFAULT_RECEIVE_SIZE, PortCore, byte_view, check_max_bytes
 from ._errors import PortNotFoundError, SerialPortError, UnsupportedOperationError
 from ._pacing import Pacer
+from ._ports import TRIO
+from ._portwatch import PortWatch, WatchConfig, _closing, wait_change
 from ._resolve import BY_ID_DIR, stable_path
 from ._settings import ModemLines, SerialStatistics
 from ._stream import AsyncSerial, Buffer
@@ -108,7 +113,8 @@ class SupervisedStream(trio.abc.Stream):
         new value, so ``wait_transition()`` sees each one.
       connect_count: how many times the device has been opened so far.
       path: the device path or URL being opened (a ``/dev/serial/by-id``
-        link when one was found).
+        link when one was found); for a driver given a USB identity, the
+        device node last opened, or the identity until the first open.
     """
 
     def __init__(
@@ -316,12 +322,24 @@ class SupervisedStream(trio.abc.Stream):
 class Supervisor:
     """The engine behind one :meth:`PySerial.run`; the driver holds it. Trio thread only."""
 
-    def __init__(self, url: str, cps: float | None, buffer_size: int, opener: Opener) -> None:
+    def __init__(
+        self,
+        url: str,
+        cps: float | None,
+        buffer_size: int,
+        opener: Opener,
+        *,
+        by_identity: bool = False,
+    ) -> None:
         self.port = SupervisedStream(self.stop, url, cps, buffer_size)
         self._url = url
+        #: *url* only describes a USB identity; the opener finds the device.
+        self._by_identity = by_identity
         self._opener = opener
         self._scope = trio.CancelScope()
         self._started = False  # task_status.started() was called
+        #: Where device events come from (tests point it at a fixture tree).
+        self.watch_config: WatchConfig = _usb.USB_CONFIG
         #: The open handle, or ``None`` while the device is away.
         self.core: PortCore | None = None
 
@@ -366,43 +384,82 @@ class Supervisor:
         task_status: trio.TaskStatus[SupervisedStream],
     ) -> None:
         port = self.port
-        port.path = await trio.to_thread.run_sync(stable_path, self._url, BY_ID_DIR)
+        if not self._by_identity:
+            port.path = await trio.to_thread.run_sync(stable_path, self._url, BY_ID_DIR)
         identity: UsbIdentity | None = None
         delay: float | None = None  # None: try at once
-        while True:
-            if delay is not None:
-                await trio.sleep(delay)
-            try:
-                core, port.path, identity = await self._opener(port.path, identity)
-            except SerialPortError as exc:
-                if not self._started and not isinstance(exc, PortNotFoundError):
-                    raise
-                port.last_error.value = exc
+        async with self._device_events(None if self._by_identity else port.path) as watch:
+            while True:
+                if delay is not None:
+                    await self._wait_away(watch, delay)
+                if watch is not None:
+                    watch.dirty = False  # from here on, a change means: try again
+                try:
+                    core, port.path, identity = await self._opener(port.path, identity)
+                except SerialPortError as exc:
+                    if not self._started and not isinstance(exc, PortNotFoundError):
+                        raise
+                    port.last_error.value = exc
+                    if not self._started:
+                        self._started = True
+                        task_status.started(port)
+                    delay = initial_backoff if delay is None else min(delay * 2, max_backoff)
+                    continue
+                if port._state.value.over:  # stopped while the open ran: hand the fd back
+                    core.close()
+                    if not self._started:
+                        self._started = True
+                        task_status.started(port)
+                    return
+                self._attach(core)
                 if not self._started:
                     self._started = True
                     task_status.started(port)
-                delay = initial_backoff if delay is None else min(delay * 2, max_backoff)
-                continue
-            if port._state.value.over:  # stopped while the open ran: hand the fd back at once
-                core.close()
-                if not self._started:
-                    self._started = True
-                    task_status.started(port)
-                return
-            self._attach(core)
-            if not self._started:
-                self._started = True
-                task_status.started(port)
-            async with trio.open_nursery() as nursery:
-                if modem_poll_interval is not None and port.modem_lines.value is not None:
-                    nursery.start_soon(self._watch_modem_lines, modem_poll_interval)
-                error = await self._pump()
-                nursery.cancel_scope.cancel()
-            self._detach()
-            logger.warning("serial port %r went away: %s", port.path, error)
-            port.last_error.value = error
-            # A device that has just gone away is not back yet: give it a moment.
-            delay = initial_backoff
+                async with trio.open_nursery() as nursery:
+                    if modem_poll_interval is not None and port.modem_lines.value is not None:
+                        nursery.start_soon(self._watch_modem_lines, modem_poll_interval)
+                    error = await self._pump()
+                    nursery.cancel_scope.cancel()
+                self._detach()
+                logger.warning("serial port %r went away: %s", port.path, error)
+                port.last_error.value = error
+                # A device that has just gone away is not back yet: wait for the
+                # next change (its sysfs entry lingers until the kernel removes
+                # it), not for what was queued while it was connected.
+                if watch is not None:
+                    watch.drain()
+                    watch.dirty = False
+                delay = initial_backoff
+
+    @contextlib.asynccontextmanager
+    async def _device_events(self, path: str | None) -> AsyncIterator[PortWatch | None]:
+        """The device events that say *path* (any port, for ``None``) may be back.
+
+        ``None`` instead of a watch for a URL, which has no device events.
+
+        One watch for the whole supervision, so that no change falls between
+        a failed open and the next wait.
+        """
+        if path is not None and "://" in path:
+            yield None
+            return
+        try:
+            watch = PortWatch(self.watch_config, paths=[] if path is None else [path])
+        except OSError as exc:  # out of inotify instances, say: poll as before
+            logger.warning("cannot watch for %r to come back, polling: %s", path, exc)
+            yield None
+            return
+        async with _closing(TRIO, watch):
+            yield watch
+
+    @staticmethod
+    async def _wait_away(watch: PortWatch | None, backoff: float) -> None:
+        """Wait while the device is away: for the next device event, at most *backoff*."""
+        if watch is None:
+            await trio.sleep(backoff)
+            return
+        with trio.move_on_after(backoff):
+            await wait_change(TRIO, watch)
 
     def _attach(self, core: PortCore) -> None:
         port = self.port

@@ -3,9 +3,10 @@
 A replug can give an adapter another kernel name (``ttyUSB0`` becomes
 ``ttyUSB1``). Where udev keeps ``/dev/serial/by-id`` links, the link follows
 it; where it does not (containers), the adapter is found again by its vendor,
-product and serial number. Each call here scans sysfs through
-:func:`serial.tools.list_ports.comports`: cheap, but file system work, so
-event-loop callers use a worker thread.
+product and serial number (and interface, for a multi-port adapter), read from
+sysfs by :mod:`trioserial._sysfs`, the code behind ``list_ports()``. Each call
+here reads sysfs: cheap (about 0.3 ms), but file system work, so event-loop
+callers use a worker thread.
 """
 
 from __future__ import annotations
@@ -14,21 +15,46 @@ import os
 from collections.abc import Callable
 
 import attrs
-from serial.tools import list_ports
 
 from ._core import PortCore
 from ._errors import PortNotFoundError
+from ._portinfo import PortInfo, PortQuery
+from ._portwatch import DEFAULT_CONFIG, WatchConfig
+from ._sysfs import read_ports
 
-__all__ = ["UsbIdentity", "find_usb_port", "open_following", "usb_identity"]
+__all__ = ["UsbIdentity", "find_port", "find_usb_port", "open_following", "usb_identity"]
+
+#: Where adapters are read from (tests point it at a recorded sysfs tree).
+USB_CONFIG: WatchConfig = DEFAULT_CONFIG
 
 
 @attrs.frozen
 class UsbIdentity:
-    """What identifies a USB serial adapter across replugs."""
+    """What identifies a USB serial adapter (one port of it) across replugs."""
 
     vid: int
     pid: int
     serial_number: str
+    #: Which port of a multi-port adapter (all share one serial number).
+    interface_number: int | None = None
+
+    def query(self) -> PortQuery:
+        """The :class:`PortQuery` that finds this adapter's port."""
+        number = self.interface_number
+
+        def same_interface(port: PortInfo) -> bool:
+            return port.interface_number == number
+
+        return PortQuery(
+            vid=self.vid,
+            pid=self.pid,
+            serial_number=self.serial_number,
+            match=same_interface,
+        )
+
+
+def _ports() -> list[PortInfo]:
+    return read_ports(sysfs=USB_CONFIG.sysfs, dev=USB_CONFIG.dev)
 
 
 def usb_identity(path: str) -> UsbIdentity | None:
@@ -40,24 +66,38 @@ def usb_identity(path: str) -> UsbIdentity | None:
     if "://" in path:
         return None
     target = os.path.realpath(path)
-    for info in list_ports.comports():
-        if os.path.realpath(info.device) == target:
+    for info in _ports():
+        if os.path.realpath(info.device) == target or path in info.paths:
             if info.vid is None or info.pid is None or not info.serial_number:
                 return None
-            return UsbIdentity(vid=info.vid, pid=info.pid, serial_number=info.serial_number)
+            return UsbIdentity(info.vid, info.pid, info.serial_number, info.interface_number)
     return None
 
 
 def find_usb_port(identity: UsbIdentity) -> str | None:
-    """The device path of the adapter with *identity* now, or ``None``."""
-    for info in list_ports.comports():
-        if (info.vid, info.pid, info.serial_number) == (
-            identity.vid,
-            identity.pid,
-            identity.serial_number,
-        ):
-            return str(info.device)
-    return None
+    """The device path of the adapter with *identity* now, or ``None``.
+
+    Raises:
+      AmbiguousPortError: two ports claim the identity (adapters sharing a
+        serial number): neither is taken.
+    """
+    found = identity.query().choose(_ports())
+    return None if found is None else found.device
+
+
+def find_port(query: PortQuery) -> str:
+    """The device node of the one port *query* matches now.
+
+    Raises:
+      PortNotFoundError: no port matches.
+      AmbiguousPortError: more than one does (the message names them).
+    """
+    found = query.choose(_ports())
+    if found is None:
+        raise PortNotFoundError(
+            f"no serial port matching {query.describe()} is plugged in", port=query.describe()
+        )
+    return found.device
 
 
 def open_following(
