@@ -38,6 +38,9 @@ LAYERS: dict[str, int] = {
     "_cli": 3,
     "__main__": 3,
     "_sim": 3,
+    "_shellproto": 0,
+    "_session": 3,
+    "_cli_run": 3,
 }
 #: The CLI's sim/demo module fronts the testing fakes for users; nothing else may import them.
 IMPORTS_TESTING = {"_sim"}

@@ -17,18 +17,28 @@ from ._expect import ExpectError as ExpectError
 from ._expect import ExpectMatch as ExpectMatch
 from ._expect import ExpectTimeoutError as ExpectTimeoutError
 from ._options import RS485Settings as RS485Settings
+from ._session import Shell as Shell
+from ._session import UBoot as UBoot
 from ._settings import ModemLines as ModemLines
 from ._settings import Parity as Parity
 from ._settings import SerialSettings as SerialSettings
 from ._settings import SerialStatistics as SerialStatistics
 from ._settings import StopBits as StopBits
+from ._shellproto import DEFAULT_FAILURE_PATTERNS as DEFAULT_FAILURE_PATTERNS
+from ._shellproto import CommandFailedError as CommandFailedError
+from ._shellproto import CommandResult as CommandResult
+from ._shellproto import DeviceFailureError as DeviceFailureError
 from ._stream import AsyncSerial as AsyncSerial
 from ._stream import open_serial_port as open_serial_port
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_FAILURE_PATTERNS",
     "AsyncSerial",
+    "CommandFailedError",
+    "CommandResult",
+    "DeviceFailureError",
     "DriverStream",
     "Expect",
     "ExpectBufferFullError",
@@ -47,8 +57,10 @@ __all__ = [
     "SerialPortError",
     "SerialSettings",
     "SerialStatistics",
+    "Shell",
     "StopBits",
     "SupervisedStream",
+    "UBoot",
     "UnsupportedOperationError",
     "UnsupportedURLError",
     "open_serial_port",
