@@ -485,7 +485,12 @@ class Shell:
                 await engine.send_line("")
                 continue
             if found.index == 0:
-                break
+                # A line of a boot log may look like a prompt: the marker decides.
+                with trio.move_on_after(WAKE_INTERVAL):
+                    await engine.sync(fail)
+                    return
+                await engine.send_line("")
+                continue
             if found.index == 1:
                 if self.username is None:
                     raise RuntimeError(
@@ -497,7 +502,6 @@ class Shell:
                 await engine.send_line(self.username)
             else:
                 await engine.send_line(self.password or "", shown="(password)")
-        await engine.sync(fail)
 
     async def run(
         self,
@@ -646,9 +650,10 @@ class UBoot:
                     if silence.cancelled_caught or found.index == 0:
                         await engine.send_interrupt()
                         continue
-                    break
-                await engine.sync(fail)
-                return
+                    with trio.move_on_after(WAKE_INTERVAL):
+                        await engine.sync(fail)
+                        return
+                    await engine.send_interrupt()
         raise trio.TooSlowError(
             f"no U-Boot autoboot countdown or prompt within {timeout} s; "
             f"the console showed:\n{engine.tail()}"
