@@ -16,7 +16,7 @@ import os
 import re
 import secrets
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Final, TextIO, final
 
 import trio
@@ -46,7 +46,11 @@ FailurePatterns = Iterable[str | re.Pattern[str]]
 
 #: How long a failure waits for the rest of its line before it is raised.
 LINE_REST_WAIT: Final = 0.25
-#: Silence after which a wake-up (Enter, or Ctrl-C for U-Boot) is sent again.
+#: Silence (nothing received) after which a wake-up is sent: Enter for a
+#: shell, Ctrl-C for U-Boot. Only on silence: a key typed while a boot log
+#: flows would reach getty as an empty login and make it ask twice.
+FIRST_WAKE: Final = 0.5
+#: ... and between later wake-ups, and how long a sync marker may take.
 WAKE_INTERVAL: Final = 2.0
 DEFAULT_MAX_OUTPUT: Final = 16 * 1024 * 1024
 _ANY_LINE_REST: Final = re.compile(r"[^\n]*\n")
@@ -136,6 +140,7 @@ class _Engine:
             raise TypeError(f"stream must be a trio.abc.Stream, got {stream!r}")
         if not isinstance(prompt, str) or not prompt:
             raise ValueError(f"prompt must be a non-empty str, got {prompt!r}")
+        self.prompt_text = prompt
         try:
             self.prompt = prompt_pattern(prompt)
             self.prompt_lines = lines_before_prompt(prompt)
@@ -152,6 +157,7 @@ class _Engine:
         name = getattr(stream, "name", None) or getattr(stream, "port", None)
         self.transcript = Transcript(f"{kind} on {name or type(stream).__name__}", write)
         self._t0: float | None = None
+        self.last_received: float | None = None
         self.expect = Expect(
             _Tee(stream, self._received), encoding=encoding, max_buffer=max(max_output, 65536)
         )
@@ -172,7 +178,26 @@ class _Engine:
         return now - self._t0
 
     def _received(self, data: bytes) -> None:
+        self.last_received = trio.current_time()
         self.transcript.received(data, self._now())
+
+    async def wait_or_wake(
+        self,
+        targets: Sequence[re.Pattern[str]],
+        fail: Sequence[re.Pattern[str]],
+        wake: Callable[[], Awaitable[None]],
+    ) -> ExpectMatch[str]:
+        """Wait for one of *targets* at a line start; *wake* the device when it is silent."""
+        quiet_needed = FIRST_WAKE
+        if self.last_received is None:
+            self.last_received = trio.current_time()
+        while True:
+            with trio.move_on_after(FIRST_WAKE / 2):
+                return await self.until(targets, self.prompt_lines, fail)
+            if trio.current_time() - self.last_received >= quiet_needed:
+                await wake()
+                self.last_received = trio.current_time()
+                quiet_needed = WAKE_INTERVAL
 
     def close(self) -> None:
         self.transcript.flush()
@@ -239,9 +264,11 @@ class _Engine:
     async def _failure(self, found: ExpectMatch[str]) -> DeviceFailureError:
         """The error for a failure matched in an unfinished line (its rest awaited briefly)."""
         self.state = _State.FAILED
-        rest = ""
+        rest = None
         with trio.move_on_after(LINE_REST_WAIT):
             rest = (await self.expect.expect(_ANY_LINE_REST)).after
+        if rest is None:  # the line has not ended: what there is of it
+            rest = self.expect.buffer.partition("\n")[0]
         return self.watch.failure_at(found.before, found.after, rest, found.match).error()
 
     async def wait_prompt(self, fail: Sequence[re.Pattern[str]]) -> None:
@@ -440,7 +467,8 @@ class Shell:
     ) -> None:
         """Wake the console, log in if asked to, and wait until the shell runs commands.
 
-        Sends Enter (again after each 2 s of silence), answers a login prompt
+        Sends Enter when the console is silent (after 0.5 s, then every 2 s),
+        answers a login prompt
         with *username* and a password prompt with *password*, and once the
         prompt is there types ``echo`` of a fresh marker and waits for it and
         the prompt after it. It changes nothing on the device (no ``stty``, no
@@ -466,7 +494,7 @@ class Shell:
                 await self._login_and_sync(fail)
                 return
         raise trio.TooSlowError(
-            f"no shell prompt matching {engine.prompt.pattern!r} within {timeout} s; "
+            f"no shell prompt matching {engine.prompt_text!r} within {timeout} s; "
             f"the console showed:\n{engine.tail()}"
         )
 
@@ -477,13 +505,12 @@ class Shell:
         # After a failure the rest of its report (a panic's call trace) is
         # still arriving: it is not a new failure. Watch again from the prompt on.
         wake_fail = () if engine.state is _State.FAILED else fail
-        await engine.send_line("")
+
+        async def wake() -> None:
+            await engine.send_line("")
+
         while True:
-            with trio.move_on_after(WAKE_INTERVAL) as silence:
-                found = await engine.until(targets, engine.prompt_lines, wake_fail)
-            if silence.cancelled_caught:
-                await engine.send_line("")
-                continue
+            found = await engine.wait_or_wake(targets, wake_fail, wake)
             if found.index == 0:
                 # A line of a boot log may look like a prompt: the marker decides.
                 with trio.move_on_after(WAKE_INTERVAL):
@@ -625,10 +652,9 @@ class UBoot:
     ) -> None:
         """Wait for the autoboot countdown (or the prompt) and stop it.
 
-        Sends Ctrl-C as the "any key" when the countdown appears, and after
-        each second of silence (U-Boot may already sit at its prompt, or be
-        too early in its boot to read keys: a Ctrl-C waiting in the UART
-        stops the countdown as soon as it starts). Once at the prompt, types
+        Sends Ctrl-C as the "any key" when the countdown appears, and when
+        the console is silent (after 0.5 s, then every 2 s): U-Boot may
+        already sit at its prompt. Once at the prompt, types
         ``echo`` of a fresh marker and waits for it and the prompt after it.
         Call it first, and again after a reset.
 
@@ -643,11 +669,10 @@ class UBoot:
         with engine._busy:
             with trio.move_on_after(seconds):
                 while True:
-                    with trio.move_on_after(1.0) as silence:
-                        found = await engine.until(
-                            [self._autoboot, engine.prompt], engine.prompt_lines, wake_fail
-                        )
-                    if silence.cancelled_caught or found.index == 0:
+                    found = await engine.wait_or_wake(
+                        [self._autoboot, engine.prompt], wake_fail, engine.send_interrupt
+                    )
+                    if found.index == 0:
                         await engine.send_interrupt()
                         continue
                     with trio.move_on_after(WAKE_INTERVAL):
@@ -658,6 +683,21 @@ class UBoot:
             f"no U-Boot autoboot countdown or prompt within {timeout} s; "
             f"the console showed:\n{engine.tail()}"
         )
+
+    async def boot(self, command: str = "boot") -> None:
+        """Type *command* (``boot``, ``bootm 0x1000000``...) and hand the console over.
+
+        The command does not come back to the prompt, so nothing is framed
+        or awaited: open a :class:`Shell` on the same stream and call its
+        :meth:`~Shell.wait_ready` next. The session is not ready afterwards
+        (until :meth:`interrupt_autoboot` after a reset). Cancellation: as the
+        stream's ``send_all``.
+        """
+        engine = self._engine
+        check_command(command, dialect="uboot")
+        with engine._busy:
+            engine.state = _State.NEW
+            await engine.send_line(command)
 
     async def run(
         self,

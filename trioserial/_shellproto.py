@@ -360,6 +360,7 @@ class Transcript:
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self._partial = ""
         self._partial_at = 0.0
+        self._open = False  # a line has begun (its first byte may still be undecoded)
         self._memory: deque[str] = deque()
         self._memory_chars = 0
         self._dropped = 0
@@ -377,22 +378,24 @@ class Transcript:
 
     def received(self, data: bytes, now: float) -> None:
         """Record bytes received *now* seconds after the session started."""
+        if data and not self._open:
+            self._open, self._partial_at = True, now
         text = self._decoder.decode(data)
         while text:
-            if not self._partial:
-                self._partial_at = now
+            if not self._open:
+                self._open, self._partial_at = True, now
             end = text.find("\n")
             if end < 0:
                 self._partial += text
                 return
             line = (self._partial + text[:end]).rstrip("\r")
-            self._partial, text = "", text[end + 1 :]
+            self._partial, text, self._open = "", text[end + 1 :], False
             self._emit(self._partial_at, line)
 
     def flush(self) -> None:
         """Write out a received line that has not ended yet (before a send, at close)."""
         if self._partial:
-            partial, self._partial = self._partial, ""
+            partial, self._partial, self._open = self._partial, "", False
             self._emit(self._partial_at, partial.rstrip("\r"))
 
     def sent(self, text: str, now: float) -> None:

@@ -29,6 +29,7 @@ ConsoleCommand = Callable[
 ]
 
 _INTERRUPTED: Final = 130
+_ENDED: Final = (trio.EndOfChannel, trio.ClosedResourceError, trio.BrokenResourceError)
 
 
 class _Exit(Exception):
@@ -138,13 +139,18 @@ class _Interpreter:
     async def run_line(self, term: _Terminal, line: str) -> None:
         """Run *line*; Ctrl-C (read meanwhile) interrupts it with status 130."""
         held = bytearray()
-        interrupted = False
+        interrupted = ended = False
         async with trio.open_nursery() as nursery:
 
             async def watch() -> None:
-                nonlocal interrupted
+                nonlocal interrupted, ended
                 while True:
-                    data = await term.receive()
+                    try:
+                        data = await term.receive()
+                    except _ENDED:
+                        ended = True
+                        nursery.cancel_scope.cancel()
+                        return
                     stop = data.find(b"\x03")
                     if stop < 0:
                         held.extend(data)
@@ -156,14 +162,19 @@ class _Interpreter:
                     return
 
             async def execute() -> None:
+                nonlocal ended
                 try:
                     for words in split_commands(line):
                         await self._command(term, words)
+                except _ENDED:
+                    ended = True
                 finally:
                     nursery.cancel_scope.cancel()
 
             nursery.start_soon(watch)
             nursery.start_soon(execute)
+        if ended:  # raised here, not from the nursery: FakeDevice.run ends quietly
+            raise trio.EndOfChannel("the console's stream ended")
         term.unread(bytes(held))
         if interrupted:
             self.status = _INTERRUPTED
