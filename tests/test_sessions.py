@@ -216,7 +216,8 @@ async def test_failure_pattern_ends_the_call_at_once() -> None:
             await shell.wait_ready()
             # Per call: no patterns, so the panic is just output.
             result = await shell.run("panic", fail_on=[])
-            assert "Kernel panic" in result.output and result.exit_code == 0
+            assert "Kernel panic" in result.output
+            assert result.exit_code == 0
             # A failure in a line that has not ended yet is found too.
             with pytest.raises(DeviceFailureError, match=r"Oops: 0002") as failed:
                 await shell.run("oops; never", timeout=None)
@@ -255,7 +256,7 @@ async def test_transcript_to_a_text_file_and_a_logger(caplog: pytest.LogCaptureF
     with caplog.at_level(logging.INFO, logger="trioserial.test.dut"):
         async with serving(PosixShell(prompt=PROMPT)) as port:
             for log in (file, logger):
-                shell = Shell(port, prompt=PROMPT, log=log)  # type: ignore[arg-type]
+                shell = Shell(port, prompt=PROMPT, log=log)
                 with trio.fail_after(10):
                     await shell.wait_ready()
                     await shell.run("echo via-log")
@@ -265,7 +266,7 @@ async def test_transcript_to_a_text_file_and_a_logger(caplog: pytest.LogCaptureF
 
 async def test_bad_arguments() -> None:
     async with serving(PosixShell(prompt=PROMPT)) as port:
-        with pytest.raises(TypeError, match="trio.abc.Stream"):
+        with pytest.raises(TypeError, match=r"trio\.abc\.Stream"):
             Shell(object(), prompt=PROMPT)  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="prompt"):
             Shell(port, prompt="")

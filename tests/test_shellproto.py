@@ -42,7 +42,7 @@ def split(framing: Framing, console: str, n: int) -> tuple[str, int, str]:
     rest = console[start.end() :]
     end_marker = framing.end_marker(n)
     lines = lines_before_marker(end_marker)
-    pieces = []
+    pieces: list[str] = []
     while True:
         end = framing.end_pattern(n).match(rest)
         if end is not None:
@@ -60,7 +60,8 @@ def split(framing: Framing, console: str, n: int) -> tuple[str, int, str]:
 
 def test_sh_command_line_is_one_line_with_quote_split_markers() -> None:
     line = SH.command_line("ls /", 7)
-    assert "\n" not in line and "\r" not in line
+    assert "\n" not in line
+    assert "\r" not in line
     assert line == ("echo '__TS''t0k_7__'; ls /; printf '\\n%s%d\\n' '__TE''t0k_7__' $?")
     # The typed line (and so its echo, however a line editor redraws it)
     # never contains a marker the shell prints.
@@ -122,7 +123,8 @@ def test_exit_code_needs_its_line_end() -> None:
     # "1" of "12" must not be taken for the status before the "2" arrives.
     assert SH.end_pattern(1).search("__TEt0k_1__1") is None
     found = SH.end_pattern(1).search("__TEt0k_1__12\r\n")
-    assert found is not None and found.group(1) == "12"
+    assert found is not None
+    assert found.group(1) == "12"
     assert SH.end_pattern(1).search("__TEt0k_1__" + "9" * 20 + "\n") is None
 
 
@@ -137,7 +139,8 @@ def test_twenty_thousand_lines() -> None:
 def test_lines_before_marker_stops_mid_line() -> None:
     lines = lines_before_marker("__TEx__")
     found = lines.match("a\nb\nc__TEx__0\n")
-    assert found is not None and found.group(0) == "a\nb\n"
+    assert found is not None
+    assert found.group(0) == "a\nb\n"
     assert lines.match("__TEx__0\n") is None
     assert lines.match("partial") is None
 
@@ -147,10 +150,12 @@ def test_prompt_at_a_line_start_only() -> None:
     # crc32's "==> " is not the prompt.
     text = "crc32 for 01000000 ... 010493df ==> e8a802fc\r\n=> "
     found = prompt.search(text)
-    assert found is not None and found.start() == text.rindex("=> ")
+    assert found is not None
+    assert found.start() == text.rindex("=> ")
     lines = lines_before_prompt(re.escape("=> "))
     consumed = lines.match(text)
-    assert consumed is not None and consumed.end() == text.rindex("=> ")
+    assert consumed is not None
+    assert consumed.end() == text.rindex("=> ")
 
 
 @pytest.mark.parametrize(
@@ -215,11 +220,11 @@ def test_default_failure_patterns(line: str) -> None:
 
 def test_failure_patterns_checked() -> None:
     with pytest.raises(TypeError, match="list of regular expressions"):
-        compile_failure_patterns("Kernel panic")  # type: ignore[arg-type]
+        compile_failure_patterns("Kernel panic")
     with pytest.raises(ValueError, match="does not compile"):
         compile_failure_patterns(["("])
     with pytest.raises(TypeError, match="str regex"):
-        compile_failure_patterns([re.compile(b"x")])  # type: ignore[list-item]
+        compile_failure_patterns([re.compile(b"x")])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="empty"):
         compile_failure_patterns([""])
     assert compile_failure_patterns([]) == ()
@@ -266,7 +271,8 @@ def test_transcript_lines_stamped_at_their_first_character() -> None:
     ]
     assert transcript.text() == "".join(lines)
     count, recent = recent_transcripts(transcript.number - 1)
-    assert count == transcript.number and recent == [transcript]
+    assert count == transcript.number
+    assert recent == [transcript]
 
 
 def test_transcript_memory_is_bounded() -> None:
@@ -276,11 +282,13 @@ def test_transcript_memory_is_bounded() -> None:
         transcript.received(line, float(i))
     text = transcript.text()
     assert len(text) < 300 * 1024
-    assert text.startswith("[... ") and "earlier lines dropped" in text
+    assert text.startswith("[... ")
+    assert "earlier lines dropped" in text
 
 
 def test_command_failed_error() -> None:
     error = CommandFailedError("ls /nope", 1, "ls: /nope: No such file or directory\n")
     assert (error.command, error.exit_code) == ("ls /nope", 1)
-    assert "exit code 1" in str(error) and "No such file" in str(error)
+    assert "exit code 1" in str(error)
+    assert "No such file" in str(error)
     assert "printed nothing" in str(CommandFailedError("false", 1, ""))
