@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -16,7 +17,7 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 async def trioserial_run(
     device: FakeDevice, *args: str, env: dict[str, str] = ENV
-) -> trio.CompletedProcess[bytes]:
+) -> subprocess.CompletedProcess[bytes]:
     async with open_fake_device_port(device) as port:
         with trio.fail_after(30):
             return await trio.run_process(

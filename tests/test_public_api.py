@@ -29,12 +29,21 @@ DOCUMENTED = {
     "ExpectError",
     "ExpectMatch",
     "ExpectTimeoutError",
+    # device sessions (issue 15)
+    "CommandFailedError",
+    "CommandResult",
+    "DEFAULT_FAILURE_PATTERNS",
+    "DeviceFailureError",
+    "Shell",
+    "UBoot",
 }
 
 
 def test_all_is_the_documented_surface() -> None:
     assert set(trioserial.__all__) == DOCUMENTED
     for name in trioserial.__all__:
+        if name.isupper():  # a constant (DEFAULT_FAILURE_PATTERNS) has no __module__
+            continue
         assert getattr(trioserial, name).__module__.startswith("trioserial")
 
 
@@ -54,6 +63,10 @@ def test_testing_surface() -> None:
         "LineShell",
         "ShellHandler",
         "open_fake_device_port",
+        # fake consoles (issue 15)
+        "ConsoleCommand",
+        "FakeUBoot",
+        "PosixShell",
     }
 
 

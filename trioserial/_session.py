@@ -413,8 +413,8 @@ class Shell:
         login_prompt: str = r"login: ",
         password_prompt: str = r"[Pp]assword: ",
         encoding: str = "utf-8",
-        fail_on: FailurePatterns = DEFAULT_FAILURE_PATTERNS,
-        log: LogTarget | None = None,
+        fail_on: Iterable[str | re.Pattern[str]] = DEFAULT_FAILURE_PATTERNS,
+        log: str | os.PathLike[str] | TextIO | logging.Logger | None = None,
         interrupt_timeout: float = 5.0,
         max_output: int = DEFAULT_MAX_OUTPUT,
     ) -> None:
@@ -463,7 +463,7 @@ class Shell:
         self,
         *,
         timeout: float | None = 30.0,  # noqa: ASYNC109
-        fail_on: FailurePatterns | None = None,
+        fail_on: Iterable[str | re.Pattern[str]] | None = None,
     ) -> None:
         """Wake the console, log in if asked to, and wait until the shell runs commands.
 
@@ -535,7 +535,7 @@ class Shell:
         command: str,
         *,
         timeout: float | None = 30.0,  # noqa: ASYNC109
-        fail_on: FailurePatterns | None = None,
+        fail_on: Iterable[str | re.Pattern[str]] | None = None,
     ) -> CommandResult:
         """Run *command*; return its output and exit status.
 
@@ -579,7 +579,7 @@ class Shell:
         command: str,
         *,
         timeout: float | None = 30.0,  # noqa: ASYNC109
-        fail_on: FailurePatterns | None = None,
+        fail_on: Iterable[str | re.Pattern[str]] | None = None,
     ) -> str:
         """:meth:`run`, returning the output; :exc:`CommandFailedError` for a
         non-zero exit status. Cancellation as :meth:`run`."""
@@ -593,7 +593,8 @@ class UBoot:
     Args:
       stream: the console.
       prompt: U-Boot's prompt, literal text (``CONFIG_SYS_PROMPT``), matched
-        where a line starts (so ``crc32``'s ``==> `` is not taken for it).
+        where a line starts (so the ``==>`` in ``crc32``'s output is not taken
+        for it).
       autoboot_prompt: a regular expression for the autoboot countdown.
       encoding, fail_on, log, interrupt_timeout, max_output: as for
         :class:`Shell`.
@@ -606,8 +607,8 @@ class UBoot:
         prompt: str = "=> ",
         autoboot_prompt: str = r"Hit any key to stop autoboot",
         encoding: str = "utf-8",
-        fail_on: FailurePatterns = DEFAULT_FAILURE_PATTERNS,
-        log: LogTarget | None = None,
+        fail_on: Iterable[str | re.Pattern[str]] = DEFAULT_FAILURE_PATTERNS,
+        log: str | os.PathLike[str] | TextIO | logging.Logger | None = None,
         interrupt_timeout: float = 5.0,
         max_output: int = DEFAULT_MAX_OUTPUT,
     ) -> None:
@@ -648,7 +649,7 @@ class UBoot:
         self,
         *,
         timeout: float | None = 60.0,  # noqa: ASYNC109
-        fail_on: FailurePatterns | None = None,
+        fail_on: Iterable[str | re.Pattern[str]] | None = None,
     ) -> None:
         """Wait for the autoboot countdown (or the prompt) and stop it.
 
@@ -704,7 +705,7 @@ class UBoot:
         command: str,
         *,
         timeout: float | None = 30.0,  # noqa: ASYNC109
-        fail_on: FailurePatterns | None = None,
+        fail_on: Iterable[str | re.Pattern[str]] | None = None,
     ) -> CommandResult:
         """Run a U-Boot command; its output and exit status (hush's ``$?``).
 
@@ -730,7 +731,7 @@ class UBoot:
         command: str,
         *,
         timeout: float | None = 30.0,  # noqa: ASYNC109
-        fail_on: FailurePatterns | None = None,
+        fail_on: Iterable[str | re.Pattern[str]] | None = None,
     ) -> str:
         """:meth:`run`, returning the output; :exc:`CommandFailedError` for a
         non-zero exit status."""
