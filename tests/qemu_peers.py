@@ -178,8 +178,10 @@ class Qemu:
                 *("-nodefaults", "-no-user-config", "-display", "none", "-m", "256M"),
                 *("-accel", "tcg", "-net", "none"),
                 *args,
-                *chardevs,
+                # The monitor first: chardevs are made in order, so the socket
+                # exists once the ptys are announced.
                 *("-monitor", f"unix:{self.monitor},server=on,wait=off"),
+                *chardevs,
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -195,6 +197,7 @@ class Qemu:
             found = re.search(r"(/dev/pts/\d+) \(label s(\d+)\)", line)
             if found:
                 self.ptys.append(found.group(1))
+        assert self.monitor.is_socket(), "QEMU announced its ptys before its monitor socket"
 
     async def reset(self) -> None:
         """Hard reset (the monitor's ``system_reset``), as a power cycle."""

@@ -40,6 +40,7 @@ LAYERS: dict[str, int] = {
     "_sim": 3,
     "_shellproto": 0,
     "_session": 3,
+    "_sessioncore": 3,
     "_cli_run": 3,
 }
 #: The CLI's sim/demo module fronts the testing fakes for users; nothing else may import them.
