@@ -62,6 +62,10 @@ LAYERS: dict[str, int] = {
     "_telnet_server": 0,
     "_server": 3,
     "_cli_serve": 3,
+    "_shellproto": 0,
+    "_session": 3,
+    "_sessioncore": 3,
+    "_cli_run": 3,
 }
 #: The CLI's sim/demo module fronts the testing fakes for users; nothing else may import them.
 IMPORTS_TESTING = {"_sim", "_server"}  # _server: serve_rfc2217(FakeDevice()) on a pty

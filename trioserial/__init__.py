@@ -24,12 +24,18 @@ from ._ports import wait_for_port as wait_for_port
 from ._ports import watch_ports as watch_ports
 from ._portwatch import PortEvents as PortEvents
 from ._server import serve_rfc2217 as serve_rfc2217
+from ._session import Shell as Shell
+from ._session import UBoot as UBoot
 from ._settings import ModemLines as ModemLines
 from ._settings import Parity as Parity
 from ._settings import SerialSettings as SerialSettings
 from ._settings import SerialStatistics as SerialStatistics
 from ._settings import SettingsChanges as SettingsChanges
 from ._settings import StopBits as StopBits
+from ._shellproto import DEFAULT_FAILURE_PATTERNS as DEFAULT_FAILURE_PATTERNS
+from ._shellproto import CommandFailedError as CommandFailedError
+from ._shellproto import CommandResult as CommandResult
+from ._shellproto import DeviceFailureError as DeviceFailureError
 from ._stream import AsyncSerial as AsyncSerial
 from ._stream import open_serial_port as open_serial_port
 from ._supervised import DeviceDisconnectedError as DeviceDisconnectedError
@@ -38,9 +44,13 @@ from ._supervised import SupervisedStream as SupervisedStream
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_FAILURE_PATTERNS",
     "AmbiguousPortError",
     "AsyncSerial",
+    "CommandFailedError",
+    "CommandResult",
     "DeviceDisconnectedError",
+    "DeviceFailureError",
     "DriverStream",
     "Expect",
     "ExpectBufferFullError",
@@ -63,8 +73,10 @@ __all__ = [
     "SerialSettings",
     "SerialStatistics",
     "SettingsChanges",
+    "Shell",
     "StopBits",
     "SupervisedStream",
+    "UBoot",
     "UnsupportedOperationError",
     "UnsupportedURLError",
     "list_ports",

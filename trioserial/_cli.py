@@ -22,7 +22,7 @@ from typing import Any, Final, NoReturn, final
 import attrs
 import trio
 
-from . import __version__
+from . import __version__, _cli_run
 from ._cli_list import cmd_list
 from ._console import EOL, ConsoleOptions, parse_key, run_console, run_reconnecting_console
 from ._driver import PySerial
@@ -395,6 +395,10 @@ def cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Body:
     return run_demo
 
 
+def cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Body:
+    return _cli_run.run_command(args, _open_options(args, parser), parser.error)
+
+
 # ------------------------------------------------------------------ parser
 
 
@@ -526,6 +530,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="put the symlink to the device at PATH (default: in a new temporary directory)",
     )
+
+    p = command(
+        "run",
+        cmd_run,
+        help=_cli_run.HELP,
+        description=_cli_run.DESCRIPTION,
+        epilog=_cli_run.EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("url", metavar="PORT", help="device path (/dev/ttyUSB0) or URL")
+    _add_line_options(p)
+    _cli_run.add_run_arguments(p)
 
     command(
         "demo",

@@ -1,5 +1,8 @@
 """Test your serial code without hardware: pty pairs and fake devices."""
 
+from ._consoles import ConsoleCommand as ConsoleCommand
+from ._consoles import FakeUBoot as FakeUBoot
+from ._consoles import PosixShell as PosixShell
 from ._devices import AtModem as AtModem
 from ._devices import BootLogDevice as BootLogDevice
 from ._devices import EchoDevice as EchoDevice
@@ -17,11 +20,14 @@ from ._pty import open_pty_pair as open_pty_pair
 __all__ = [
     "AtModem",
     "BootLogDevice",
+    "ConsoleCommand",
     "EchoDevice",
     "FakeDevice",
     "FakeDevicePort",
     "FakeModem",
+    "FakeUBoot",
     "LineShell",
+    "PosixShell",
     "PtyDevice",
     "ShellHandler",
     "clog",

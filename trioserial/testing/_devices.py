@@ -20,11 +20,14 @@ import tempfile
 import tty
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
-from typing import final
+from typing import TYPE_CHECKING, final
 
 import trio
 
 from ._pty import PtyDevice
+
+if TYPE_CHECKING:
+    from ._consoles import PosixShell
 
 __all__ = [
     "AtModem",
@@ -105,6 +108,10 @@ class _Terminal:
         if not data:
             raise trio.EndOfChannel("the other side hung up")
         return bytes(data)
+
+    def unread(self, data: bytes) -> None:
+        """Put *data* back in front of the type-ahead."""
+        self._pending[:0] = data
 
     async def send(self, data: bytes | str) -> None:
         """Send *data*; ``str`` is encoded and its line ends become ``line_ending``."""
@@ -296,7 +303,8 @@ class BootLogDevice(FakeDevice):
       login_prompt, password_prompt: what is printed to ask.
       username, password: the accepted credentials; with ``password=None``
         no password is asked.
-      shell: the shell after login; default a :class:`LineShell` with prompt
+      shell: the shell after login (a :class:`LineShell` or a
+        :class:`PosixShell`); default a :class:`LineShell` with prompt
         ``"# "``. Its *line_ending* and *encoding* apply to the whole console.
     """
 
@@ -309,7 +317,7 @@ class BootLogDevice(FakeDevice):
         password_prompt: str = "Password: ",
         username: str = "root",
         password: str | None = "root",
-        shell: LineShell | None = None,
+        shell: LineShell | PosixShell | None = None,
     ) -> None:
         self.log_lines = tuple(log_lines)
         self.line_delay = line_delay
@@ -317,7 +325,7 @@ class BootLogDevice(FakeDevice):
         self.password_prompt = password_prompt
         self.username = username
         self.password = password
-        self.shell = shell if shell is not None else LineShell(prompt="# ")
+        self.shell: LineShell | PosixShell = shell if shell is not None else LineShell(prompt="# ")
 
     async def serve(self, stream: trio.abc.Stream) -> None:
         """Boot, then serve logins until the stream ends."""

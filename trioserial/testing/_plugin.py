@@ -21,13 +21,19 @@ makes these fixtures available; they are async fixtures for pytest-trio
 At teardown every port is closed (each device sees end of stream), every
 device task is cancelled and awaited, and every fd is closed, in that order.
 
+When a test fails, the transcript of every :class:`~trioserial.Shell` and
+:class:`~trioserial.UBoot` it opened (in its fixtures too) is attached to its
+report, one section per session (``trioserial transcript: ...``), as
+pytest-embedded does with its per-test logs.
+
 The module imports nothing heavy until a fixture is used, because pytest
 loads it in every session of an environment where trioserial is installed.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -47,6 +53,35 @@ def pytest_configure(config: pytest.Config) -> None:
         "or a callable making one) that the serial_device fixture connects to, and the "
         "port settings to open it with",
     )
+
+
+_SESSIONS_MODULE = "trioserial._shellproto"
+_TRANSCRIPTS_BEFORE = pytest.StashKey[int]()
+
+
+def _opened_so_far() -> int:
+    # Looked up, not imported: a test run that never opens a session pays nothing.
+    module = sys.modules.get(_SESSIONS_MODULE)
+    return module.recent_transcripts()[0] if module is not None else 0
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None]:
+    item.stash[_TRANSCRIPTS_BEFORE] = _opened_so_far()
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    module = sys.modules.get(_SESSIONS_MODULE)
+    if report.failed and module is not None and _TRANSCRIPTS_BEFORE in item.stash:
+        _, transcripts = module.recent_transcripts(item.stash[_TRANSCRIPTS_BEFORE])
+        for transcript in transcripts:
+            report.sections.append((f"trioserial transcript: {transcript.name}", transcript.text()))
+    return report
 
 
 def _make_device(spec: Any) -> FakeDevice:
