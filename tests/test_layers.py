@@ -38,11 +38,18 @@ LAYERS: dict[str, int] = {
     "_cli": 3,
     "__main__": 3,
     "_sim": 3,
+    # file transfer (issue 14): sans-IO machines, one driver, two thin front ends, the CLI
+    "_transfer_base": 0,
+    "_xymodem": 0,
+    "_transfer": 1,
+    "transfer": 2,
+    "anyio_transfer": 2,
+    "_cli_transfer": 3,
 }
 #: The CLI's sim/demo module fronts the testing fakes for users; nothing else may import them.
 IMPORTS_TESTING = {"_sim"}
 #: Layer-2 front ends that must never import each other.
-FRONT_ENDS = {"_stream", "anyio"}
+FRONT_ENDS = {"_stream", "anyio", "transfer", "anyio_transfer"}
 EVENT_LOOPS = {"trio", "anyio", "trio_util"}
 
 
