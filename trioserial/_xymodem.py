@@ -317,6 +317,7 @@ class Sender(_Machine):
                 self._alive(now)
                 self._acknowledged()
             elif byte == NAK or (byte == CRC and self._block == (0 if self.batch else 1)):
+                self._alive(now)  # an answer, if not the one hoped for
                 self._resend(now)
             else:
                 self._junk(bytes((byte,)))
@@ -334,6 +335,7 @@ class Sender(_Machine):
                 else:
                     self._finish()
             elif byte == NAK or (byte == CRC and state is _S.FINAL):
+                self._alive(now)
                 self._resend(now)
             else:
                 self._junk(bytes((byte,)))
@@ -458,18 +460,28 @@ class Receiver(_Machine):
             self._junk(buf[: len(buf) - 2 * 1030])
             del buf[: len(buf) - 2 * 1030]
         i = 0
+        # An EOT counts only alone: the last byte that arrived, right after a
+        # block or a pause (a sender sends it by itself and waits). Inside the
+        # remains of a corrupted block, 0x04 is just a byte.
+        clean = len(buf) == len(data)
         while i < len(buf) and not self.finished:
             match = _FRAME_START.search(buf, i)
             if match is None:
                 self._junk(buf[i:])
                 i = len(buf)
                 break
-            self._junk(buf[i : match.start()])
+            if match.start() > i:
+                clean = False
+                self._junk(buf[i : match.start()])
             i = match.start()
             kind = buf[i]
             if kind == EOT:
                 i += 1
-                self._end_of_file(now)
+                if clean and i == len(buf):
+                    self._end_of_file(now)
+                else:
+                    clean = False
+                    self._junk(bytes((EOT,)))
             elif kind == CAN:
                 if i + 1 >= len(buf):
                     break  # wait for the next byte
@@ -480,6 +492,7 @@ class Receiver(_Machine):
                         ),
                         tell_peer=False,
                     )
+                clean = False
                 self._junk(buf[i : i + 1])
                 i += 1
             else:
@@ -495,14 +508,16 @@ class Receiver(_Machine):
                 number = buf[i + 1] if plausible else 0
                 data = bytes(buf[i + 3 : i + 3 + size]) if plausible else b""
                 if not plausible or bytes(buf[i + 3 + size : i + need]) != _check(data, self.crc):
+                    clean = False
                     self._junk(buf[i : i + 1])
                     i += 1
                     continue
                 i += need
+                clean = True
                 self._block(number, data, size, now)
         del buf[:i]
-        if buf and self._nudge is not None:
-            self._nudge = max(self._nudge, now + self.quiet)
+        if buf:
+            self._nudge = now + self.quiet
 
     def _plausible(self) -> tuple[int, ...]:
         expected = self._expected & 0xFF
@@ -513,7 +528,9 @@ class Receiver(_Machine):
         if self._eot:  # a block after a first EOT: that EOT was noise
             self._eot = False
         if number == (expected - 1) & 0xFF and (expected > 1 or (self.batch and expected == 1)):
-            # A repeat: our ACK was lost. ACK it again, keep nothing.
+            # A repeat: our ACK was lost. ACK it again, keep nothing. The sender
+            # is alive (the retry count still bounds how long this may go on).
+            self._alive(now)
             self._out.append(ACK)
             if self.batch and expected == 1:
                 self._out.append(CRC)
