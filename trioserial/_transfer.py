@@ -14,6 +14,7 @@ import io
 import os
 import pathlib
 import stat
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import IO, Any, Final, Protocol, TypeVar
 
@@ -258,6 +259,8 @@ def _sources(files: Iterable[object]) -> list[_Source]:
         if not name or "\x00" in name or len(name.encode("utf-8", "surrogateescape")) > 900:
             raise ValueError(f"cannot send a file named {name!r} (empty, NUL or too long)")
         size, mtime, mode = _size_of(data)
+        if mtime is None:  # lrzsz's rb reads garbage for fields left out: say "now"
+            mtime, mode = int(time.time()), 0o100644
         found.append(_Source(FileInfo(name, size, mtime, mode), data))
     return found
 

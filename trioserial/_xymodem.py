@@ -248,8 +248,7 @@ class Sender(_Machine):
         self._block = 0
         self._send_frame(build_block(0, header, size=size, crc=self.crc, pad=0), 0)
         self._state = _S.ACK if info is not None else _S.FINAL
-        if info is None:
-            self._nudge = self._silence - self.timeout + self.retry
+        self._nudge = self._silence - self.timeout / 2
 
     def supply(self, data: bytes) -> None:
         """Answer :class:`ReadData`: the file's next bytes; fewer than asked means its end."""
@@ -266,6 +265,12 @@ class Sender(_Machine):
             raise ValueError(f"supplied {len(data)} bytes for a {size}-byte block")
         self._send_frame(build_block(self._block, data, size=size, crc=self.crc), len(data))
         self._state = _S.ACK
+        if self._first_block():
+            # Some receivers (lrzsz's rx) flush their input right after the start
+            # character, so the first block can vanish: resend it after a long pause
+            # (long: a slow receiver's ACK must not cross the repeat, or it would
+            # be taken for the next block's).
+            self._nudge = self._silence - self.timeout / 2
 
     def _send_frame(self, frame: bytes, payload: int) -> None:
         self._frame = frame
@@ -314,9 +319,10 @@ class Sender(_Machine):
                 self._junk(bytes((byte,)))
         elif state is _S.ACK:
             if byte == ACK:
+                self._nudge = None
                 self._alive(now)
                 self._acknowledged()
-            elif byte == NAK or (byte == CRC and self._block == (0 if self.batch else 1)):
+            elif byte == NAK or (byte == CRC and self._first_block()):
                 self._alive(now)  # an answer, if not the one hoped for
                 self._resend(now)
             else:
@@ -341,6 +347,11 @@ class Sender(_Machine):
                 self._junk(bytes((byte,)))
         else:
             self._junk(bytes((byte,)))  # nothing is expected from the receiver now
+
+    def _first_block(self) -> bool:
+        # The block right after a start character: YMODEM's header and its
+        # first data block, XMODEM's block 1.
+        return self._block <= 1
 
     def _acknowledged(self) -> None:
         info = self._info
@@ -377,8 +388,9 @@ class Sender(_Machine):
                 self._finish()
                 return
             raise self._timed_out(self._state.value)
-        if self._state in (_S.EOT, _S.FINAL) and self._nudge is not None and now >= self._nudge:
-            self._resend(now)
+        if self._nudge is not None and now >= self._nudge:
+            # A repeat on our own timer is not a rejection: the silence limit bounds it.
+            self._out += self._frame
             self._nudge = now + self.retry
 
     @property
