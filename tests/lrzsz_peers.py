@@ -19,7 +19,6 @@ from pathlib import Path
 import attrs
 import pytest
 import trio
-
 from url_servers import stop
 
 LRZSZ = ("sx", "rx", "sb", "rb")
@@ -42,7 +41,7 @@ def need_lrzsz() -> None:
 
 @contextlib.contextmanager
 def open_cable(workdir: Path) -> Iterator[PtyCable]:
-    """A socat pty pair with links ``workdir/a`` and ``workdir/b``, for as long as the block runs."""
+    """A socat pty pair linked as ``workdir/a`` and ``workdir/b``, while the block runs."""
     need_lrzsz()
     workdir.mkdir(parents=True, exist_ok=True)
     a, b = workdir / "a", workdir / "b"
@@ -89,8 +88,8 @@ class Peer:
 
 @contextlib.asynccontextmanager
 async def lrzsz(cable: PtyCable, *args: str, cwd: Path) -> AsyncIterator[Peer]:
-    """Run an lrzsz command on the cable's ``b`` end in *cwd*; killed at the end if still running."""
-    cwd.mkdir(parents=True, exist_ok=True)
+    """Run an lrzsz command on the cable's ``b`` end in *cwd*; killed at the end if running."""
+    cwd.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (a test fixture, local disk)
     # The end stays open here too, as a terminal keeps its tty open: when the
     # last holder of a pty slave closes it, socat reads EIO on the master and
     # may drop what the program wrote last (lrzsz's final ACK).

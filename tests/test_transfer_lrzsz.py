@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 import trio
-
 from lrzsz_peers import PtyCable, lrzsz, pty_cable
+
 from trioserial import open_serial_port
 from trioserial.transfer import (
     TransferProgress,
@@ -58,9 +58,10 @@ async def test_ymodem_send_a_batch_into_rb(pty_cable: PtyCable, tmp_path: Path) 
     sources = write_all(tmp_path / "src", files)
     seen: list[TransferProgress] = []
     with trio.fail_after(120):
-        async with await open_serial_port(pty_cable.a) as port, lrzsz(
-            pty_cable, "rb", cwd=tmp_path / "rb"
-        ) as rb:
+        async with (
+            await open_serial_port(pty_cable.a) as port,
+            lrzsz(pty_cable, "rb", cwd=tmp_path / "rb") as rb,
+        ):
             await ymodem_send(port, sources, progress=seen.append)
             assert await rb.wait() == 0, rb.output()
     for name, data in files.items():
@@ -76,9 +77,10 @@ async def test_ymodem_receive_a_batch_from_sb(pty_cable: PtyCable, tmp_path: Pat
     out.mkdir()
     seen: list[TransferProgress] = []
     with trio.fail_after(120):
-        async with await open_serial_port(pty_cable.a) as port, lrzsz(
-            pty_cable, "sb", *map(str, sources), cwd=tmp_path / "sb"
-        ) as sb:
+        async with (
+            await open_serial_port(pty_cable.a) as port,
+            lrzsz(pty_cable, "sb", *map(str, sources), cwd=tmp_path / "sb") as sb,
+        ):
             received = await ymodem_receive(port, out, progress=seen.append)
             assert await sb.wait() == 0, sb.output()
     assert received == [out / name for name in files]
@@ -119,7 +121,7 @@ async def test_xmodem_send_into_rx(
                         # rx ACKs the EOT and exits at once; restoring its tty can
                         # discard that ACK before socat reads it (about one run in
                         # two here). The sender cannot know; the file must be whole.
-                        assert "the end of the file" in str(exc)
+                        assert "the end of the file" in str(exc)  # noqa: PT017
                     else:
                         assert sent == len(data)
                     assert await rx.wait() == 0, rx.output()
@@ -157,9 +159,10 @@ async def test_xmodem_receive_without_size_keeps_the_padding(
     (source,) = write_all(tmp_path / "src", {"a.bin": b"abc"})
     target = tmp_path / "a.out"
     with trio.fail_after(30):
-        async with await open_serial_port(pty_cable.a) as port, lrzsz(
-            pty_cable, "sx", str(source), cwd=tmp_path / "sx"
-        ) as sx:
+        async with (
+            await open_serial_port(pty_cable.a) as port,
+            lrzsz(pty_cable, "sx", str(source), cwd=tmp_path / "sx") as sx,
+        ):
             assert await xmodem_receive(port, target) == 128
             assert await sx.wait() == 0
     assert target.read_bytes() == b"abc" + b"\x1a" * 125
