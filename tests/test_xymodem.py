@@ -338,19 +338,47 @@ def drain(machine: x.Sender | x.Receiver) -> list[b.Event]:
     return found
 
 
+def started(side: str) -> x.Sender | x.Receiver:
+    """A machine past its start: the sender waiting for the header's ACK, the receiver in a file."""
+    if side == "sender":
+        s = x.Sender(batch=True)
+        s.start(0.0)
+        s.receive_data(b"C", 0.0)
+        drain(s)
+        s.start_file(b.FileInfo("f", 1))
+        s.data_to_send()
+        return s
+    r = x.Receiver(batch=True)
+    r.start(0.0)
+    r.receive_data(x.build_block(0, b"f\x001", size=128, crc=True, pad=0), 0.0)
+    r.data_to_send()
+    drain(r)
+    return r
+
+
 @pytest.mark.parametrize("side", ["sender", "receiver"])
 def test_can_can_from_the_peer_cancels_and_one_can_does_not(side: str) -> None:
-    machine: x.Sender | x.Receiver = (
-        x.Sender(batch=True) if side == "sender" else x.Receiver(batch=True)
-    )
-    machine.start(0.0)
-    machine.data_to_send()
+    machine = started(side)
     machine.receive_data(bytes((CAN,)) + b"x", 0.1)
     machine.receive_data(bytes((CAN,)), 0.2)
     with pytest.raises(b.TransferCancelledError, match="cancelled the transfer"):
         machine.receive_data(bytes((CAN,)), 0.3)
     assert machine.finished
     assert machine.data_to_send() == b""  # the peer cancelled: nothing to tell it
+
+
+@pytest.mark.parametrize("side", ["sender", "receiver"])
+def test_cans_before_the_start_are_an_old_cancels_tail(side: str) -> None:
+    machine: x.Sender | x.Receiver = (
+        x.Sender(batch=True) if side == "sender" else x.Receiver(batch=True)
+    )
+    machine.start(0.0)
+    machine.data_to_send()
+    machine.receive_data(b.CANCEL_SEQUENCE, 0.1)
+    assert not machine.finished
+    if isinstance(machine, x.Sender):
+        machine.receive_data(b"C", 0.2)
+        assert isinstance(machine.next_event(), b.NextFile)
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ from ._transfer_base import (
     NextFile,
     Payload,
     ReadData,
+    TransferCancelledError,
     TransferError,
     TransferFileError,
     TransferProgress,
@@ -130,6 +131,9 @@ async def _drive(
             if data is not None:
                 machine.receive_data(data, now)
             machine.tick(now)
+    except TransferCancelledError:
+        await _swallow_cancel_tail(loop)
+        raise
     except TransferError:
         # The machine queued what the peer must hear (CAN, or nothing when it
         # was the peer that cancelled); errors from the handler have not.
@@ -143,6 +147,20 @@ async def _drive(
         # bytes into it, reads the CAN CAN that follows as a new frame.
         await loop.cancel_send(b"\x18" * sending + machine.abort())
         raise
+
+
+async def _swallow_cancel_tail(loop: Primitives) -> None:
+    """After the peer's CAN CAN, read the rest of its cancel sequence (CANs, backspaces).
+
+    Otherwise the next transfer on the port would start by reading CAN CAN.
+    Stops at the first read holding anything else (that read is lost), after
+    a quiet quarter second, or after a second in all.
+    """
+    end = loop.now() + 1.0
+    while (left := end - loop.now()) > 0:
+        data = await loop.receive(RECEIVE_SIZE, min(0.25, left))
+        if not data or data.strip(b"\x18\x08"):
+            return
 
 
 # ------------------------------------------------------------------ sources

@@ -284,7 +284,9 @@ class Sender(_Machine):
         if self.finished:
             return
         for i, byte in enumerate(data):
-            if byte == CAN:
+            # Before the receiver has started, CANs are the tail of an earlier
+            # transfer's cancel, not a cancel of this one: they are ignored.
+            if byte == CAN and self._state is not _S.START:
                 if self._can:
                     raise self._fail(
                         TransferCancelledError(
@@ -340,7 +342,7 @@ class Sender(_Machine):
                     self._state = _S.START
                 else:
                     self._finish()
-            elif byte == NAK or (byte == CRC and state is _S.FINAL):
+            elif byte in (NAK, CRC):  # "C": our receiver's answer to an EOT before any block
                 self._alive(now)
                 self._resend(now)
             else:
@@ -494,6 +496,12 @@ class Receiver(_Machine):
                 else:
                     clean = False
                     self._junk(bytes((EOT,)))
+            elif kind == CAN and self._state is _R.START:
+                # Before the first block, CANs are the tail of an earlier
+                # transfer's cancel, not a cancel of this one.
+                clean = False
+                self._junk(buf[i : i + 1])
+                i += 1
             elif kind == CAN:
                 if i + 1 >= len(buf):
                     break  # wait for the next byte
