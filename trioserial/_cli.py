@@ -574,6 +574,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Start a simulated device, open it through the library and run a "
         "short scripted session: send, expect, reconfigure, modem lines, unplug.",
     )
+    from ._cli_transfer import add_transfer_commands  # here: it imports this module
+
+    add_transfer_commands(command)
     return parser
 
 
