@@ -45,6 +45,7 @@ class Progress:
     _name: str | None = None
     _start: float = 0.0
     _last_draw: float = 0.0
+    _reported: str | None = None
 
     def __call__(self, p: transfer.TransferProgress) -> None:
         now = self.clock()
@@ -55,6 +56,9 @@ class Progress:
         finished = p.total is not None and p.done == p.total
         name = p.name or "data"
         if finished:
+            if self._reported == p.name:
+                return  # the last block's report, then the end's: one line
+            self._reported = p.name
             line = f"{name}: {p.done} bytes in {elapsed:.1f} s ({_size(rate)}/s)"
             print(("\r\x1b[K" if self.tty else "") + line, file=self.out, flush=True)
         elif self.tty and now - self._last_draw >= 0.1:

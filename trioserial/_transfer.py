@@ -95,6 +95,7 @@ class _Machine(Protocol):
     def data_to_send(self) -> bytes: ...
     def next_event(self) -> Event | _NeedData: ...
     def abort(self) -> bytes: ...
+    def connection_lost(self) -> None: ...
 
 
 async def _drive(
@@ -127,8 +128,8 @@ async def _drive(
             data = await loop.receive(RECEIVE_SIZE, timeout)
             now = loop.now()
             if data == b"":
-                raise TransferError("the port hung up during the transfer")
-            if data is not None:
+                machine.connection_lost()
+            elif data is not None:
                 machine.receive_data(data, now)
             machine.tick(now)
     except TransferCancelledError:

@@ -158,6 +158,10 @@ class _Machine:
         self._out.clear()
         return CANCEL_SEQUENCE
 
+    def connection_lost(self) -> None:
+        """The stream ended (the device hung up): the transfer cannot go on."""
+        raise self._fail(TransferError("the port hung up during the transfer"), tell_peer=False)
+
     def _fail(self, error: TransferError, *, tell_peer: bool = True) -> TransferError:
         self.finished = True
         self._out.clear()
@@ -394,6 +398,12 @@ class Sender(_Machine):
             # A repeat on our own timer is not a rejection: the silence limit bounds it.
             self._out += self._frame
             self._nudge = now + self.retry
+
+    def connection_lost(self) -> None:
+        if self._state is _S.FINAL:
+            self._finish()  # every file was acknowledged; the batch end's ACK is a formality
+            return
+        super().connection_lost()
 
     @property
     def deadline(self) -> float | None:
