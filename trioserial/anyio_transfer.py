@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pathlib
 from collections.abc import Callable, Iterable
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.abc
 import anyio.to_thread
 
 from . import _transfer
-from ._transfer import Data, ProgressCallback
 from ._transfer_base import TransferCancelledError as TransferCancelledError
 from ._transfer_base import TransferError as TransferError
 from ._transfer_base import TransferFileError as TransferFileError
@@ -28,6 +26,9 @@ from ._transfer_base import TransferProgress as TransferProgress
 from ._transfer_base import TransferRetriesError as TransferRetriesError
 from ._transfer_base import TransferTimeoutError as TransferTimeoutError
 from ._transfer_base import UnsafeFileNameError as UnsafeFileNameError
+
+if TYPE_CHECKING:  # (the docs show "Path"; pathlib has no inventory offline)
+    from pathlib import Path
 
 __all__ = [
     "TransferCancelledError",
@@ -88,10 +89,10 @@ def _primitives(stream: anyio.abc.ByteStream) -> _transfer.Primitives:
 
 async def xmodem_send(
     stream: anyio.abc.ByteStream,
-    data: Data,
+    data: bytes | bytearray | memoryview | IO[bytes] | str | os.PathLike[str],
     *,
     block_size: int = 1024,
-    progress: ProgressCallback | None = None,
+    progress: Callable[[TransferProgress], object] | None = None,
     timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 (a per-wait limit, not a deadline)
 ) -> int:
     """:func:`trioserial.transfer.xmodem_send` for an anyio byte stream."""
@@ -106,7 +107,7 @@ async def xmodem_receive(
     *,
     crc: bool = True,
     size: int | None = None,
-    progress: ProgressCallback | None = None,
+    progress: Callable[[TransferProgress], object] | None = None,
     timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 (a per-wait limit, not a deadline)
 ) -> int:
     """:func:`trioserial.transfer.xmodem_receive` for an anyio byte stream."""
@@ -117,9 +118,11 @@ async def xmodem_receive(
 
 async def ymodem_send(
     stream: anyio.abc.ByteStream,
-    files: Iterable[str | os.PathLike[str] | tuple[str, Data]],
+    files: Iterable[
+        str | os.PathLike[str] | tuple[str, bytes | bytearray | memoryview | IO[bytes]]
+    ],
     *,
-    progress: ProgressCallback | None = None,
+    progress: Callable[[TransferProgress], object] | None = None,
     timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 (a per-wait limit, not a deadline)
 ) -> None:
     """:func:`trioserial.transfer.ymodem_send` for an anyio byte stream."""
@@ -130,9 +133,9 @@ async def ymodem_receive(
     stream: anyio.abc.ByteStream,
     directory: str | os.PathLike[str],
     *,
-    progress: ProgressCallback | None = None,
+    progress: Callable[[TransferProgress], object] | None = None,
     timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 (a per-wait limit, not a deadline)
-) -> list[pathlib.Path]:
+) -> list[Path]:
     """:func:`trioserial.transfer.ymodem_receive` for an anyio byte stream."""
     return await _transfer.ymodem_receive(
         _primitives(stream), directory, progress=progress, timeout=timeout

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pathlib
 from collections.abc import Callable, Iterable
-from typing import IO, Any, Final, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Final, TypeVar
 
 import trio
 
 from . import _transfer
-from ._transfer import Data, ProgressCallback
 from ._transfer_base import TransferCancelledError as TransferCancelledError
 from ._transfer_base import TransferError as TransferError
 from ._transfer_base import TransferFileError as TransferFileError
@@ -26,6 +24,9 @@ from ._transfer_base import TransferProgress as TransferProgress
 from ._transfer_base import TransferRetriesError as TransferRetriesError
 from ._transfer_base import TransferTimeoutError as TransferTimeoutError
 from ._transfer_base import UnsafeFileNameError as UnsafeFileNameError
+
+if TYPE_CHECKING:  # (the docs show "Path"; pathlib has no inventory offline)
+    from pathlib import Path
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -84,10 +85,10 @@ def _primitives(stream: trio.abc.Stream) -> _transfer.Primitives:
 
 async def xmodem_send(
     stream: trio.abc.Stream,
-    data: Data,
+    data: bytes | bytearray | memoryview | IO[bytes] | str | os.PathLike[str],
     *,
     block_size: int = 1024,
-    progress: ProgressCallback | None = None,
+    progress: Callable[[TransferProgress], object] | None = None,
     timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 (a per-wait limit, not a deadline)
 ) -> int:
     """Send one file with XMODEM (``block_size=128``) or XMODEM-1K (1024).
@@ -136,7 +137,7 @@ async def xmodem_receive(
     *,
     crc: bool = True,
     size: int | None = None,
-    progress: ProgressCallback | None = None,
+    progress: Callable[[TransferProgress], object] | None = None,
     timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 (a per-wait limit, not a deadline)
 ) -> int:
     """Receive one file with XMODEM (128- and 1024-byte blocks, mixed as the sender likes).
@@ -175,9 +176,11 @@ async def xmodem_receive(
 
 async def ymodem_send(
     stream: trio.abc.Stream,
-    files: Iterable[str | os.PathLike[str] | tuple[str, Data]],
+    files: Iterable[
+        str | os.PathLike[str] | tuple[str, bytes | bytearray | memoryview | IO[bytes]]
+    ],
     *,
-    progress: ProgressCallback | None = None,
+    progress: Callable[[TransferProgress], object] | None = None,
     timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 (a per-wait limit, not a deadline)
 ) -> None:
     """Send files with YMODEM batch: a header block (name, size, mtime, mode) before each.
@@ -210,9 +213,9 @@ async def ymodem_receive(
     stream: trio.abc.Stream,
     directory: str | os.PathLike[str],
     *,
-    progress: ProgressCallback | None = None,
+    progress: Callable[[TransferProgress], object] | None = None,
     timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 (a per-wait limit, not a deadline)
-) -> list[pathlib.Path]:
+) -> list[Path]:
     """Receive a YMODEM batch into *directory*; return the paths of the files written.
 
     Each file is cut to the size in its header (no padding left) and gets
@@ -235,8 +238,8 @@ async def ymodem_receive(
     Raises:
       UnsafeFileNameError: a header named a file outside *directory*.
       TransferTimeoutError, TransferRetriesError, TransferCancelledError,
-      TransferFileError, TransferError: as for :func:`xmodem_send`; also when
-      the sender ends a file short of the size its header gave.
+      TransferFileError, TransferError: as for :func:`xmodem_send`.
+      TransferError: also when the sender ends a file short of its header's size.
 
     Cancellation:
       The sender is told (8 CAN and backspaces, shielded). Files completed
