@@ -8,9 +8,9 @@ are given are any monotonic clock in seconds.
 
 The rules chosen where the protocol descriptions leave room (and why) are
 in ``docs/transfer.rst``; in short: the receiver drives retries (it NAKs
-after a quiet line), the sender resends only on NAK (and ``C`` for the first
-block of a file), never on its own timer, so one block is never
-acknowledged twice; a first EOT is NAKed so line noise cannot end a file.
+after a quiet line), the sender resends on NAK and only after half the
+timeout on its own, so one block is not acknowledged twice; a first EOT is
+NAKed, and taken only alone, so line noise cannot end a file.
 """
 
 from __future__ import annotations
@@ -262,19 +262,19 @@ class Sender(_Machine):
             self._out += self._frame
             self._tries = 0
             self._state = _S.EOT
-            self._nudge = self._silence - self.timeout + self.retry
+            self._nudge = self._silence - self.timeout / 2
             return
         size = 128 if len(data) <= 128 else self.block_size
         if len(data) > size:
             raise ValueError(f"supplied {len(data)} bytes for a {size}-byte block")
         self._send_frame(build_block(self._block, data, size=size, crc=self.crc), len(data))
         self._state = _S.ACK
-        if self._first_block():
-            # Some receivers (lrzsz's rx) flush their input right after the start
-            # character, so the first block can vanish: resend it after a long pause
-            # (long: a slow receiver's ACK must not cross the repeat, or it would
-            # be taken for the next block's).
-            self._nudge = self._silence - self.timeout / 2
+        # Repeat the block if the receiver says nothing for half the timeout: its
+        # ACK and NAKs may all be lost, and some receivers (lrzsz's rx, rb) flush
+        # their input right after a start character, so a first block can vanish.
+        # Half the timeout, so that a slow receiver's ACK does not cross the
+        # repeat (it would be taken for the next block's).
+        self._nudge = self._silence - self.timeout / 2
 
     def _send_frame(self, frame: bytes, payload: int) -> None:
         self._frame = frame
@@ -328,7 +328,9 @@ class Sender(_Machine):
                 self._nudge = None
                 self._alive(now)
                 self._acknowledged()
-            elif byte == NAK or (byte == CRC and self._first_block()):
+            elif byte == NAK or (byte == CRC and self._block == (0 if self.batch else 1)):
+                # "C" again means the receiver missed the block it asked for; after
+                # YMODEM's header its "C" has been answered, so a repeat is stale.
                 self._alive(now)  # an answer, if not the one hoped for
                 self._resend(now)
             else:
@@ -381,6 +383,10 @@ class Sender(_Machine):
                 )
             )
         self._out += self._frame
+        if self._nudge is not None:
+            # Our own repeat waits again: two repeats in a row (one on a timer that
+            # happens to match the receiver's NAK interval) would draw two ACKs.
+            self._nudge = now + self.timeout / 2
 
     def tick(self, now: float) -> None:
         if self.finished:
@@ -396,8 +402,9 @@ class Sender(_Machine):
             raise self._timed_out(self._state.value)
         if self._nudge is not None and now >= self._nudge:
             # A repeat on our own timer is not a rejection: the silence limit bounds it.
+            # Half the timeout, never the receiver's NAK interval (a third at most).
             self._out += self._frame
-            self._nudge = now + self.retry
+            self._nudge = now + self.timeout / 2
 
     def connection_lost(self) -> None:
         if self._state is _S.FINAL:
@@ -656,9 +663,10 @@ class Receiver(_Machine):
             raise self._timed_out(what)
         if self._nudge is not None and now >= self._nudge:
             self._buffer.clear()
-            if not self._in_file or (
-                self._expected == 1 and (self.batch or self._state is _R.START)
-            ):
+            # In a YMODEM file before block 1 the sender has our "C" already, or
+            # still waits for the header's ACK: a NAK serves both, where a stale
+            # "C" could make it repeat the header while our ACK is on its way.
+            if not self._in_file or (self._expected == 1 and self._state is _R.START):
                 self._send_start(now)
                 return
             self._tries += 1
