@@ -496,3 +496,53 @@ def test_abort_returns_the_cancel_sequence_and_stops() -> None:
     assert s.abort() == bytes([CAN] * 8 + [8] * 8)
     assert s.finished
     assert s.deadline is None
+
+
+def test_the_sender_repeats_a_block_after_half_the_timeout_of_silence() -> None:
+    s = x.Sender(batch=False, timeout=10)
+    s.start(0.0)
+    s.receive_data(b"C", 0.0)
+    drain(s)
+    s.start_file(b.FileInfo("f", 300))
+    drain(s)
+    s.supply(b"a" * 128)
+    first = s.data_to_send()
+    s.receive_data(bytes((ACK,)), 1.0)  # block 1 acknowledged
+    drain(s)
+    s.supply(b"b" * 128)
+    second = s.data_to_send()
+    assert s.deadline == 6.0  # half the timeout after the last answer, not sooner
+    s.tick(6.0)
+    assert s.data_to_send() == second != first
+    assert s.deadline == 11.0  # the silence limit, the next repeat would be at 11.0 too
+    with pytest.raises(b.TransferTimeoutError):
+        s.tick(11.0)
+
+
+def test_the_batch_end_is_not_waited_for_long() -> None:
+    s = x.Sender(batch=True, timeout=9)
+    s.start(0.0)
+    s.receive_data(b"C", 0.0)
+    drain(s)
+    s.start_file(None)
+    null = s.data_to_send()
+    assert null[:3] == bytes((SOH, 0, 255))
+    s.tick(3.0)  # one repeat after the retry interval
+    assert s.data_to_send() == null
+    s.tick(6.0)
+    assert s.finished
+    assert b.Done() in drain(s)
+    s = x.Sender(batch=True)
+    s.start(0.0)
+    s.receive_data(b"C", 0.0)
+    drain(s)
+    s.start_file(None)
+    s.connection_lost()  # rb exited with its last ACK: everything was acknowledged
+    assert s.finished
+
+
+def test_a_hangup_mid_transfer_is_an_error() -> None:
+    r = x.Receiver(batch=True)
+    r.start(0.0)
+    with pytest.raises(b.TransferError, match="hung up"):
+        r.connection_lost()

@@ -252,7 +252,12 @@ class Sender(_Machine):
         self._block = 0
         self._send_frame(build_block(0, header, size=size, crc=self.crc, pad=0), 0)
         self._state = _S.ACK if info is not None else _S.FINAL
-        self._nudge = self._silence - self.timeout / 2
+        # The batch end: every file is acknowledged already, so its ACK is not
+        # waited for long (lrzsz's rb can lose it as it exits): one repeat after
+        # the retry interval, then done.
+        self._nudge = (
+            self._silence - self.timeout + (self.timeout / 2 if info is not None else self.retry)
+        )
 
     def supply(self, data: bytes) -> None:
         """Answer :class:`ReadData`: the file's next bytes; fewer than asked means its end."""
@@ -400,6 +405,14 @@ class Sender(_Machine):
                 self._finish()
                 return
             raise self._timed_out(self._state.value)
+        if self._state is _S.FINAL and self._nudge is not None and now >= self._nudge:
+            if self._tries:
+                self._finish()
+                return
+            self._tries = 1
+            self._out += self._frame
+            self._nudge = now + self.retry
+            return
         if self._nudge is not None and now >= self._nudge:
             # A repeat on our own timer is not a rejection: the silence limit bounds it.
             # Half the timeout, never the receiver's NAK interval (a third at most).
