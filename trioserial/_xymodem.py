@@ -18,17 +18,14 @@ from __future__ import annotations
 import binascii
 import enum
 import re
-from collections import deque
 from typing import Final
 
 from ._transfer_base import (
-    CANCEL_SEQUENCE,
-    NEED_DATA,
     Done,
-    Event,
     FileEnd,
     FileInfo,
     FileStart,
+    MachineBase,
     NextFile,
     Payload,
     ReadData,
@@ -36,10 +33,7 @@ from ._transfer_base import (
     TransferError,
     TransferProgress,
     TransferRetriesError,
-    TransferTimeoutError,
-    _NeedData,
     safe_name,
-    shown,
 )
 
 __all__ = ["Receiver", "Sender", "build_block", "crc16", "encode_header", "parse_header"]
@@ -117,74 +111,6 @@ def parse_header(payload: bytes) -> FileInfo | None:
     return FileInfo(name, size, mtime, mode)
 
 
-class _Machine:
-    """The plumbing both machines share: outgoing bytes, events, the peer's silence."""
-
-    def __init__(self, *, timeout: float, retry: float | None, quiet: float | None) -> None:
-        if not timeout > 0:
-            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-        self.timeout = timeout
-        #: Seconds between protocol retries (start characters, NAKs, EOTs).
-        self.retry = retry if retry is not None else min(3.0, timeout / 3)
-        #: Seconds of silence after which a partly received block is dropped.
-        self.quiet = quiet if quiet is not None else min(1.0, self.retry)
-        self._out = bytearray()
-        self._events: deque[Event] = deque()
-        self._seen = bytearray()
-        self._silence = 0.0
-        self._nudge: float | None = None
-        self.finished = False
-
-    @property
-    def deadline(self) -> float | None:
-        """When to call :meth:`tick` if nothing arrives before; ``None`` when not waiting."""
-        if self.finished:
-            return None
-        return self._silence if self._nudge is None else min(self._silence, self._nudge)
-
-    def data_to_send(self) -> bytes:
-        out = bytes(self._out)
-        self._out.clear()
-        return out
-
-    def next_event(self) -> Event | _NeedData:
-        if self._events:
-            return self._events.popleft()
-        return NEED_DATA
-
-    def abort(self) -> bytes:
-        """Stop here; returns the cancel sequence to send to the peer."""
-        self.finished = True
-        self._out.clear()
-        return CANCEL_SEQUENCE
-
-    def connection_lost(self) -> None:
-        """The stream ended (the device hung up): the transfer cannot go on."""
-        raise self._fail(TransferError("the port hung up during the transfer"), tell_peer=False)
-
-    def _fail(self, error: TransferError, *, tell_peer: bool = True) -> TransferError:
-        self.finished = True
-        self._out.clear()
-        if tell_peer:
-            self._out += CANCEL_SEQUENCE
-        return error
-
-    def _junk(self, data: bytes | bytearray) -> None:
-        self._seen += data
-        del self._seen[: -64 or None]
-
-    def _alive(self, now: float) -> None:
-        self._silence = now + self.timeout
-        self._seen.clear()
-
-    def _timed_out(self, what: str) -> TransferError:
-        return self._fail(
-            TransferTimeoutError(
-                f"timed out after {self.timeout:g} s waiting for {what}", seen=shown(self._seen)
-            )
-        )
-
-
 class _S(enum.Enum):
     START = "the receiver to start"  # waiting for C or NAK
     FILE = "the next file"  # NextFile asked
@@ -196,7 +122,7 @@ class _S(enum.Enum):
     DONE = "nothing"
 
 
-class Sender(_Machine):
+class Sender(MachineBase):
     """The sending side. Call :meth:`start`, then follow the events.
 
     Args:
@@ -443,7 +369,7 @@ class _R(enum.Enum):
     DONE = "nothing"
 
 
-class Receiver(_Machine):
+class Receiver(MachineBase):
     """The receiving side. Call :meth:`start`, then follow the events.
 
     Args:
