@@ -286,7 +286,7 @@ class MachineBase:
 
     def _junk(self, data: bytes | bytearray) -> None:
         self._seen += data
-        del self._seen[: -64 or None]
+        del self._seen[:-MAX_SEEN]
 
     def _alive(self, now: float) -> None:
         self._silence = now + self.timeout
