@@ -198,7 +198,7 @@ async def test_a_cancel_at_a_random_point_tells_the_peer_then_the_line_works(
     assert (out2 / "g").read_bytes() == data[:5000]
 
 
-async def test_cancelled_send_sends_can_and_the_receiver_stops_at_once() -> None:
+async def test_cancelled_send_sends_can_and_the_receiver_stops_at_once(tmp_path: Path) -> None:
     a, b = trio.testing.memory_stream_pair()
     seen: list[TransferProgress] = []
     scope = trio.CancelScope()
@@ -216,8 +216,9 @@ async def test_cancelled_send_sends_can_and_the_receiver_stops_at_once() -> None
         async with trio.open_nursery() as nursery:
             nursery.start_soon(send)
             with pytest.raises(TransferCancelledError, match="sender cancelled"):
-                await ymodem_receive(b, ".", timeout=5)
+                await ymodem_receive(b, tmp_path, timeout=5)
     assert seen[-1].done == 5 * 1024
+    assert (tmp_path / "f.part").read_bytes() == bytes(5 * 1024)
 
 
 async def test_a_hostile_header_writes_nothing_and_cancels(tmp_path: Path) -> None:
