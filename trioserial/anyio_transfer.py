@@ -19,6 +19,7 @@ import anyio.abc
 import anyio.to_thread
 
 from . import _transfer
+from ._errors import UnsupportedOperationError
 from ._transfer_base import TransferCancelledError as TransferCancelledError
 from ._transfer_base import TransferError as TransferError
 from ._transfer_base import TransferFileError as TransferFileError
@@ -70,8 +71,14 @@ def _primitives(stream: anyio.abc.ByteStream) -> _transfer.Primitives:
 
     async def cancel_send(data: bytes) -> None:
         with anyio.CancelScope(shield=True, deadline=anyio.current_time() + CANCEL_SEND_LIMIT):
-            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+            with contextlib.suppress(
+                anyio.BrokenResourceError, anyio.ClosedResourceError, UnsupportedOperationError
+            ):
                 await stream.send(data)
+                # Out of the driver's queue too: closing a tty discards what is queued.
+                drained = getattr(stream, "wait_drained", None)
+                if drained is not None:
+                    await drained()
 
     async def run_sync(fn: Callable[..., T], *args: Any, shield: bool = False) -> T:
         with anyio.CancelScope(shield=shield):

@@ -17,6 +17,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, TypeVar
 import trio
 
 from . import _transfer
+from ._errors import UnsupportedOperationError
 from ._transfer_base import TransferCancelledError as TransferCancelledError
 from ._transfer_base import TransferError as TransferError
 from ._transfer_base import TransferFileError as TransferFileError
@@ -66,8 +67,14 @@ def _primitives(stream: trio.abc.Stream) -> _transfer.Primitives:
     async def cancel_send(data: bytes) -> None:
         with trio.CancelScope(shield=True) as scope:
             scope.deadline = trio.current_time() + CANCEL_SEND_LIMIT
-            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            with contextlib.suppress(
+                trio.BrokenResourceError, trio.ClosedResourceError, UnsupportedOperationError
+            ):
                 await stream.send_all(data)
+                # Out of the driver's queue too: closing a tty discards what is queued.
+                drained = getattr(stream, "wait_drained", None)
+                if drained is not None:
+                    await drained()
 
     async def run_sync(fn: Callable[..., T], *args: Any, shield: bool = False) -> T:
         with trio.CancelScope(shield=shield):
