@@ -66,11 +66,18 @@ LAYERS: dict[str, int] = {
     "_session": 3,
     "_sessioncore": 3,
     "_cli_run": 3,
+    # file transfer (issue 14): sans-IO machines, one driver, two thin front ends, the CLI
+    "_transfer_base": 0,
+    "_xymodem": 0,
+    "_transfer": 1,
+    "transfer": 2,
+    "anyio_transfer": 2,
+    "_cli_transfer": 3,
 }
 #: The CLI's sim/demo module fronts the testing fakes for users; nothing else may import them.
 IMPORTS_TESTING = {"_sim", "_server"}  # _server: serve_rfc2217(FakeDevice()) on a pty
 #: Layer-2 front ends that must never import each other.
-FRONT_ENDS = {"_stream", "anyio"}
+FRONT_ENDS = {"_stream", "anyio", "transfer", "anyio_transfer"}
 EVENT_LOOPS = {"trio", "anyio", "trio_util"}
 #: Modules above layer 1 that still import no event loop: they are written once
 #: for both front ends (the loops come in as a table of primitives).

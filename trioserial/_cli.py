@@ -553,6 +553,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ._cli_serve import add_serve_command  # it imports this module's helpers
 
     add_serve_command(command)
+    from ._cli_transfer import add_transfer_commands  # here: it imports this module
+
+    add_transfer_commands(command)
     return parser
 
 

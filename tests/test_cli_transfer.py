@@ -1,0 +1,148 @@
+"""``trioserial send`` / ``trioserial receive`` as a user runs them, against lrzsz on a pty pair."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import trio
+from lrzsz_peers import PtyCable, lrzsz, pty_cable
+
+from trioserial import open_serial_port
+from trioserial._cli_transfer import Progress
+from trioserial.transfer import TransferCancelledError, TransferProgress, ymodem_receive
+
+__all__ = ["pty_cable"]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def cli(*args: str, stderr: Path) -> trio.Process:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with stderr.open("wb") as errors:
+        return await trio.lowlevel.open_process(
+            [sys.executable, "-m", "trioserial", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+            env=env,
+        )
+
+
+async def test_send_a_batch_then_receive_it_back(pty_cable: PtyCable, tmp_path: Path) -> None:
+    files = {"a.bin": random.Random(1).randbytes(3000), "b.txt": b"hello\n"}
+    src = tmp_path / "src"
+    src.mkdir()
+    for name, data in files.items():
+        (src / name).write_bytes(data)
+    log = tmp_path / "send.err"
+    with trio.fail_after(60):
+        async with lrzsz(pty_cable, "rb", cwd=tmp_path / "rb") as rb:
+            process = await cli("send", pty_cable.a, *(str(src / n) for n in files), stderr=log)
+            assert await process.wait() == 0, log.read_text()
+            assert await rb.wait() == 0
+    for name, data in files.items():
+        assert (tmp_path / "rb" / name).read_bytes() == data
+    lines = log.read_text().splitlines()
+    assert [line.split(":")[0] for line in lines] == list(files)  # one line per file, no tty
+    out = tmp_path / "back"
+    out.mkdir()
+    log = tmp_path / "receive.err"
+    with trio.fail_after(60):
+        async with lrzsz(
+            pty_cable, "sb", *(str(src / n) for n in files), cwd=tmp_path / "sb"
+        ) as sb:
+            process = await cli("receive", pty_cable.a, str(out), stderr=log)
+            assert await process.wait() == 0, log.read_text()
+            assert await sb.wait() == 0
+    for name, data in files.items():
+        assert (out / name).read_bytes() == data
+
+
+async def test_ctrl_c_cancels_tells_the_receiver_and_exits_130(
+    pty_cable: PtyCable, tmp_path: Path
+) -> None:
+    """SIGINT mid-transfer: exit 130, and the receiver hears CAN CAN at once.
+
+    The receiver here is ours, on the cable's other end, because it reports
+    what it heard: lrzsz's rb flushes its input after each "C" and sometimes
+    sat out its 10 s timeout instead (seen in about a third of the runs).
+    """
+    big = tmp_path / "big.bin"
+    big.write_bytes(random.Random(2).randbytes(1024 * 1024))
+    out = tmp_path / "out"
+    out.mkdir()
+    log = tmp_path / "send.err"
+    under_way = trio.Event()
+
+    def progress(p: TransferProgress) -> None:
+        if p.done >= 10 * 1024:
+            under_way.set()
+
+    with trio.fail_after(60):
+        async with await open_serial_port(pty_cable.b) as device, trio.open_nursery() as nursery:
+            process = await cli("send", pty_cable.a, str(big), stderr=log)
+
+            async def interrupt() -> None:
+                await under_way.wait()
+                process.send_signal(signal.SIGINT)
+
+            nursery.start_soon(interrupt)
+            with pytest.raises(TransferCancelledError, match="sender cancelled"):
+                await ymodem_receive(device, out, progress=progress, timeout=5)
+            assert await process.wait() == 130, log.read_bytes()
+    assert len((out / "big.bin.part").read_bytes()) < 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["send", "/dev/null", "a", "b", "--protocol", "xmodem"], "xmodem sends one file"),
+        (["receive", "/dev/null", "--protocol", "xmodem"], "give the FILE to write"),
+        (["receive", "/dev/null", "x", "--size", "3"], "--size is for xmodem"),
+        (["send", "/dev/null", "a", "--timeout", "-1"], "--timeout must be a positive"),
+    ],
+)
+def test_usage_errors(args: list[str], message: str, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "trioserial", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_progress_bar_on_a_terminal_and_lines_otherwise() -> None:
+    class Out:
+        text = ""
+
+        def write(self, s: str) -> None:
+            self.text += s
+
+        def flush(self) -> None:
+            pass
+
+    clock = iter([0.0, 1.0, 2.0])
+    out = Out()
+    bar = Progress(out, True, clock=lambda: next(clock))  # type: ignore[arg-type]
+    bar(TransferProgress("f", 0, 2048))
+    bar(TransferProgress("f", 1024, 2048))
+    bar(TransferProgress("f", 2048, 2048))
+    assert "f [##########          ]  50% 1.0 KiB 1.0 KiB/s ETA 0:01" in out.text
+    assert out.text.endswith("\r\x1b[Kf: 2048 bytes in 2.0 s (1.0 KiB/s)\n")
+    out = Out()
+    lines = Progress(out, False, clock=lambda: 1.0)  # type: ignore[arg-type]
+    lines(TransferProgress("f", 1024, 2048))
+    lines(TransferProgress("f", 2048, 2048))
+    assert out.text.startswith("f: 2048 bytes in 0.0 s")
+    assert out.text.count("\n") == 1

@@ -1,0 +1,149 @@
+"""File transfer for anyio byte streams: :mod:`trioserial.transfer`'s four functions.
+
+The same driver and protocol machines, over any :class:`anyio.abc.ByteStream`
+(a :class:`trioserial.anyio.AnyioSerialStream`, a memory object stream pair
+wrapped as one) on either of anyio's backends. Arguments, results, errors and
+what a cancellation leaves behind are exactly those of the Trio functions;
+only the stream type differs. This module never imports :mod:`trio`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterable
+from typing import IO, TYPE_CHECKING, Any, TypeVar
+
+import anyio
+import anyio.abc
+import anyio.to_thread
+
+from . import _transfer
+from ._errors import UnsupportedOperationError
+from ._transfer_base import TransferCancelledError as TransferCancelledError
+from ._transfer_base import TransferError as TransferError
+from ._transfer_base import TransferFileError as TransferFileError
+from ._transfer_base import TransferProgress as TransferProgress
+from ._transfer_base import TransferRetriesError as TransferRetriesError
+from ._transfer_base import TransferTimeoutError as TransferTimeoutError
+from ._transfer_base import UnsafeFileNameError as UnsafeFileNameError
+
+if TYPE_CHECKING:  # (the docs show "Path"; pathlib has no inventory offline)
+    from pathlib import Path
+
+__all__ = [
+    "TransferCancelledError",
+    "TransferError",
+    "TransferFileError",
+    "TransferProgress",
+    "TransferRetriesError",
+    "TransferTimeoutError",
+    "UnsafeFileNameError",
+    "xmodem_receive",
+    "xmodem_send",
+    "ymodem_receive",
+    "ymodem_send",
+]
+
+T = TypeVar("T")
+DEFAULT_TIMEOUT = 10.0
+CANCEL_SEND_LIMIT = 1.0
+
+
+def _primitives(stream: anyio.abc.ByteStream) -> _transfer.Primitives:
+    if not isinstance(stream, (anyio.abc.ByteSendStream)) or not isinstance(
+        stream, anyio.abc.ByteReceiveStream
+    ):
+        raise TypeError(f"stream must be an anyio.abc.ByteStream, got {type(stream).__name__}")
+
+    async def receive_some(max_bytes: int) -> bytes:
+        try:
+            return await stream.receive(max_bytes)
+        except anyio.EndOfStream:
+            return b""
+
+    async def receive(max_bytes: int, wait: float | None) -> bytes | None:
+        if wait is None:
+            return await receive_some(max_bytes)
+        with anyio.move_on_after(wait):
+            return await receive_some(max_bytes)
+        return None
+
+    async def cancel_send(data: bytes) -> None:
+        with anyio.CancelScope(shield=True, deadline=anyio.current_time() + CANCEL_SEND_LIMIT):
+            with contextlib.suppress(
+                anyio.BrokenResourceError, anyio.ClosedResourceError, UnsupportedOperationError
+            ):
+                await stream.send(data)
+                # Out of the driver's queue too: closing a tty discards what is queued.
+                drained = getattr(stream, "wait_drained", None)
+                if drained is not None:
+                    await drained()
+
+    async def run_sync(fn: Callable[..., T], *args: Any, shield: bool = False) -> T:
+        with anyio.CancelScope(shield=shield):
+            result = await anyio.to_thread.run_sync(fn, *args)
+        return result
+
+    return _transfer.Primitives(
+        now=anyio.current_time,
+        receive=receive,
+        send=stream.send,
+        cancel_send=cancel_send,
+        run_sync=run_sync,
+    )
+
+
+async def xmodem_send(
+    stream: anyio.abc.ByteStream,
+    data: bytes | bytearray | memoryview | IO[bytes] | str | os.PathLike[str],
+    *,
+    block_size: int = 1024,
+    progress: Callable[[TransferProgress], object] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 (a per-wait limit, not a deadline)
+) -> int:
+    """:func:`trioserial.transfer.xmodem_send` for an anyio byte stream."""
+    return await _transfer.xmodem_send(
+        _primitives(stream), data, block_size=block_size, progress=progress, timeout=timeout
+    )
+
+
+async def xmodem_receive(
+    stream: anyio.abc.ByteStream,
+    sink: IO[bytes] | str | os.PathLike[str],
+    *,
+    crc: bool = True,
+    size: int | None = None,
+    progress: Callable[[TransferProgress], object] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 (a per-wait limit, not a deadline)
+) -> int:
+    """:func:`trioserial.transfer.xmodem_receive` for an anyio byte stream."""
+    return await _transfer.xmodem_receive(
+        _primitives(stream), sink, crc=crc, size=size, progress=progress, timeout=timeout
+    )
+
+
+async def ymodem_send(
+    stream: anyio.abc.ByteStream,
+    files: Iterable[
+        str | os.PathLike[str] | tuple[str, bytes | bytearray | memoryview | IO[bytes]]
+    ],
+    *,
+    progress: Callable[[TransferProgress], object] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 (a per-wait limit, not a deadline)
+) -> None:
+    """:func:`trioserial.transfer.ymodem_send` for an anyio byte stream."""
+    await _transfer.ymodem_send(_primitives(stream), files, progress=progress, timeout=timeout)
+
+
+async def ymodem_receive(
+    stream: anyio.abc.ByteStream,
+    directory: str | os.PathLike[str],
+    *,
+    progress: Callable[[TransferProgress], object] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 (a per-wait limit, not a deadline)
+) -> list[Path]:
+    """:func:`trioserial.transfer.ymodem_receive` for an anyio byte stream."""
+    return await _transfer.ymodem_receive(
+        _primitives(stream), directory, progress=progress, timeout=timeout
+    )
