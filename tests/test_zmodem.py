@@ -13,6 +13,7 @@ import random
 from collections.abc import Callable
 from pathlib import Path
 
+import anyio
 import pytest
 import trio
 import trio.testing
@@ -174,12 +175,11 @@ def test_anyio_front_end_over_a_pty(backend: str, tmp_path: Path) -> None:
     data = random.Random(5).randbytes(200_000)
 
     async def main() -> list[Path]:
-        import anyio
-
         with anyio.fail_after(30):
             async with pty_pair() as (port, device), anyio.create_task_group() as tg:
                 tg.start_soon(lambda: anyio_transfer.zmodem_send(device, [("f.bin", data)]))
-                return await anyio_transfer.zmodem_receive(port, tmp_path)
+                got = await anyio_transfer.zmodem_receive(port, tmp_path)
+        return got
 
     got = run(backend, main)
     assert got == [tmp_path / "f.bin"]
