@@ -261,7 +261,7 @@ def test_data_full_of_zdle_xon_xoff_never_shows_them_raw() -> None:
     assert all(not set(part) & {0x11, 0x13, 0x91, 0x93} for part in body[1:-1])
 
 
-def test_sender_keeps_at_most_two_windows_unacknowledged() -> None:
+def test_sender_keeps_at_most_in_flight_windows_unacknowledged() -> None:
     s, _r = machines(window=4096)
     s.start(0.0)
     s.receive_data(w.hex_header(w.ZRINIT, w.flags(zr.RECEIVER_FLAGS)), 0.0)
@@ -273,8 +273,8 @@ def test_sender_keeps_at_most_two_windows_unacknowledged() -> None:
         if isinstance(e, b.ReadData):
             asks.append(e.size)
             s.supply(b"x" * e.size)
-    assert asks == [4096, 4096]
-    assert s.data_to_send().count(b"\x18j") == 2  # two ZCRCQ, each answered by a ZACK
+    assert asks == [4096] * z.IN_FLIGHT
+    assert s.data_to_send().count(b"\x18j") == z.IN_FLIGHT  # ZCRCQ: each answered by a ZACK
     s.receive_data(w.hex_header(w.ZACK, w.position(4096)), 0.1)
     assert s.next_event() == b.TransferProgress("f", 4096, 100_000)
     assert s.next_event() == b.ReadData(4096)
@@ -301,6 +301,23 @@ def corrupt_every(n: int, seed: int = 1) -> Fault:
             count += 1
             if count % n == 0:
                 out[i] ^= 1 << rng.randrange(8)
+        return bytes(out)
+
+    return fault
+
+
+def corrupt_randomly(probability: float, seed: int) -> Fault:
+    """Flip a bit in about *probability* of the bytes, at random places (unlike
+    :func:`corrupt_every`, whose fixed period can hit the first subpacket of
+    every resend alike)."""
+    rng = random.Random(seed)
+
+    def fault(data: bytes) -> bytes:
+        out = bytearray(data)
+        at = int(rng.expovariate(probability))
+        while at < len(out):
+            out[at] ^= 1 << rng.randrange(8)
+            at += 1 + int(rng.expovariate(probability))
         return bytes(out)
 
     return fault
@@ -337,7 +354,9 @@ def test_drops_both_ways_recover() -> None:
 
 def test_corrupted_acknowledgements_and_headers_recover() -> None:
     data = random.Random(6).randbytes(150_000)
-    result = pump(*machines(), [("f", data)], s2r=corrupt_every(7_001, 7), r2s=corrupt_every(97, 8))
+    result = pump(
+        *machines(), [("f", data)], s2r=corrupt_randomly(1 / 7_000, 7), r2s=corrupt_every(97, 8)
+    )
     assert result.files == {"f": data}
 
 
@@ -429,3 +448,26 @@ def test_work_per_call_is_bounded_by_its_input() -> None:
     r.receive_data(noise, 0.1)  # one call, one MB of noise: one ZRPOS, nothing kept
     assert len(r._reader._buf) < 16
     assert binascii.crc32(b"") == 0
+
+
+def test_a_restart_mid_stream_ends_the_open_frame_first() -> None:
+    s = z.Sender(window=4096)
+    s.start(0.0)
+    s.receive_data(w.hex_header(w.ZRINIT, w.flags(zr.RECEIVER_FLAGS)), 0.0)
+    s.next_event()
+    s.start_file(b.FileInfo("f", 100_000))
+    s.receive_data(w.hex_header(w.ZRPOS, w.position(0)), 0.0)
+    while (e := s.next_event()) is not b.NEED_DATA:
+        if isinstance(e, b.ReadData):
+            s.supply(b"x" * e.size)
+    s.data_to_send()
+    s.receive_data(w.hex_header(w.ZRPOS, w.position(2048)), 0.1)
+    out = s.data_to_send()
+    restart = w.binary_header(w.ZDATA, w.position(2048), crc32=True)
+    assert out == w.subpacket(b"", w.ZCRCE, crc32=True) + restart
+    # A receiver still inside the frame (after a ZCRCG) reads the new header as a header.
+    reader = w.Reader()
+    reader.feed(w.binary_header(w.ZDATA, w.position(0), crc32=True))
+    reader.feed(w.subpacket(b"y" * 10, w.ZCRCG, crc32=True))
+    assert reader.in_data
+    assert reader.feed(out)[-1] == w.Header(w.ZDATA, w.position(2048), True)

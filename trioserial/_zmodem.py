@@ -7,8 +7,9 @@ rules chosen where the protocol leaves room, and why, are in
 
 - the sender streams windows of :data:`WINDOW` bytes in 1024-byte ZCRCG
   subpackets, the last of each window ZCRCQ (answered by a ZACK), and keeps
-  at most two windows unacknowledged: the line never idles, a ZRPOS is seen
-  within two windows, and a progress report means acknowledged data. A
+  at most :data:`IN_FLIGHT` windows unacknowledged: the line never idles, a
+  ZRPOS is read at the end of the window being sent, and a progress report
+  means acknowledged data. A
   receiver that gives a buffer size in its ZRINIT gets ZCRCW windows of at
   most that size, one at a time;
 - the receiver answers corruption, a header at the wrong position and
@@ -51,6 +52,8 @@ __all__ = ["Sender", "encode_file_info", "parse_file_info"]
 BLOCK: Final = 1024
 #: Bytes streamed between two ZCRCQ (acknowledged) subpackets.
 WINDOW: Final = 32768
+#: Windows sent before the first of them must be acknowledged.
+IN_FLIGHT: Final = 4
 #: Resends of one header (ZRQINIT, ZFILE, ZEOF, ZFIN) before giving up.
 MAX_RETRIES: Final = 10
 #: Errors (ZRPOS sent or received) at one position before giving up (lrzsz: 20).
@@ -213,7 +216,7 @@ class Sender(_Machine):
         self.window = window
         self.crc32 = False
         self.control = False
-        self._in_flight = 2  # windows sent before waiting for an acknowledgement
+        self._in_flight = IN_FLIGHT
         self._state = _S.INIT
         self._info: FileInfo | None = None
         self._offer = b""
@@ -399,6 +402,10 @@ class Sender(_Machine):
         else:
             self._errors = 0
         first = self._state is _S.OFFERED
+        if self._state is _S.STREAM and self._in_flight > 1:
+            # Our last subpacket said "more data follows": end the frame first, or
+            # the receiver reads the new header as data (lrzsz does the same).
+            self._out += w.subpacket(b"", w.ZCRCE, crc32=self.crc32, control=self.control)
         self._last_rpos = pos
         self._drop_reads()
         self._state = _S.STREAM
