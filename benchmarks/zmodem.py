@@ -89,8 +89,10 @@ def sz_to_rz(src: Path, work: Path) -> float:
     dst = fresh(work / "dst")
     with cable(work) as (a, b):
         start = time.perf_counter()
-        rz = lrzsz(b, ["rz", "-b"], dst)
+        # sz first: started second, it flushes rz's first ZRINIT from its input
+        # and (seen here) the pair can then sit out lrzsz's 30 s timeout.
         sz = lrzsz(a, ["sz", "-b", src.name], src.parent)
+        rz = lrzsz(b, ["rz", "-b"], dst)
         if sz.wait(600) or rz.wait(600):
             raise RuntimeError("sz -> rz failed")
         return time.perf_counter() - start
