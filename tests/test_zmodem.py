@@ -23,6 +23,7 @@ from trioserial import anyio_transfer
 from trioserial.transfer import (
     TransferCancelledError,
     TransferProgress,
+    TransferTimeoutError,
     UnsafeFileNameError,
     zmodem_receive,
     zmodem_send,
@@ -184,3 +185,36 @@ def test_anyio_front_end_over_a_pty(backend: str, tmp_path: Path) -> None:
     got = run(backend, main)
     assert got == [tmp_path / "f.bin"]
     assert got[0].read_bytes() == data
+
+
+async def test_receive_times_out_with_what_the_line_said(tmp_path: Path) -> None:
+    port, device = line_pair()
+    await device.send_all(b"sh: sz: not found\r\n$ ")
+    with trio.fail_after(10), pytest.raises(TransferTimeoutError, match="ZFILE") as info:
+        await zmodem_receive(port, tmp_path, timeout=0.3)
+    assert info.value.seen == b"sh: sz: not found$ "
+    assert (await device.receive_some()).startswith(b"**\x18B01")  # ZRINIT, then the abort
+    assert port.sent.endswith(b"\x18" * 8 + b"\x08" * 8)
+
+
+async def test_cancelled_send_tells_our_receiver(tmp_path: Path) -> None:
+    data = random.Random(8).randbytes(1 << 20)
+    sender, receiver = line_pair()
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+
+            async def receive() -> None:
+                with pytest.raises(TransferCancelledError, match="sender cancelled"):
+                    await zmodem_receive(receiver, tmp_path)
+
+            nursery.start_soon(receive)
+            with trio.CancelScope() as scope:
+
+                def cancel(p: TransferProgress) -> None:
+                    if p.done >= 100_000:
+                        scope.cancel()
+
+                await zmodem_send(sender, [("big", data)], progress=cancel)
+    part = (tmp_path / "big.part").read_bytes()
+    assert len(part) >= 100_000
+    assert part == data[: len(part)]
