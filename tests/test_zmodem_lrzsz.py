@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pytest
 import trio
 from zmodem_peers import Peer, PtyCable, lrzsz, zmodem_cable
 
@@ -105,18 +106,38 @@ async def test_sz_sends_a_session_into_zmodem_receive(
     assert not list((tmp_path / "dst").glob("*.part"))
 
 
-async def test_sz_escaping_every_control_character(zmodem_cable: PtyCable, tmp_path: Path) -> None:
-    # sz -e escapes all control characters: what a line that eats them needs.
-    contents = {"all.bin": bytes(range(256)) * 300}
+# -e: escape every control character (what a line that eats them needs); -8: 8 KiB
+# subpackets; -w: a window of unacknowledged data; -l: a frame length; -B: rz's buffer.
+@pytest.mark.parametrize("options", [["-e"], ["-8"], ["-w", "8192"], ["-l", "512"]])
+async def test_sz_options_into_zmodem_receive(
+    zmodem_cable: PtyCable, tmp_path: Path, options: list[str]
+) -> None:
+    contents = {"all.bin": bytes(range(256)) * 1200}
     write_all(tmp_path / "src", contents)
     (tmp_path / "dst").mkdir()
     with trio.fail_after(60):
         async with (
             await open_serial_port(zmodem_cable.a) as port,
-            lrzsz(zmodem_cable, "sz", "-e", "-b", "all.bin", cwd=tmp_path / "src") as sz,
+            lrzsz(zmodem_cable, "sz", *options, "-b", "all.bin", cwd=tmp_path / "src") as sz,
         ):
             await zmodem_receive(port, tmp_path / "dst")
             assert await sz.wait() == 0, sz.output()
+    assert read_all(tmp_path / "dst", contents) == contents
+
+
+@pytest.mark.parametrize("options", [["-e"], ["-w", "4096"], ["-B", "4096"]])
+async def test_zmodem_send_into_rz_with_options(
+    zmodem_cable: PtyCable, tmp_path: Path, options: list[str]
+) -> None:
+    contents = {"all.bin": bytes(range(256)) * 1200}
+    sources = write_all(tmp_path / "src", contents)
+    with trio.fail_after(60):
+        async with (
+            await open_serial_port(zmodem_cable.a) as port,
+            lrzsz(zmodem_cable, "rz", *options, "-b", cwd=tmp_path / "dst") as rz,
+        ):
+            await zmodem_send(port, sources)
+            assert await rz.wait() == 0, rz.output()
     assert read_all(tmp_path / "dst", contents) == contents
 
 

@@ -471,3 +471,14 @@ def test_a_restart_mid_stream_ends_the_open_frame_first() -> None:
     reader.feed(w.subpacket(b"y" * 10, w.ZCRCG, crc32=True))
     assert reader.in_data
     assert reader.feed(out)[-1] == w.Header(w.ZDATA, w.position(2048), True)
+
+
+@pytest.mark.parametrize("crc32", [False, True])
+def test_control_escaping_leaves_no_raw_control_byte_but_zdle(crc32: bool) -> None:
+    # A receiver that asked for ESCCTL (rz -e) drops raw control bytes: the CRC
+    # after the data must be escaped as the data is.
+    for n in range(64):
+        wire = w.binary_header(w.ZDATA, w.position(n), crc32=crc32, control=True) + w.subpacket(
+            bytes([n]) * n, w.ZCRCW, crc32=crc32, control=True
+        )
+        assert {c for c in wire if c & 0x60 == 0} <= {0x18}, n

@@ -152,7 +152,11 @@ def binary_header(frame: int, arg: bytes, *, crc32: bool, control: bool = False)
 
 def subpacket(data: bytes, end: int, *, crc32: bool, control: bool = False) -> bytes:
     """One data subpacket: escaped *data*, ZDLE *end*, the escaped CRC of both."""
-    return escape(data, control=control) + bytes((ZDLE, end)) + escape(_check(data, end, crc32))
+    return (
+        escape(data, control=control)
+        + bytes((ZDLE, end))
+        + escape(_check(data, end, crc32), control=control)
+    )
 
 
 def _crc32(data: bytes | bytearray) -> bytes:
