@@ -229,3 +229,24 @@ async def test_cancelled_send_tells_rz_and_the_port_is_usable(
                 await zmodem_send(port, [source])
                 assert await rz.wait() == 0, rz.output()
     assert (tmp_path / "dst2" / "big.bin").read_bytes() == data
+
+
+async def test_sz_r_resumes_into_zmodem_receive_without_resume(
+    zmodem_cable: PtyCable, tmp_path: Path
+) -> None:
+    # The sender asks (ZCRESUM; -r after -b, which would set ZCBIN again): the receiver
+    # resumes its .part though resume=False.
+    data = random.Random(9).randbytes(MB)
+    write_all(tmp_path / "src", {"big.bin": data})
+    dst = tmp_path / "dst"
+    write_all(dst, {"big.bin.part": data[:400_000]})
+    seen: list[TransferProgress] = []
+    with trio.fail_after(60):
+        async with (
+            await open_serial_port(zmodem_cable.a) as port,
+            lrzsz(zmodem_cable, "sz", "-b", "-r", "big.bin", cwd=tmp_path / "src") as sz,
+        ):
+            assert await zmodem_receive(port, dst, progress=seen.append) == [dst / "big.bin"]
+            assert await sz.wait() == 0, sz.output()
+    assert (dst / "big.bin").read_bytes() == data
+    assert seen[0] == TransferProgress("big.bin", 400_000, MB), seen[:2]
