@@ -73,6 +73,11 @@ LAYERS: dict[str, int] = {
     "transfer": 2,
     "anyio_transfer": 2,
     "_cli_transfer": 3,
+    # ZMODEM (issue 17): frames and machines sans-IO, its driver functions beside X/YMODEM's
+    "_zmodem_wire": 0,
+    "_zmodem": 0,
+    "_zmodem_receiver": 0,
+    "_transfer_zmodem": 1,
 }
 #: The CLI's sim/demo module fronts the testing fakes for users; nothing else may import them.
 IMPORTS_TESTING = {"_sim", "_server"}  # _server: serve_rfc2217(FakeDevice()) on a pty

@@ -20,7 +20,7 @@ from typing import IO, Any, Final, Protocol, TypeVar
 
 import attrs
 
-from . import _xymodem
+from . import _xymodem, _zmodem
 from ._transfer_base import (
     NEED_DATA,
     Done,
@@ -31,6 +31,7 @@ from ._transfer_base import (
     NextFile,
     Payload,
     ReadData,
+    Seek,
     TransferCancelledError,
     TransferError,
     TransferFileError,
@@ -178,6 +179,7 @@ class _Source:
         self._buffer = memoryview(b"")
         self._view: memoryview | None = None
         self._pos = 0
+        self._start: int | None = 0  # where the data begins in its file (None: cannot seek)
 
     async def open(self, loop: Primitives) -> None:
         data = self._data
@@ -188,6 +190,27 @@ class _Source:
             self._view = memoryview(data).cast("B")
         else:
             self._file = data
+            self._start = await loop.run_sync(_tell, data)
+
+    async def seek(self, loop: Primitives, offset: int) -> None:
+        """Read from byte *offset* of the data next (ZMODEM's resume and error recovery)."""
+        self._buffer = memoryview(b"")
+        if self._view is not None:
+            self._pos = offset
+        else:
+            await loop.run_sync(self._seek, offset)
+
+    def _seek(self, offset: int) -> None:
+        assert self._file is not None
+        try:
+            if self._start is None:
+                raise io.UnsupportedOperation("the file object cannot seek")
+            self._file.seek(self._start + offset)
+        except (OSError, ValueError) as exc:
+            why = _reason(exc) if isinstance(exc, OSError) else str(exc)
+            raise TransferFileError(
+                f"cannot read {self.info.name!r} from byte {offset}: {why}"
+            ) from exc
 
     async def read(self, loop: Primitives, size: int) -> bytes:
         if self._view is not None:
@@ -221,6 +244,13 @@ class _Source:
 
 def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
+
+
+def _tell(file: IO[bytes]) -> int | None:
+    try:
+        return file.tell() if file.seekable() else None
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _open_read(path: pathlib.Path) -> IO[bytes]:
@@ -349,7 +379,10 @@ def _check_timeout(timeout: float) -> float:
 
 
 async def _send(
-    loop: Primitives, machine: _xymodem.Sender, sources: list[_Source], report: ProgressCallback
+    loop: Primitives,
+    machine: _xymodem.Sender | _zmodem.Sender,
+    sources: list[_Source],
+    report: ProgressCallback,
 ) -> int:
     pending = list(sources)
     current: _Source | None = None
@@ -367,6 +400,9 @@ async def _send(
             current = pending.pop(0)
             await current.open(loop)
             machine.start_file(current.info)
+        elif isinstance(event, Seek):
+            assert current is not None
+            await current.seek(loop, event.offset)
         elif isinstance(event, ReadData):
             assert current is not None
             machine.supply(await current.read(loop, event.size))

@@ -24,11 +24,13 @@ __all__ = [
     "Event",
     "FileEnd",
     "FileInfo",
+    "FileOffer",
     "FileStart",
     "MachineBase",
     "NextFile",
     "Payload",
     "ReadData",
+    "Seek",
     "TransferCancelledError",
     "TransferError",
     "TransferFileError",
@@ -217,7 +219,32 @@ class Done:
     """The transfer is over; nothing more will be sent or expected."""
 
 
-Event = ReadData | NextFile | FileStart | Payload | FileEnd | TransferProgress | Done
+@attrs.frozen
+class Seek:
+    """Sender (ZMODEM): the next :class:`ReadData` reads from byte ``offset`` of the file.
+
+    Sent when the receiver asks for a position (resume, or error recovery).
+    """
+
+    offset: int
+
+
+@attrs.frozen
+class FileOffer:
+    """Receiver (ZMODEM): a file is offered (``name`` already checked by :func:`safe_name`).
+
+    Answer with ``accept(offset)`` (receive from byte *offset*: 0, or the
+    length already held when resuming) or ``skip()``. ``resume`` is whether
+    the sender asked to resume (ZCRESUM).
+    """
+
+    info: FileInfo
+    resume: bool = False
+
+
+Event = (
+    ReadData | NextFile | FileStart | Payload | FileEnd | TransferProgress | Done | Seek | FileOffer
+)
 
 
 class _NeedData:

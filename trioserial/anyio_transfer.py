@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pathlib
 from collections.abc import Callable, Iterable
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
@@ -18,8 +19,9 @@ import anyio
 import anyio.abc
 import anyio.to_thread
 
-from . import _transfer
+from . import _transfer, _transfer_zmodem
 from ._errors import UnsupportedOperationError
+from ._transfer import Data, ProgressCallback
 from ._transfer_base import TransferCancelledError as TransferCancelledError
 from ._transfer_base import TransferError as TransferError
 from ._transfer_base import TransferFileError as TransferFileError
@@ -43,6 +45,8 @@ __all__ = [
     "xmodem_send",
     "ymodem_receive",
     "ymodem_send",
+    "zmodem_receive",
+    "zmodem_send",
 ]
 
 T = TypeVar("T")
@@ -146,4 +150,32 @@ async def ymodem_receive(
     """:func:`trioserial.transfer.ymodem_receive` for an anyio byte stream."""
     return await _transfer.ymodem_receive(
         _primitives(stream), directory, progress=progress, timeout=timeout
+    )
+
+
+async def zmodem_send(
+    stream: anyio.abc.ByteStream,
+    files: Iterable[str | os.PathLike[str] | tuple[str, Data]],
+    *,
+    progress: ProgressCallback | None = None,
+    timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 (a per-wait limit, not a deadline)
+    resume: bool = False,
+) -> None:
+    """:func:`trioserial.transfer.zmodem_send` for an anyio byte stream."""
+    await _transfer_zmodem.zmodem_send(
+        _primitives(stream), files, progress=progress, timeout=timeout, resume=resume
+    )
+
+
+async def zmodem_receive(
+    stream: anyio.abc.ByteStream,
+    directory: str | os.PathLike[str],
+    *,
+    progress: ProgressCallback | None = None,
+    timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 (a per-wait limit, not a deadline)
+    resume: bool = False,
+) -> list[pathlib.Path]:
+    """:func:`trioserial.transfer.zmodem_receive` for an anyio byte stream."""
+    return await _transfer_zmodem.zmodem_receive(
+        _primitives(stream), directory, progress=progress, timeout=timeout, resume=resume
     )

@@ -1,4 +1,4 @@
-"""File transfer over a serial line for Trio: XMODEM, XMODEM-1K and YMODEM, both ways.
+"""File transfer over a serial line for Trio: XMODEM, XMODEM-1K, YMODEM and ZMODEM, both ways.
 
 The functions take any :class:`trio.abc.Stream` (an :class:`~trioserial.AsyncSerial`,
 a :class:`~trioserial.DriverStream`, a :mod:`trio.testing` memory stream pair);
@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pathlib
 from collections.abc import Callable, Iterable
 from typing import IO, TYPE_CHECKING, Any, Final, TypeVar
 
 import trio
 
-from . import _transfer
+from . import _transfer, _transfer_zmodem
 from ._errors import UnsupportedOperationError
+from ._transfer import Data, ProgressCallback
 from ._transfer_base import TransferCancelledError as TransferCancelledError
 from ._transfer_base import TransferError as TransferError
 from ._transfer_base import TransferFileError as TransferFileError
@@ -42,6 +44,8 @@ __all__ = [
     "xmodem_send",
     "ymodem_receive",
     "ymodem_send",
+    "zmodem_receive",
+    "zmodem_send",
 ]
 
 T = TypeVar("T")
@@ -255,4 +259,102 @@ async def ymodem_receive(
     """
     return await _transfer.ymodem_receive(
         _primitives(stream), directory, progress=progress, timeout=timeout
+    )
+
+
+async def zmodem_send(
+    stream: trio.abc.Stream,
+    files: Iterable[str | os.PathLike[str] | tuple[str, Data]],
+    *,
+    progress: ProgressCallback | None = None,
+    timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 (a per-wait limit, not a deadline)
+    resume: bool = False,
+) -> None:
+    """Send files with ZMODEM (to ``rz`` on a device, say), streaming at line speed.
+
+    Waits for the receiver's ZRINIT (start ``rz`` on the other side first;
+    nothing is typed for you), offers each file with its name, size, mtime
+    and mode, and streams it; corrupted or lost data is resent from the
+    position the receiver asks for (ZRPOS), never from the start of the file.
+    See :doc:`zmodem` for the protocol's choices.
+
+    Args:
+      stream: the serial port (any :class:`trio.abc.Stream`).
+      files: paths (sent under their base name, with their mtime and mode),
+        or ``(name, data)`` pairs where *data* is bytes-like or a binary file
+        object. A file object is read from its position, and must be
+        seekable for the receiver to ask for data again.
+      progress: called with a :class:`TransferProgress` whenever the
+        receiver acknowledges data (every 32 KiB), and at the end of each
+        file with ``done == total``.
+      timeout: seconds the receiver may say nothing useful before the transfer fails.
+      resume: ask the receiver to continue files it holds part of (ZCRESUM).
+        Whatever this says, the sender starts each file where the receiver
+        asks: a receiver resuming on its own (``rz -r``) is always followed.
+
+    Raises:
+      TransferTimeoutError: the receiver did not start or answer in time.
+      TransferRetriesError: the receiver asked for the same position 20 times
+        (``block`` is that byte position), or never answered a header.
+      TransferCancelledError: the receiver aborted (five CAN).
+      TransferFileError: a file could not be read (or re-read from a position).
+      TransferError: the receiver refused a file or the port hung up.
+      TypeError, ValueError: a bad argument (nothing was sent).
+
+    Cancellation:
+      The receiver is told (8 CAN and 8 backspaces, sent under a shield for
+      at most a second; ``rz`` then removes or keeps its partial file as it
+      is configured to). Files whose final progress report came before the
+      cancellation are complete at the receiver; the current file holds at
+      least the ``done`` of the last report.
+    """
+    await _transfer_zmodem.zmodem_send(
+        _primitives(stream), files, progress=progress, timeout=timeout, resume=resume
+    )
+
+
+async def zmodem_receive(
+    stream: trio.abc.Stream,
+    directory: str | os.PathLike[str],
+    *,
+    progress: ProgressCallback | None = None,
+    timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 (a per-wait limit, not a deadline)
+    resume: bool = False,
+) -> list[pathlib.Path]:
+    """Receive a ZMODEM session (from ``sz`` on a device, say) into *directory*.
+
+    Sends ZRINIT until the sender offers files. Each file is written as
+    ``NAME.part`` and renamed to ``NAME`` once complete (replacing a file of
+    that name), with its mtime. Names from the wire are untrusted exactly as
+    in :func:`ymodem_receive`. Remote commands (ZCOMMAND) are refused.
+
+    Args:
+      stream: the serial port (any :class:`trio.abc.Stream`).
+      directory: an existing directory.
+      progress: called each time data is written, and at the end of each
+        file with ``done == total``.
+      timeout: seconds the sender may say nothing useful before the transfer fails.
+      resume: continue a file from the ``NAME.part`` an interrupted transfer
+        left (the sender is asked for the rest), and skip a file whose
+        ``NAME`` already has the offered size. A sender's ZCRESUM (``sz -r``)
+        asks for the same, file by file.
+
+    Returns:
+      The files completed by this call, in the order they arrived (files
+      skipped as already complete are not in it; their progress reports
+      ``done == total``).
+
+    Raises:
+      UnsafeFileNameError: a ZFILE named a file outside *directory*.
+      TransferTimeoutError, TransferRetriesError, TransferCancelledError,
+      TransferFileError, TransferError: as for :func:`zmodem_send`.
+
+    Cancellation:
+      The sender is told (8 CAN and backspaces, shielded). Files completed
+      before stay; the file being received stays as ``NAME.part`` holding
+      exactly the data that arrived checked, in order: a later call with
+      ``resume=True`` continues it.
+    """
+    return await _transfer_zmodem.zmodem_receive(
+        _primitives(stream), directory, progress=progress, timeout=timeout, resume=resume
     )
