@@ -275,7 +275,7 @@ async def test_cancelled_send_into_rb_tells_it_and_the_port_works_after(
     pty_cable: PtyCable, tmp_path: Path, seed: int
 ) -> None:
     data = random.Random(seed).randbytes(8 * 1024)
-    stop_at = random.Random(seed).randrange(1, 7) * 1024
+    stop_at = random.Random(seed).randrange(3, 7) * 1024  # not block 1: rb flushes after its "C"
     scope = trio.CancelScope()
 
     def progress(p: TransferProgress) -> None:
