@@ -17,6 +17,10 @@ from trioserial import open_serial_port
 from trioserial._cli_transfer import Progress
 from trioserial.transfer import TransferCancelledError, TransferProgress, ymodem_receive
 
+# Real lrzsz peers and whole transfers: more than the suite's default 20 s
+# per-test deadline on a loaded 2-core machine (each test has its own fail_after).
+pytestmark = pytest.mark.deadline(180)
+
 __all__ = ["pty_cable"]
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -31,6 +31,10 @@ from trioserial.transfer import (
     ymodem_send,
 )
 
+# Real lrzsz peers and whole transfers: more than the suite's default 20 s
+# per-test deadline on a loaded 2-core machine (each test has its own fail_after).
+pytestmark = pytest.mark.deadline(180)
+
 __all__ = ["pty_cable"]
 
 Fault = Callable[[bytes], bytes]

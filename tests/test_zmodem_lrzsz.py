@@ -17,6 +17,10 @@ from zmodem_peers import Peer, PtyCable, lrzsz, zmodem_cable
 from trioserial import AsyncSerial, open_serial_port
 from trioserial.transfer import TransferProgress, zmodem_receive, zmodem_send
 
+# Real lrzsz peers and whole transfers: more than the suite's default 20 s
+# per-test deadline on a loaded 2-core machine (each test has its own fail_after).
+pytestmark = pytest.mark.deadline(180)
+
 __all__ = ["zmodem_cable"]
 
 MB = 1 << 20
