@@ -65,6 +65,7 @@ LAYERS: dict[str, int] = {
     "_shellproto": 0,
     "_session": 3,
     "_sessioncore": 3,
+    "_uboot_load": 3,
     "_cli_run": 3,
     # file transfer (issue 14): sans-IO machines, one driver, two thin front ends, the CLI
     "_transfer_base": 0,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import random
 import re
+import zlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -24,6 +25,7 @@ from trioserial import (
     UBoot,
     open_serial_port,
 )
+from trioserial.transfer import TransferProgress
 
 __all__ = ["qemu_linux", "qemu_uboot"]  # fixtures, used by name
 
@@ -165,3 +167,43 @@ async def test_uboot_cancelled_command_and_prompt_already_there(
         again = UBoot(uboot.expect.stream)  # type: ignore[arg-type]
         await again.interrupt_autoboot(timeout=10)
         assert await again.run_check("echo again") == "again\n"
+
+
+@pytest.mark.deadline(180)
+@pytest.mark.parametrize("protocol", ["ymodem", "xmodem"])
+async def test_uboot_load_checks_the_image_with_crc32(uboot: UBoot, protocol: str) -> None:
+    image = random.Random(7).randbytes(12_345)  # not a whole number of blocks
+    seen: list[TransferProgress] = []
+    with trio.fail_after(150):
+        assert await uboot.load(image, 0x1000000, protocol=protocol, progress=seen.append) == 12_345
+        assert seen[-1].done == len(image)
+        # U-Boot's own view agrees, and the session goes on.
+        output = await uboot.run_check("crc32 0x1000000 0x3039")
+        assert output.rstrip().endswith(f"==> {zlib.crc32(image):08x}")
+
+
+@pytest.mark.deadline(180)
+async def test_uboot_load_cancelled_mid_transfer_leaves_the_session_ready(uboot: UBoot) -> None:
+    image = random.Random(8).randbytes(100_000)
+    with trio.fail_after(150):
+        with trio.CancelScope() as scope:
+
+            def cancel_after_a_few_blocks(progress: TransferProgress) -> None:
+                if progress.done >= 4096:
+                    scope.cancel()
+
+            await uboot.load(image, 0x1000000, progress=cancel_after_a_few_blocks)
+        assert scope.cancelled_caught
+        result = await uboot.run("echo after")
+        assert (result.output, result.exit_code) == ("after\n", 0)
+        assert await uboot.load(image[:3000], 0x1000000, protocol="ymodem") == 3000
+
+
+async def test_uboot_load_refuses_bad_arguments(uboot: UBoot) -> None:
+    with trio.fail_after(10):
+        with pytest.raises(ValueError, match="protocol must be one of"):
+            await uboot.load(b"x", 0x1000000, protocol="kermit")
+        with pytest.raises(ValueError, match="address must be an int"):
+            await uboot.load(b"x", -1)
+        with pytest.raises(TypeError, match="data must be bytes-like"):
+            await uboot.load(12, 0x1000000)  # type: ignore[arg-type]

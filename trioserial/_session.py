@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Iterable, Sequence
-from typing import TextIO, final
+from collections.abc import Callable, Iterable, Sequence
+from typing import BinaryIO, TextIO, final
 
 import trio
 
+from . import _uboot_load
 from ._expect import Expect
 from ._sessioncore import DEFAULT_MAX_OUTPUT, WAKE_INTERVAL, Engine, State, check_timeout
 from ._shellproto import (
@@ -23,6 +24,7 @@ from ._shellproto import (
     CommandResult,
     check_command,
 )
+from ._transfer_base import TransferProgress
 
 __all__ = ["Shell", "UBoot"]
 
@@ -382,6 +384,68 @@ class UBoot:
             dialect="uboot",
             not_ready="the U-Boot session is not ready: call interrupt_autoboot() first "
             "(again after a device failure)",
+        )
+
+    async def load(
+        self,
+        data: bytes | bytearray | memoryview | BinaryIO | str | os.PathLike[str],
+        address: int,
+        *,
+        protocol: str = "ymodem",
+        progress: Callable[[TransferProgress], object] | None = None,
+        timeout: float | None = 600.0,  # noqa: ASYNC109
+        fail_on: Iterable[str | re.Pattern[str]] | None = None,
+    ) -> int:
+        """Load *data* into memory at *address* over the console, and check it.
+
+        Types ``loady ADDRESS`` (``protocol="ymodem"``) or ``loadx ADDRESS``
+        (``"xmodem"``, 1 KiB blocks), sends *data* with
+        :func:`trioserial.transfer.ymodem_send` /
+        :func:`~trioserial.transfer.xmodem_send` on the same stream, waits for
+        the prompt, then runs ``crc32 ADDRESS LENGTH`` and compares U-Boot's
+        CRC-32 with the host's (so XMODEM's padding after the image is not
+        counted). U-Boot's ``${filesize}`` is set by the load as usual.
+
+        Args:
+          data: the image: bytes-like, a binary file object or a path (read
+            whole, in a worker thread: U-Boot needs it in memory anyway).
+          address: where U-Boot writes it (``CONFIG_SYS_LOAD_ADDR`` is a usual
+            choice; nothing checks that it is RAM).
+          protocol: ``"ymodem"`` (the default) or ``"xmodem"``.
+          progress: called with a :class:`~trioserial.transfer.TransferProgress`
+            at least once per block, as by the transfer functions.
+          timeout: for the whole load, in seconds (``None``: no limit). A
+            transfer runs at the line rate: at 115200 bps about 11 KB/s at
+            best, and U-Boot acknowledges every block.
+          fail_on: failure patterns for this call (default: the session's).
+
+        Returns:
+          The number of bytes loaded (``len(data)``).
+
+        Raises:
+          trioserial.transfer.TransferError: the transfer failed (the
+            subclasses say why), U-Boot did not start the load, or the CRC-32
+            differs (the message names both values).
+          trio.TooSlowError: *timeout* passed; the load was cancelled.
+          DeviceFailureError: a failure pattern appeared.
+          RuntimeError: the session is not ready (call
+            :meth:`interrupt_autoboot` first).
+
+        Cancellation:
+          As :meth:`run`: a cancelled load tells U-Boot with the protocol's
+          CAN sequence, then Ctrl-C and the prompt put the console back
+          (shielded, bounded by ``interrupt_timeout``); the session is ready
+          for the next command. What is in U-Boot's memory at *address* is
+          then whatever part of the image had arrived.
+        """
+        return await _uboot_load.load(
+            self._engine,
+            data,
+            address,
+            protocol=protocol,
+            progress=progress,
+            timeout=timeout,
+            fail_on=fail_on,
         )
 
     async def run_check(

@@ -156,6 +156,8 @@ class Engine:
         self.transcript = Transcript(f"{kind} on {name or type(stream).__name__}", write)
         self._t0: float | None = None
         self.last_received: float | None = None
+        #: The stream itself, without the transcript's tee (for a file transfer).
+        self.stream = stream
         self.expect = Expect(
             _Tee(stream, self._received), encoding=encoding, max_buffer=max(max_output, 65536)
         )
@@ -168,6 +170,10 @@ class Engine:
         )
 
     # ---------------------------------------------------------------- transcript
+
+    def now(self) -> float:
+        """Seconds since the session's first event, on Trio's clock (the transcript's)."""
+        return self._now()
 
     def _now(self) -> float:
         now = trio.current_time()
@@ -343,6 +349,10 @@ class Engine:
                 f"command {command!r} did not finish within {timeout} s; "
                 f"it was interrupted (Ctrl-C) and {state}"
             )
+
+    async def exchange(self, command: str, fail: Sequence[re.Pattern[str]]) -> CommandResult:
+        """One framed command, with the session already held (``busy``)."""
+        return await self._exchange(command, fail)
 
     async def _exchange(self, command: str, fail: Sequence[re.Pattern[str]]) -> CommandResult:
         if self.state is State.UNSYNCED:
