@@ -20,7 +20,14 @@ import pytest
 import trioserial
 
 DOCS = Path(__file__).parent.parent / "docs"
-PUBLIC_MODULES = ["trioserial", "trioserial.testing", "trioserial.anyio", "trioserial.jumpstarter"]
+PUBLIC_MODULES = [
+    "trioserial",
+    "trioserial.testing",
+    "trioserial.anyio",
+    "trioserial.jumpstarter",
+    "trioserial.transfer",
+    "trioserial.anyio_transfer",
+]
 
 _MODULE = re.compile(r"^\.\. (?:py:)?(?:module|currentmodule):: +([\w.]+)\s*$")
 _OBJECT = re.compile(r"^\.\. (?:auto|py:)?(?:class|function|exception|data):: +([\w.]+)")
@@ -54,7 +61,21 @@ def test_all_is_the_documented_surface(name: str) -> None:
     if name == "trioserial.jumpstarter":
         pytest.importorskip("jumpstarter", reason="the jumpstarter extra is not installed")
     module = importlib.import_module(name)
-    assert set(module.__all__) == documented_names()[name]
+    documented = documented_names()
+    # A name that re-exports an object documented under another public module
+    # (trioserial.anyio_transfer's errors are trioserial.transfer's) counts as
+    # documented: the page says so once, where the object lives.
+    aliases = {
+        exported
+        for exported in set(module.__all__) - documented[name]
+        if any(
+            exported in names
+            and getattr(importlib.import_module(other), exported, None) is getattr(module, exported)
+            for other, names in documented.items()
+            if other != name and other != "trioserial.jumpstarter"
+        )
+    }
+    assert set(module.__all__) - aliases == documented[name]
     for exported in module.__all__:
         value = getattr(module, exported)
         if inspect.isclass(value) or inspect.isfunction(value):  # ours, not re-exported

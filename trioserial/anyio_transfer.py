@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pathlib
 from collections.abc import Callable, Iterable
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
@@ -174,7 +173,7 @@ async def zmodem_receive(
     progress: ProgressCallback | None = None,
     timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 (a per-wait limit, not a deadline)
     resume: bool = False,
-) -> list[pathlib.Path]:
+) -> list[Path]:
     """:func:`trioserial.transfer.zmodem_receive` for an anyio byte stream."""
     return await _transfer_zmodem.zmodem_receive(
         _primitives(stream), directory, progress=progress, timeout=timeout, resume=resume

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pathlib
 from collections.abc import Callable, Iterable
 from typing import IO, TYPE_CHECKING, Any, Final, TypeVar
 
@@ -320,7 +319,7 @@ async def zmodem_receive(
     progress: ProgressCallback | None = None,
     timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 (a per-wait limit, not a deadline)
     resume: bool = False,
-) -> list[pathlib.Path]:
+) -> list[Path]:
     """Receive a ZMODEM session (from ``sz`` on a device, say) into *directory*.
 
     Sends ZRINIT until the sender offers files. Each file is written as
