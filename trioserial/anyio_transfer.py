@@ -20,7 +20,7 @@ import anyio.to_thread
 
 from . import _transfer, _transfer_zmodem
 from ._errors import UnsupportedOperationError
-from ._transfer import Data, ProgressCallback
+from ._transfer import Data
 from ._transfer_base import TransferCancelledError as TransferCancelledError
 from ._transfer_base import TransferError as TransferError
 from ._transfer_base import TransferFileError as TransferFileError
@@ -156,7 +156,7 @@ async def zmodem_send(
     stream: anyio.abc.ByteStream,
     files: Iterable[str | os.PathLike[str] | tuple[str, Data]],
     *,
-    progress: ProgressCallback | None = None,
+    progress: Callable[[TransferProgress], object] | None = None,
     timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 (a per-wait limit, not a deadline)
     resume: bool = False,
 ) -> None:
@@ -170,7 +170,7 @@ async def zmodem_receive(
     stream: anyio.abc.ByteStream,
     directory: str | os.PathLike[str],
     *,
-    progress: ProgressCallback | None = None,
+    progress: Callable[[TransferProgress], object] | None = None,
     timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 (a per-wait limit, not a deadline)
     resume: bool = False,
 ) -> list[Path]:
