@@ -114,6 +114,10 @@ class ReplayStream(trio.abc.Stream):
         """What of the prefix the transfer did not read (the console shows it)."""
         return self._prefix
 
+    def discard_unread(self) -> None:
+        """Drop the rest of the prefix (a header answered without a transfer)."""
+        self._prefix = b""
+
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         if self._prefix:
             await trio.lowlevel.checkpoint()
@@ -237,6 +241,8 @@ async def _transfer(
         paths = await transfer.zmodem_receive(stream, options.directory, progress=progress)
         return f"zmodem: received {_names(paths) or 'no file'} into {options.directory}/"
     if not options.send:
+        # The ZRINIT is answered: it must not come back to the screen (and the detector).
+        stream.discard_unread()
         await stream.send_all(CANCEL_SEQUENCE)
         return "zmodem: the device started rz but no file was given (--send FILE): cancelled it"
     await transfer.zmodem_send(stream, options.send, progress=progress)
