@@ -17,6 +17,7 @@ from pathlib import Path
 import attrs
 import pytest
 import trio
+from test_cli import Terminal, needs_tmux, terminal
 from zmodem_peers import PtyCable, lrzsz, zmodem_cable
 
 from trioserial import open_serial_port
@@ -27,7 +28,7 @@ from trioserial.testing import PtyDevice
 # Real lrzsz peers and whole transfers (each test has its own fail_after).
 pytestmark = pytest.mark.deadline(180)
 
-__all__ = ["zmodem_cable"]
+__all__ = ["terminal", "zmodem_cable"]  # fixtures
 
 
 class Screen:
@@ -168,3 +169,31 @@ async def test_a_key_cancels_the_transfer_and_the_console_stays(
     (part,) = inbox.iterdir()
     assert part.name == "big.bin.part"
     assert part.stat().st_size < 256 << 20
+
+
+@needs_tmux
+async def test_the_command_in_a_real_terminal(
+    zmodem_cable: PtyCable, tmp_path: Path, terminal: Terminal
+) -> None:
+    """``trioserial console --receive-dir DIR --send FILE`` in tmux: both ways, then exit."""
+    (tmp_path / "dev").mkdir()
+    (tmp_path / "dev" / "log.txt").write_bytes(b"from the device\n" * 1000)
+    (tmp_path / "up.bin").write_bytes(bytes(range(256)) * 100)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    with trio.fail_after(120):
+        await terminal.run_console(
+            zmodem_cable.a, "--receive-dir", str(inbox), "--send", str(tmp_path / "up.bin")
+        )
+        await terminal.wait_for("exit with Ctrl-]")
+        async with lrzsz(zmodem_cable, "sz", "log.txt", cwd=tmp_path / "dev") as sz:
+            await terminal.wait_for("zmodem: received log.txt")
+            assert await sz.wait() == 0, sz.output()
+        async with lrzsz(zmodem_cable, "rz", cwd=tmp_path / "dev") as rz:
+            await terminal.wait_for("zmodem: sent up.bin")
+            assert await rz.wait() == 0, rz.output()
+        await terminal.keys("C-]")
+        screen = await terminal.finished(0)
+    assert "log.txt: 16000 bytes in" in screen  # the progress line's last state
+    assert (inbox / "log.txt").read_bytes() == b"from the device\n" * 1000
+    assert (tmp_path / "dev" / "up.bin").read_bytes() == bytes(range(256)) * 100
