@@ -14,7 +14,8 @@ import pytest
 import trio
 import trio.testing
 
-from trioserial._console_zmodem import Direction, ReplayStream, ZmodemDetector, ZmodemStart
+from trioserial._console_zmodem import ReplayStream
+from trioserial._zmodem_detect import Direction, ZmodemDetector, ZmodemStart
 
 # What lrzsz writes first (captured from sz 0.12.21 and rz on a pty).
 SZ_START = b"rz\r**\x18B00000000000000\r\x8a\x11"

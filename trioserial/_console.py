@@ -9,6 +9,10 @@ Restoring the terminal is the part users notice when it goes wrong, so it is
 done in one place (:func:`raw_terminal`), in a ``finally`` that every exit
 path goes through: the exit key, the device vanishing, an error, and the
 signals the command turns into a cancellation (SIGINT, SIGTERM, SIGHUP).
+
+When the device starts ZMODEM (``sz`` or ``rz``), the device-to-screen path
+hands the port to the transfer (``_console_zmodem``) and takes it back after;
+meanwhile keys do not reach the port, and Ctrl-C or the exit key cancels.
 """
 
 from __future__ import annotations
@@ -28,11 +32,12 @@ from typing import Any, Final
 import attrs
 import trio
 
-from ._console_zmodem import ZmodemDetector, ZmodemOptions, run_transfer
+from ._console_zmodem import ZmodemOptions, run_transfer
 from ._driver import PySerial
 from ._errors import SerialPortError
 from ._stream import AsyncSerial
 from ._supervised import DeviceDisconnectedError, SupervisedStream
+from ._zmodem_detect import ZmodemDetector
 
 __all__ = [
     "RECONNECT_INTERVAL",
@@ -253,6 +258,8 @@ class _Session:
                 port = self.port
                 if port is None:
                     continue  # no device right now: like typing into an unplugged cable
+                if self._transfer is not None:
+                    continue  # typed just before a transfer started: the port is the transfer's
                 # If the device went away meanwhile, the port side says so and decides what next.
                 with contextlib.suppress(
                     trio.ClosedResourceError, trio.BrokenResourceError, DeviceDisconnectedError
