@@ -197,3 +197,21 @@ async def test_the_command_in_a_real_terminal(
     assert "log.txt: 16000 bytes in" in screen  # the progress line's last state
     assert (inbox / "log.txt").read_bytes() == b"from the device\n" * 1000
     assert (tmp_path / "dev" / "up.bin").read_bytes() == bytes(range(256)) * 100
+
+
+async def test_a_failed_start_is_reported_once_per_header(
+    zmodem_cable: PtyCable, tmp_path: Path
+) -> None:
+    """The receive directory is gone: said, not retried on the same header, console goes on."""
+    (tmp_path / "dev").mkdir()
+    (tmp_path / "dev" / "x.txt").write_bytes(b"x")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    with trio.fail_after(60):
+        async with console(zmodem_cable, ZmodemOptions(directory=inbox)) as session:
+            inbox.rmdir()
+            async with lrzsz(zmodem_cable, "sz", "x.txt", cwd=tmp_path / "dev"):
+                await session.screen.wait_for("zmodem: receive failed: cannot receive into")
+            await still_works(session)
+    # One header, one attempt: sz's first ZRQINIT (it repeats it only seconds later).
+    assert session.screen.text.count(b"receive failed") == 1

@@ -39,10 +39,6 @@ class ReplayStream(trio.abc.Stream):
         """What of the prefix the transfer did not read (the console shows it)."""
         return self._prefix
 
-    def discard_unread(self) -> None:
-        """Drop the rest of the prefix (a header answered without a transfer)."""
-        self._prefix = b""
-
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         if self._prefix:
             await trio.lowlevel.checkpoint()
@@ -153,6 +149,10 @@ async def run_transfer(
             if scope.cancelled_caught:
                 message = f"zmodem: {start.direction.value} cancelled (the device was told)"
     await say(message)
+    if len(replay.unread) == len(start.data):
+        # Answered without reading (no file to send, no directory): the
+        # header must not go back to the detector, or it would start again.
+        return b""
     return replay.unread
 
 
@@ -166,8 +166,6 @@ async def _transfer(
         paths = await transfer.zmodem_receive(stream, options.directory, progress=progress)
         return f"zmodem: received {_names(paths) or 'no file'} into {options.directory}/"
     if not options.send:
-        # The ZRINIT is answered: it must not come back to the screen (and the detector).
-        stream.discard_unread()
         await stream.send_all(CANCEL_SEQUENCE)
         return "zmodem: the device started rz but no file was given (--send FILE): cancelled it"
     await transfer.zmodem_send(stream, options.send, progress=progress)
