@@ -131,6 +131,9 @@ async def test_help_everywhere(command: str) -> None:
         (["pipe", "nope://x"], "unsupported URL scheme 'nope'"),
         (["console", "/dev/null"], "console needs a terminal on stdin"),
         (["console", "/dev/null", "--exit-key", "q"], "exit key must be a control key"),
+        (["console", "/dev/null", "--send", "nope.bin"], "--send must name a readable file"),
+        (["console", "/dev/null", "--receive-dir", "README.md"], "--receive-dir must be a dir"),
+        (["console", "/dev/null", "--no-zmodem", "--send", "x"], "--no-zmodem contradicts"),
         (["sim", "toaster"], "invalid choice: 'toaster'"),
     ],
 )

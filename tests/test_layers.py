@@ -79,6 +79,8 @@ LAYERS: dict[str, int] = {
     "_zmodem": 0,
     "_zmodem_receiver": 0,
     "_transfer_zmodem": 1,
+    "_zmodem_detect": 0,  # the console's sz/rz start detector
+    "_console_zmodem": 3,
 }
 #: The CLI's sim/demo module fronts the testing fakes for users; nothing else may import them.
 IMPORTS_TESTING = {"_sim", "_server"}  # _server: serve_rfc2217(FakeDevice()) on a pty

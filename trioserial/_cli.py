@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import errno
 import os
+import pathlib
 import signal
 import sys
 import traceback
@@ -25,6 +26,7 @@ import trio
 from . import __version__, _cli_run
 from ._cli_list import cmd_list
 from ._console import EOL, ConsoleOptions, parse_key, run_console, run_reconnecting_console
+from ._console_zmodem import ZmodemOptions
 from ._driver import PySerial
 from ._errors import SerialPortError, UnsupportedOperationError
 from ._settings import SerialSettings
@@ -263,6 +265,7 @@ def cmd_console(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Bo
         eol=EOL[args.eol],
         lf_to_crlf=args.lf_to_crlf,
         reconnect=args.reconnect,
+        zmodem=_zmodem_options(args, parser),
     )
     open_options = _open_options(args, parser)
     if not os.isatty(0):
@@ -285,6 +288,23 @@ def cmd_console(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Bo
         raise AssertionError("unreachable")  # pragma: no cover
 
     return body
+
+
+def _zmodem_options(
+    args: argparse.Namespace, parser: argparse.ArgumentParser
+) -> ZmodemOptions | None:
+    if args.no_zmodem:
+        if args.send or args.receive_dir != ".":
+            parser.error("--no-zmodem contradicts --send and --receive-dir")
+        return None
+    if not os.path.isdir(args.receive_dir):
+        parser.error(f"--receive-dir must be a directory, got {args.receive_dir!r}")
+    for name in args.send:
+        if not os.path.isfile(name) or not os.access(name, os.R_OK):
+            parser.error(f"--send must name a readable file, got {name!r}")
+    return ZmodemOptions(
+        directory=pathlib.Path(args.receive_dir), send=tuple(map(pathlib.Path, args.send))
+    )
 
 
 # -------------------------------------------------------------------- pipe
@@ -481,6 +501,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--reconnect",
         action="store_true",
         help="when the device disappears (or is not there yet), wait for it instead of exiting",
+    )
+    p.add_argument(
+        "--receive-dir",
+        default=".",
+        metavar="DIR",
+        help="where files go when the device runs sz (ZMODEM; default: the current directory)",
+    )
+    p.add_argument(
+        "--send",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a file to send when the device runs rz (ZMODEM; repeat for more); "
+        "without one, the device's rz is cancelled",
+    )
+    p.add_argument(
+        "--no-zmodem",
+        action="store_true",
+        help="do not look for ZMODEM (sz/rz) in the device's output: only show it",
     )
 
     p = command(

@@ -9,6 +9,10 @@ Restoring the terminal is the part users notice when it goes wrong, so it is
 done in one place (:func:`raw_terminal`), in a ``finally`` that every exit
 path goes through: the exit key, the device vanishing, an error, and the
 signals the command turns into a cancellation (SIGINT, SIGTERM, SIGHUP).
+
+When the device starts ZMODEM (``sz`` or ``rz``), the device-to-screen path
+hands the port to the transfer (``_console_zmodem``) and takes it back after;
+meanwhile keys do not reach the port, and Ctrl-C or the exit key cancels.
 """
 
 from __future__ import annotations
@@ -28,10 +32,12 @@ from typing import Any, Final
 import attrs
 import trio
 
+from ._console_zmodem import ZmodemOptions, run_transfer
 from ._driver import PySerial
 from ._errors import SerialPortError
 from ._stream import AsyncSerial
 from ._supervised import DeviceDisconnectedError, SupervisedStream
+from ._zmodem_detect import ZmodemDetector
 
 __all__ = [
     "RECONNECT_INTERVAL",
@@ -105,6 +111,8 @@ class ConsoleOptions:
       lf_to_crlf: show each LF from the device as CR LF (for devices that end
         lines with a bare LF).
       reconnect: when the device disappears, wait for it to come back.
+      zmodem: what to do when the device starts ``sz`` or ``rz``; ``None``:
+        its output is only shown.
     """
 
     exit_key: int = 0x1D
@@ -112,6 +120,7 @@ class ConsoleOptions:
     eol: bytes = b"\r"
     lf_to_crlf: bool = False
     reconnect: bool = False
+    zmodem: ZmodemOptions | None = None
 
 
 def _raw(attributes: list[Any]) -> list[Any]:
@@ -186,6 +195,8 @@ class _Session:
         # would not be seen; a person types (or pastes) a bounded amount.
         self._keys_in, self._keys_out = trio.open_memory_channel[bytes](math.inf)
         self._sending_keys = trio.CancelScope()
+        #: While a ZMODEM transfer runs: what Ctrl-C or the exit key cancels.
+        self._transfer: trio.CancelScope | None = None
 
     async def show(self, data: bytes) -> None:
         async with self._screen_lock:
@@ -220,6 +231,12 @@ class _Session:
             if not data:  # the terminal went away (window closed, ssh dropped)
                 self._stop(1)
                 return
+            if self._transfer is not None:
+                # The port is the transfer's: keys are not sent. Ctrl-C or the
+                # exit key stops the transfer (not the console).
+                if b"\x03" in data or exit_key in data:
+                    self._transfer.cancel()
+                continue
             typed, hit, _ = bytes(data).partition(exit_key)
             if typed:
                 self._keys_in.send_nowait(typed)
@@ -241,6 +258,8 @@ class _Session:
                 port = self.port
                 if port is None:
                     continue  # no device right now: like typing into an unplugged cable
+                if self._transfer is not None:
+                    continue  # typed just before a transfer started: the port is the transfer's
                 # If the device went away meanwhile, the port side says so and decides what next.
                 with contextlib.suppress(
                     trio.ClosedResourceError, trio.BrokenResourceError, DeviceDisconnectedError
@@ -273,16 +292,39 @@ class _Session:
     async def _copy_to_screen(self, port: AsyncSerial | SupervisedStream) -> str:
         """Show what the device sends until it goes away; return why it did."""
         lf_to_crlf = self.options.lf_to_crlf
+        zmodem = self.options.zmodem
+        detector = ZmodemDetector() if zmodem is not None else None
+        unread = b""  # what a transfer left of the bytes it was handed
         while True:
-            try:
-                data = await port.receive_some()
-            except trio.BrokenResourceError as exc:
-                return str(exc.__cause__ or exc)
-            if not data:
-                return HUNG_UP
-            if self.log is not None:
+            if unread:
+                data, unread = unread, b""
+            else:
+                try:
+                    data = await port.receive_some()
+                except trio.BrokenResourceError as exc:
+                    return str(exc.__cause__ or exc)
+                if not data:
+                    return HUNG_UP
+            start = None
+            if detector is not None:
+                data, start = detector.feed(data)
+            if self.log is not None and data:
                 await self.log.send_all(data)
-            await self.show(data.replace(b"\n", b"\r\n") if lf_to_crlf else data)
+            if data:
+                await self.show(data.replace(b"\n", b"\r\n") if lf_to_crlf else data)
+            if start is not None and zmodem is not None:
+                self._transfer = trio.CancelScope()
+                try:
+                    unread = await run_transfer(
+                        port,
+                        start,
+                        zmodem,
+                        say=self.say,
+                        show=self.show,
+                        scope=self._transfer,
+                    )
+                finally:
+                    self._transfer = None
 
     async def _serve_supervised(self, port: SupervisedStream) -> None:
         """With ``--reconnect``: the supervised port, across unplugs and replugs."""
