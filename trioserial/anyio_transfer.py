@@ -1,4 +1,4 @@
-"""File transfer for anyio byte streams: :mod:`trioserial.transfer`'s four functions.
+"""File transfer for anyio byte streams: :mod:`trioserial.transfer`'s six functions.
 
 The same driver and protocol machines, over any :class:`anyio.abc.ByteStream`
 (a :class:`trioserial.anyio.AnyioSerialStream`, a memory object stream pair
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pathlib
 from collections.abc import Callable, Iterable
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
@@ -21,7 +20,6 @@ import anyio.to_thread
 
 from . import _transfer, _transfer_zmodem
 from ._errors import UnsupportedOperationError
-from ._transfer import Data, ProgressCallback
 from ._transfer_base import TransferCancelledError as TransferCancelledError
 from ._transfer_base import TransferError as TransferError
 from ._transfer_base import TransferFileError as TransferFileError
@@ -155,9 +153,11 @@ async def ymodem_receive(
 
 async def zmodem_send(
     stream: anyio.abc.ByteStream,
-    files: Iterable[str | os.PathLike[str] | tuple[str, Data]],
+    files: Iterable[
+        str | os.PathLike[str] | tuple[str, bytes | bytearray | memoryview | IO[bytes]]
+    ],
     *,
-    progress: ProgressCallback | None = None,
+    progress: Callable[[TransferProgress], object] | None = None,
     timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 (a per-wait limit, not a deadline)
     resume: bool = False,
 ) -> None:
@@ -171,10 +171,10 @@ async def zmodem_receive(
     stream: anyio.abc.ByteStream,
     directory: str | os.PathLike[str],
     *,
-    progress: ProgressCallback | None = None,
+    progress: Callable[[TransferProgress], object] | None = None,
     timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 (a per-wait limit, not a deadline)
     resume: bool = False,
-) -> list[pathlib.Path]:
+) -> list[Path]:
     """:func:`trioserial.transfer.zmodem_receive` for an anyio byte stream."""
     return await _transfer_zmodem.zmodem_receive(
         _primitives(stream), directory, progress=progress, timeout=timeout, resume=resume

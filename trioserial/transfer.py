@@ -2,7 +2,7 @@
 
 The functions take any :class:`trio.abc.Stream` (an :class:`~trioserial.AsyncSerial`,
 a :class:`~trioserial.DriverStream`, a :mod:`trio.testing` memory stream pair);
-:mod:`trioserial.anyio_transfer` has the same four for anyio byte streams. The
+:mod:`trioserial.anyio_transfer` has the same six for anyio byte streams. The
 protocol rules, what a cancellation leaves behind and a U-Boot example are in
 the "File transfer" page of the documentation.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pathlib
 from collections.abc import Callable, Iterable
 from typing import IO, TYPE_CHECKING, Any, Final, TypeVar
 
@@ -19,7 +18,6 @@ import trio
 
 from . import _transfer, _transfer_zmodem
 from ._errors import UnsupportedOperationError
-from ._transfer import Data, ProgressCallback
 from ._transfer_base import TransferCancelledError as TransferCancelledError
 from ._transfer_base import TransferError as TransferError
 from ._transfer_base import TransferFileError as TransferFileError
@@ -264,9 +262,11 @@ async def ymodem_receive(
 
 async def zmodem_send(
     stream: trio.abc.Stream,
-    files: Iterable[str | os.PathLike[str] | tuple[str, Data]],
+    files: Iterable[
+        str | os.PathLike[str] | tuple[str, bytes | bytearray | memoryview | IO[bytes]]
+    ],
     *,
-    progress: ProgressCallback | None = None,
+    progress: Callable[[TransferProgress], object] | None = None,
     timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 (a per-wait limit, not a deadline)
     resume: bool = False,
 ) -> None:
@@ -317,10 +317,10 @@ async def zmodem_receive(
     stream: trio.abc.Stream,
     directory: str | os.PathLike[str],
     *,
-    progress: ProgressCallback | None = None,
+    progress: Callable[[TransferProgress], object] | None = None,
     timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 (a per-wait limit, not a deadline)
     resume: bool = False,
-) -> list[pathlib.Path]:
+) -> list[Path]:
     """Receive a ZMODEM session (from ``sz`` on a device, say) into *directory*.
 
     Sends ZRINIT until the sender offers files. Each file is written as
