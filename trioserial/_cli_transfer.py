@@ -13,13 +13,14 @@ import os
 import pathlib
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Final, TextIO
 
 import attrs
 
 from . import transfer
 from ._cli import Body, CliError, _add_line_options, _open_options, _open_port
+from ._stream import AsyncSerial
 
 __all__ = ["Progress", "add_transfer_commands"]
 
@@ -82,50 +83,25 @@ def _progress() -> Progress:
 
 
 def cmd_send(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Body:
-    options = _open_options(args, parser)
+    options = _checked_options(args, parser)
     if args.protocol not in BATCH and len(args.files) != 1:
         parser.error(
             f"{args.protocol} sends one file; got {len(args.files)} (use ymodem or zmodem)"
         )
-    _check_resume(args, parser)
-    if not args.timeout > 0:
-        parser.error(f"--timeout must be a positive number of seconds, got {args.timeout}")
 
-    async def body() -> int:
-        async with await _open_port(args.url, options) as port:
-            try:
-                if args.protocol == "zmodem":
-                    await transfer.zmodem_send(
-                        port,
-                        args.files,
-                        progress=_progress(),
-                        timeout=args.timeout,
-                        resume=args.resume,
-                    )
-                elif args.protocol == "ymodem":
-                    await transfer.ymodem_send(
-                        port, args.files, progress=_progress(), timeout=args.timeout
-                    )
-                else:
-                    await transfer.xmodem_send(
-                        port,
-                        args.files[0],
-                        block_size=1024 if args.protocol == "xmodem1k" else 128,
-                        progress=_progress(),
-                        timeout=args.timeout,
-                    )
-            except transfer.TransferError as exc:
-                raise CliError(str(exc)) from exc
-        return 0
+    def run(port: AsyncSerial, common: dict[str, Any]) -> Awaitable[object]:
+        if args.protocol == "zmodem":
+            return transfer.zmodem_send(port, args.files, resume=args.resume, **common)
+        if args.protocol == "ymodem":
+            return transfer.ymodem_send(port, args.files, **common)
+        block_size = 1024 if args.protocol == "xmodem1k" else 128
+        return transfer.xmodem_send(port, args.files[0], block_size=block_size, **common)
 
-    return body
+    return _body(args, options, run)
 
 
 def cmd_receive(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Body:
-    options = _open_options(args, parser)
-    if not args.timeout > 0:
-        parser.error(f"--timeout must be a positive number of seconds, got {args.timeout}")
-    _check_resume(args, parser)
+    options = _checked_options(args, parser)
     target = args.target
     if args.protocol in BATCH:
         if args.size is not None:
@@ -136,39 +112,42 @@ def cmd_receive(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Bo
     elif target is None or os.path.isdir(target):
         parser.error("xmodem sends no file name: give the FILE to write")
 
+    def run(port: AsyncSerial, common: dict[str, Any]) -> Awaitable[object]:
+        if args.protocol == "zmodem":
+            return transfer.zmodem_receive(port, target, resume=args.resume, **common)
+        if args.protocol == "ymodem":
+            return transfer.ymodem_receive(port, target, **common)
+        return transfer.xmodem_receive(port, pathlib.Path(target), size=args.size, **common)
+
+    return _body(args, options, run)
+
+
+def _checked_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """The port's options, and the checks both commands share (usage errors)."""
+    options = _open_options(args, parser)
+    if not args.timeout > 0:
+        parser.error(f"--timeout must be a positive number of seconds, got {args.timeout}")
+    if args.resume and args.protocol != "zmodem":
+        parser.error(f"--resume is for zmodem ({args.protocol} cannot resume a file)")
+    return options
+
+
+def _body(
+    args: argparse.Namespace,
+    options: dict[str, Any],
+    run: Callable[[AsyncSerial, dict[str, Any]], Awaitable[object]],
+) -> Body:
+    """Open the port, *run* the transfer with the progress and timeout options, close."""
+
     async def body() -> int:
         async with await _open_port(args.url, options) as port:
             try:
-                if args.protocol == "zmodem":
-                    await transfer.zmodem_receive(
-                        port,
-                        target,
-                        progress=_progress(),
-                        timeout=args.timeout,
-                        resume=args.resume,
-                    )
-                elif args.protocol == "ymodem":
-                    await transfer.ymodem_receive(
-                        port, target, progress=_progress(), timeout=args.timeout
-                    )
-                else:
-                    await transfer.xmodem_receive(
-                        port,
-                        pathlib.Path(target),
-                        size=args.size,
-                        progress=_progress(),
-                        timeout=args.timeout,
-                    )
+                await run(port, {"progress": _progress(), "timeout": args.timeout})
             except transfer.TransferError as exc:
                 raise CliError(str(exc)) from exc
         return 0
 
     return body
-
-
-def _check_resume(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    if args.resume and args.protocol != "zmodem":
-        parser.error(f"--resume is for zmodem ({args.protocol} cannot resume a file)")
 
 
 def add_transfer_commands(command: Command) -> None:
