@@ -18,6 +18,7 @@ import trio
 
 from . import _transfer, _transfer_zmodem
 from ._errors import UnsupportedOperationError
+from ._transfer import Data
 from ._transfer_base import TransferCancelledError as TransferCancelledError
 from ._transfer_base import TransferError as TransferError
 from ._transfer_base import TransferFileError as TransferFileError
@@ -262,9 +263,7 @@ async def ymodem_receive(
 
 async def zmodem_send(
     stream: trio.abc.Stream,
-    files: Iterable[
-        str | os.PathLike[str] | tuple[str, bytes | bytearray | memoryview | IO[bytes]]
-    ],
+    files: Iterable[str | os.PathLike[str] | tuple[str, Data]],
     *,
     progress: Callable[[TransferProgress], object] | None = None,
     timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 (a per-wait limit, not a deadline)
