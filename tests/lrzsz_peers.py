@@ -1,10 +1,12 @@
-"""lrzsz (``sx rx sb rb``) on one end of a socat pty pair: the real peers of the transfer tests.
+"""lrzsz (``sx rx sb rb sz rz``) on one end of a socat pty pair: the transfer tests' real peers.
 
-socat joins two ptys back to back (a null-modem cable); the code under test
-opens end ``a`` by path, as users open a port, and an lrzsz program gets end
-``b`` as its stdin and stdout, as it gets a terminal. Processes are killed
-and reaped in teardown; readiness is socat's own "starting data transfer
-loop" line, never a sleep.
+socat joins two ptys back to back (a null-modem cable), both raw (``sz``
+under socat needs a raw pty: a cooked one eats its control bytes); the code
+under test opens end ``a`` by path, as users open a port, and an lrzsz
+program gets end ``b`` as its stdin and stdout, as it gets a terminal (its
+status lines go to stderr, kept in a log). Processes are killed and reaped
+in teardown; readiness is socat's own "starting data transfer loop" line,
+never a sleep.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import pytest
 import trio
 from url_servers import stop
 
-LRZSZ = ("sx", "rx", "sb", "rb")
+LRZSZ = ("sx", "rx", "sb", "rb", "sz", "rz")
 
 
 @attrs.frozen
@@ -76,11 +78,11 @@ class Peer:
     process: trio.Process
     log: Path
 
-    async def wait(self, seconds: float = 30) -> int:
+    async def wait(self, seconds: float = 60) -> int:
         """Its exit status (failing the test with its log if it does not end in time)."""
         with trio.move_on_after(seconds):
             return await self.process.wait()
-        pytest.fail(f"{self.process.args!r} did not exit:\n{self.log.read_text(errors='replace')}")
+        pytest.fail(f"{self.process.args!r} did not exit:\n{self.output()}")
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -89,7 +91,7 @@ class Peer:
 @contextlib.asynccontextmanager
 async def lrzsz(cable: PtyCable, *args: str, cwd: Path) -> AsyncIterator[Peer]:
     """Run an lrzsz command on the cable's ``b`` end in *cwd*; killed at the end if running."""
-    cwd.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (a test fixture, local disk)
+    await trio.Path(cwd).mkdir(parents=True, exist_ok=True)
     # The end stays open here too, as a terminal keeps its tty open: when the
     # last holder of a pty slave closes it, socat reads EIO on the master and
     # may drop what the program wrote last (lrzsz's final ACK).
@@ -109,3 +111,14 @@ async def lrzsz(cable: PtyCable, *args: str, cwd: Path) -> AsyncIterator[Peer]:
                 await process.wait()
     finally:
         os.close(fd)
+
+
+def write_all(directory: Path, contents: dict[str, bytes]) -> list[Path]:
+    """Write each ``name: data`` of *contents* into *directory* (made if missing); their paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, data in contents.items():
+        path = directory / name
+        path.write_bytes(data)
+        paths.append(path)
+    return paths

@@ -7,15 +7,21 @@ import random
 import signal
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 import trio
-from lrzsz_peers import PtyCable, lrzsz, pty_cable
+from lrzsz_peers import PtyCable, lrzsz, pty_cable, write_all
 
 from trioserial import open_serial_port
 from trioserial._cli_transfer import Progress
-from trioserial.transfer import TransferCancelledError, TransferProgress, ymodem_receive
+from trioserial.transfer import (
+    TransferCancelledError,
+    TransferProgress,
+    ymodem_receive,
+    zmodem_receive,
+)
 
 # Real lrzsz peers and whole transfers: more than the suite's default 20 s
 # per-test deadline on a loaded 2-core machine (each test has its own fail_after).
@@ -24,6 +30,7 @@ pytestmark = pytest.mark.deadline(180)
 __all__ = ["pty_cable"]
 
 ROOT = Path(__file__).resolve().parent.parent
+Receive = Callable[..., Awaitable[list[Path]]]
 
 
 async def cli(*args: str, stderr: Path) -> trio.Process:
@@ -38,59 +45,93 @@ async def cli(*args: str, stderr: Path) -> trio.Process:
         )
 
 
-async def test_send_a_batch_then_receive_it_back(pty_cable: PtyCable, tmp_path: Path) -> None:
-    files = {"a.bin": random.Random(1).randbytes(3000), "b.txt": b"hello\n"}
-    src = tmp_path / "src"
-    src.mkdir()
-    for name, data in files.items():
-        (src / name).write_bytes(data)
+@pytest.mark.parametrize(
+    ("protocol", "receiver", "sender"),
+    [("ymodem", ["rb"], ["sb"]), ("zmodem", ["rz", "-b"], ["sz", "-b"])],
+)
+async def test_send_a_batch_then_receive_it_back(
+    protocol: str, receiver: list[str], sender: list[str], pty_cable: PtyCable, tmp_path: Path
+) -> None:
+    files = {
+        "a.bin": random.Random(1).randbytes(3000) + b"\x18\x11\x13\x1a",  # CAN, XON, XOFF, SUB
+        "b.txt": b"hello\n",
+    }
+    paths = [str(p) for p in write_all(tmp_path / "src", files)]
+    protocol_option = ("--protocol", protocol)
     log = tmp_path / "send.err"
     with trio.fail_after(60):
-        async with lrzsz(pty_cable, "rb", cwd=tmp_path / "rb") as rb:
-            process = await cli("send", pty_cable.a, *(str(src / n) for n in files), stderr=log)
+        async with lrzsz(pty_cable, *receiver, cwd=tmp_path / "peer-in") as peer:
+            process = await cli("send", pty_cable.a, *paths, *protocol_option, stderr=log)
             assert await process.wait() == 0, log.read_text()
-            assert await rb.wait() == 0
+            assert await peer.wait() == 0, peer.output()
     for name, data in files.items():
-        assert (tmp_path / "rb" / name).read_bytes() == data
+        assert (tmp_path / "peer-in" / name).read_bytes() == data
     lines = log.read_text().splitlines()
     assert [line.split(":")[0] for line in lines] == list(files)  # one line per file, no tty
     out = tmp_path / "back"
     out.mkdir()
     log = tmp_path / "receive.err"
     with trio.fail_after(60):
-        async with lrzsz(
-            pty_cable, "sb", *(str(src / n) for n in files), cwd=tmp_path / "sb"
-        ) as sb:
-            process = await cli("receive", pty_cable.a, str(out), stderr=log)
+        async with lrzsz(pty_cable, *sender, *paths, cwd=tmp_path / "peer-out") as peer:
+            process = await cli("receive", pty_cable.a, str(out), *protocol_option, stderr=log)
             assert await process.wait() == 0, log.read_text()
-            assert await sb.wait() == 0
+            assert await peer.wait() == 0, peer.output()
     for name, data in files.items():
         assert (out / name).read_bytes() == data
 
 
-async def test_ctrl_c_cancels_tells_the_receiver_and_exits_130(
+async def test_zmodem_receive_resume_continues_a_part_file(
     pty_cable: PtyCable, tmp_path: Path
 ) -> None:
-    """SIGINT mid-transfer: exit 130, and the receiver hears CAN CAN at once.
+    """``--resume`` keeps the ``.part`` an interrupted receive left and asks ``sz`` for the rest."""
+    data = random.Random(3).randbytes(200_000)
+    write_all(tmp_path / "src", {"big.bin": data})
+    out = tmp_path / "out"
+    out.mkdir()
+    # A prefix of the file, with a wrong tail byte: a resumed receive keeps the
+    # .part as it is (ZMODEM resumes by length), so the wrong byte survives
+    # only if the CLI really resumed rather than starting the file again.
+    part = bytearray(data[:50_000])
+    part[-1] ^= 0xFF
+    (out / "big.bin.part").write_bytes(part)
+    log = tmp_path / "receive.err"
+    with trio.fail_after(60):
+        async with lrzsz(pty_cable, "sz", "-b", "big.bin", cwd=tmp_path / "src") as sz:
+            process = await cli(
+                "receive", pty_cable.a, str(out), "--protocol", "zmodem", "--resume", stderr=log
+            )
+            assert await process.wait() == 0, log.read_text()
+            assert await sz.wait() == 0, sz.output()
+    assert (out / "big.bin").read_bytes() == bytes(part) + data[50_000:]
+
+
+@pytest.mark.parametrize(
+    ("protocol", "receive"), [("ymodem", ymodem_receive), ("zmodem", zmodem_receive)]
+)
+async def test_ctrl_c_cancels_tells_the_receiver_and_exits_130(
+    protocol: str, receive: Receive, pty_cable: PtyCable, tmp_path: Path
+) -> None:
+    """SIGINT mid-transfer: exit 130, and the receiver hears the cancel at once.
 
     The receiver here is ours, on the cable's other end, because it reports
     what it heard: lrzsz's rb flushes its input after each "C" and sometimes
     sat out its 10 s timeout instead (seen in about a third of the runs).
     """
+    size = 4 * 1024 * 1024
     big = tmp_path / "big.bin"
-    big.write_bytes(random.Random(2).randbytes(1024 * 1024))
+    big.write_bytes(random.Random(2).randbytes(size))
     out = tmp_path / "out"
     out.mkdir()
     log = tmp_path / "send.err"
     under_way = trio.Event()
 
     def progress(p: TransferProgress) -> None:
-        if p.done >= 10 * 1024:
+        if p.done >= 64 * 1024:
             under_way.set()
 
     with trio.fail_after(60):
         async with await open_serial_port(pty_cable.b) as device, trio.open_nursery() as nursery:
-            process = await cli("send", pty_cable.a, str(big), stderr=log)
+            process = await cli("send", pty_cable.a, str(big), "--protocol", protocol, stderr=log)
 
             async def interrupt() -> None:
                 await under_way.wait()
@@ -98,9 +139,9 @@ async def test_ctrl_c_cancels_tells_the_receiver_and_exits_130(
 
             nursery.start_soon(interrupt)
             with pytest.raises(TransferCancelledError, match="sender cancelled"):
-                await ymodem_receive(device, out, progress=progress, timeout=5)
+                await receive(device, out, progress=progress, timeout=5)
             assert await process.wait() == 130, log.read_bytes()
-    assert len((out / "big.bin.part").read_bytes()) < 1024 * 1024
+    assert len((out / "big.bin.part").read_bytes()) < size
 
 
 @pytest.mark.parametrize(
@@ -110,6 +151,9 @@ async def test_ctrl_c_cancels_tells_the_receiver_and_exits_130(
         (["receive", "/dev/null", "--protocol", "xmodem"], "give the FILE to write"),
         (["receive", "/dev/null", "x", "--size", "3"], "--size is for xmodem"),
         (["send", "/dev/null", "a", "--timeout", "-1"], "--timeout must be a positive"),
+        (["send", "/dev/null", "a", "--resume"], "--resume is for zmodem"),
+        (["receive", "/dev/null", "x", "--protocol", "zmodem"], "zmodem receives into a dir"),
+        (["receive", "/dev/null", "--protocol", "zmodem", "--size", "3"], "--size is for xmodem"),
     ],
 )
 def test_usage_errors(args: list[str], message: str, tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from lrzsz_peers import PtyCable, lrzsz, pty_cable
+from lrzsz_peers import PtyCable, lrzsz, pty_cable, write_all
 
 from trioserial import open_serial_port
 from trioserial.transfer import (
@@ -45,16 +45,6 @@ def files_of(block: int) -> dict[str, bytes]:
         "block1.bin": rng.randbytes(block + 1),
         "ends-1a.bin": b"data" + b"\x1a" * 5,
     }
-
-
-def write_all(directory: Path, files: dict[str, bytes]) -> list[Path]:
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, data in files.items():
-        path = directory / name
-        path.write_bytes(data)
-        paths.append(path)
-    return paths
 
 
 async def test_ymodem_send_a_batch_into_rb(pty_cable: PtyCable, tmp_path: Path) -> None:

@@ -1,105 +1,22 @@
 """The sans-IO XMODEM/YMODEM machines, tested synchronously: bytes in, bytes and events out.
 
-A pump joins a Sender and a Receiver on a fake clock; fault hooks on each
-direction corrupt, drop, duplicate or delay what crosses, as a noisy line
-would. No event loop anywhere.
+``machine_pump.pump`` joins a Sender and a Receiver on a fake clock; fault
+hooks on each direction corrupt, drop, duplicate or delay what crosses, as a
+noisy line would. No event loop anywhere.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
 
-import attrs
 import pytest
+from machine_pump import Fault, corrupt_every, pump
 
 from trioserial import _transfer_base as b
 from trioserial import _xymodem as x
 
 SOH, STX, EOT, ACK, NAK, CAN = 1, 2, 4, 6, 0x15, 0x18
-Fault = Callable[[bytes], bytes]
-
-
-def clean(data: bytes) -> bytes:
-    return data
-
-
-@attrs.define
-class Result:
-    files: dict[str | None, bytes]
-    progress_s: list[b.TransferProgress]
-    progress_r: list[b.TransferProgress]
-    wire_s: bytearray
-    wire_r: bytearray
-    now: float
-
-
-def pump(
-    sender: x.Sender,
-    receiver: x.Receiver,
-    files: list[tuple[str, bytes]],
-    *,
-    s2r: Fault = clean,
-    r2s: Fault = clean,
-    max_steps: int = 200_000,
-) -> Result:
-    """Run both machines to the end; a TransferError from either propagates."""
-    now = 0.0
-    sender.start(now)
-    receiver.start(now)
-    pending = list(files)
-    current = b""
-    pos = 0
-    result = Result({}, [], [], bytearray(), bytearray(), 0.0)
-    name: str | None = None
-    out = bytearray()
-    for _ in range(max_steps):
-        progressed = False
-        while (e := sender.next_event()) is not b.NEED_DATA:
-            progressed = True
-            if isinstance(e, b.NextFile):
-                if pending:
-                    fname, current = pending.pop(0)
-                    pos = 0
-                    sender.start_file(b.FileInfo(fname, len(current)))
-                else:
-                    sender.start_file(None)
-            elif isinstance(e, b.ReadData):
-                sender.supply(current[pos : pos + e.size])
-                pos += e.size
-            elif isinstance(e, b.TransferProgress):
-                result.progress_s.append(e)
-        while (e := receiver.next_event()) is not b.NEED_DATA:
-            progressed = True
-            if isinstance(e, b.FileStart):
-                name, out = e.info.name, bytearray()
-            elif isinstance(e, b.Payload):
-                out += e.data
-            elif isinstance(e, b.FileEnd):
-                result.files[name] = bytes(out)
-            elif isinstance(e, b.TransferProgress):
-                result.progress_r.append(e)
-        if sender.finished and receiver.finished:
-            result.now = now
-            return result
-        a = sender.data_to_send()
-        c = receiver.data_to_send()
-        result.wire_s += a
-        result.wire_r += c
-        if a and (a := s2r(a)):
-            receiver.receive_data(a, now)
-        if c and (c := r2s(c)):
-            sender.receive_data(c, now)
-        if a or c:
-            progressed = True
-        if not progressed:
-            deadlines = [d for d in (sender.deadline, receiver.deadline) if d is not None]
-            assert deadlines, "both machines wait for nothing: deadlock"
-            now = max(now, min(deadlines))
-            sender.tick(now)
-            receiver.tick(now)
-    raise AssertionError("the transfer did not end")
 
 
 def xmodem(block_size: int = 1024, crc: bool = True, **kw: object) -> tuple[x.Sender, x.Receiver]:
@@ -189,22 +106,6 @@ def test_ymodem_header_carries_size_mtime_mode_and_parses_back() -> None:
     assert x.parse_header(payload.ljust(128, b"\x00")) == info
     assert x.parse_header(b"\x00" * 128) is None
     assert x.parse_header(b"b\x00garbage") == b.FileInfo("b", None)
-
-
-def corrupt_every(n: int, seed: int = 1) -> Fault:
-    rng = random.Random(seed)
-    count = 0
-
-    def fault(data: bytes) -> bytes:
-        nonlocal count
-        out = bytearray(data)
-        for i in range(len(out)):
-            count += 1
-            if count % n == 0:
-                out[i] ^= 1 << rng.randrange(8)
-        return bytes(out)
-
-    return fault
 
 
 def drop_every(n: int) -> Fault:

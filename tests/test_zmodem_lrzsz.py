@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from zmodem_peers import Peer, PtyCable, lrzsz, zmodem_cable
+from lrzsz_peers import Peer, PtyCable, lrzsz, pty_cable, write_all
 
 from trioserial import AsyncSerial, open_serial_port
 from trioserial.transfer import TransferProgress, zmodem_receive, zmodem_send
@@ -21,7 +21,7 @@ from trioserial.transfer import TransferProgress, zmodem_receive, zmodem_send
 # per-test deadline on a loaded 2-core machine (each test has its own fail_after).
 pytestmark = pytest.mark.deadline(180)
 
-__all__ = ["zmodem_cable"]
+__all__ = ["pty_cable"]
 
 MB = 1 << 20
 
@@ -33,16 +33,6 @@ def files() -> dict[str, bytes]:
         "escapes.bin": bytes([0x18, 0x11, 0x13, 0x91, 0x93, 0x10, 0x90, 0x40, 0x0D, 0x8D]) * 20_000,
         "random.bin": random.Random(17).randbytes(MB),
     }
-
-
-def write_all(directory: Path, contents: dict[str, bytes]) -> list[Path]:
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, data in contents.items():
-        path = directory / name
-        path.write_bytes(data)
-        paths.append(path)
-    return paths
 
 
 async def drain_until_exit(port: AsyncSerial, peer: Peer) -> int:
@@ -72,14 +62,14 @@ def read_all(directory: Path, names: object) -> dict[str, bytes]:
     return {name: (directory / name).read_bytes() for name in names}  # type: ignore[attr-defined]
 
 
-async def test_zmodem_send_a_session_into_rz(zmodem_cable: PtyCable, tmp_path: Path) -> None:
+async def test_zmodem_send_a_session_into_rz(pty_cable: PtyCable, tmp_path: Path) -> None:
     contents = files()
     sources = write_all(tmp_path / "src", contents)
     seen: list[TransferProgress] = []
     with trio.fail_after(120):
         async with (
-            await open_serial_port(zmodem_cable.a) as port,
-            lrzsz(zmodem_cable, "rz", "-b", cwd=tmp_path / "dst") as rz,
+            await open_serial_port(pty_cable.a) as port,
+            lrzsz(pty_cable, "rz", "-b", cwd=tmp_path / "dst") as rz,
         ):
             await zmodem_send(port, sources, progress=seen.append)
             assert await rz.wait() == 0, rz.output()
@@ -90,17 +80,15 @@ async def test_zmodem_send_a_session_into_rz(zmodem_cable: PtyCable, tmp_path: P
     assert (tmp_path / "dst" / "random.bin").stat().st_mtime == int(sources[-1].stat().st_mtime)
 
 
-async def test_sz_sends_a_session_into_zmodem_receive(
-    zmodem_cable: PtyCable, tmp_path: Path
-) -> None:
+async def test_sz_sends_a_session_into_zmodem_receive(pty_cable: PtyCable, tmp_path: Path) -> None:
     contents = files()
     write_all(tmp_path / "src", contents)
     seen: list[TransferProgress] = []
     (tmp_path / "dst").mkdir()
     with trio.fail_after(120):
         async with (
-            await open_serial_port(zmodem_cable.a) as port,
-            lrzsz(zmodem_cable, "sz", "-b", *contents, cwd=tmp_path / "src") as sz,
+            await open_serial_port(pty_cable.a) as port,
+            lrzsz(pty_cable, "sz", "-b", *contents, cwd=tmp_path / "src") as sz,
         ):
             got = await zmodem_receive(port, tmp_path / "dst", progress=seen.append)
             assert await sz.wait() == 0, sz.output()
@@ -114,15 +102,15 @@ async def test_sz_sends_a_session_into_zmodem_receive(
 # subpackets; -w: a window of unacknowledged data; -l: a frame length; -B: rz's buffer.
 @pytest.mark.parametrize("options", [["-e"], ["-8"], ["-w", "8192"], ["-l", "512"]])
 async def test_sz_options_into_zmodem_receive(
-    zmodem_cable: PtyCable, tmp_path: Path, options: list[str]
+    pty_cable: PtyCable, tmp_path: Path, options: list[str]
 ) -> None:
     contents = {"all.bin": bytes(range(256)) * 1200}
     write_all(tmp_path / "src", contents)
     (tmp_path / "dst").mkdir()
     with trio.fail_after(60):
         async with (
-            await open_serial_port(zmodem_cable.a) as port,
-            lrzsz(zmodem_cable, "sz", *options, "-b", "all.bin", cwd=tmp_path / "src") as sz,
+            await open_serial_port(pty_cable.a) as port,
+            lrzsz(pty_cable, "sz", *options, "-b", "all.bin", cwd=tmp_path / "src") as sz,
         ):
             await zmodem_receive(port, tmp_path / "dst")
             assert await sz.wait() == 0, sz.output()
@@ -131,14 +119,14 @@ async def test_sz_options_into_zmodem_receive(
 
 @pytest.mark.parametrize("options", [["-e"], ["-w", "4096"], ["-B", "4096"]])
 async def test_zmodem_send_into_rz_with_options(
-    zmodem_cable: PtyCable, tmp_path: Path, options: list[str]
+    pty_cable: PtyCable, tmp_path: Path, options: list[str]
 ) -> None:
     contents = {"all.bin": bytes(range(256)) * 1200}
     sources = write_all(tmp_path / "src", contents)
     with trio.fail_after(60):
         async with (
-            await open_serial_port(zmodem_cable.a) as port,
-            lrzsz(zmodem_cable, "rz", *options, "-b", cwd=tmp_path / "dst") as rz,
+            await open_serial_port(pty_cable.a) as port,
+            lrzsz(pty_cable, "rz", *options, "-b", cwd=tmp_path / "dst") as rz,
         ):
             await zmodem_send(port, sources)
             assert await rz.wait() == 0, rz.output()
@@ -146,7 +134,7 @@ async def test_zmodem_send_into_rz_with_options(
 
 
 async def test_receive_resumes_after_a_cancelled_transfer(
-    zmodem_cable: PtyCable, tmp_path: Path
+    pty_cable: PtyCable, tmp_path: Path
 ) -> None:
     data = random.Random(5).randbytes(MB)
     write_all(tmp_path / "src", {"big.bin": data})
@@ -154,8 +142,8 @@ async def test_receive_resumes_after_a_cancelled_transfer(
     dst.mkdir()
     first: list[TransferProgress] = []
     with trio.fail_after(60):
-        async with await open_serial_port(zmodem_cable.a) as port:
-            async with lrzsz(zmodem_cable, "sz", "-b", "big.bin", cwd=tmp_path / "src") as sz:
+        async with await open_serial_port(pty_cable.a) as port:
+            async with lrzsz(pty_cable, "sz", "-b", "big.bin", cwd=tmp_path / "src") as sz:
                 with trio.CancelScope() as scope:
 
                     def cancel_half_way(p: TransferProgress) -> None:
@@ -174,7 +162,7 @@ async def test_receive_resumes_after_a_cancelled_transfer(
             assert MB // 2 <= held < MB
             assert part.read_bytes() == data[:held]
             second: list[TransferProgress] = []
-            async with lrzsz(zmodem_cable, "sz", "-b", "big.bin", cwd=tmp_path / "src") as sz:
+            async with lrzsz(pty_cable, "sz", "-b", "big.bin", cwd=tmp_path / "src") as sz:
                 got = await zmodem_receive(port, dst, progress=second.append, resume=True)
                 assert await sz.wait() == 0, sz.output()
     assert got == [dst / "big.bin"]
@@ -183,8 +171,8 @@ async def test_receive_resumes_after_a_cancelled_transfer(
     # And once complete, a third offer of the same file is skipped.
     with trio.fail_after(60):
         async with (
-            await open_serial_port(zmodem_cable.a) as port,
-            lrzsz(zmodem_cable, "sz", "-b", "big.bin", cwd=tmp_path / "src") as sz,
+            await open_serial_port(pty_cable.a) as port,
+            lrzsz(pty_cable, "sz", "-b", "big.bin", cwd=tmp_path / "src") as sz,
         ):
             third: list[TransferProgress] = []
             assert await zmodem_receive(port, dst, progress=third.append, resume=True) == []
@@ -192,7 +180,7 @@ async def test_receive_resumes_after_a_cancelled_transfer(
     assert third == [TransferProgress("big.bin", MB, MB)]
 
 
-async def test_send_resumes_into_rz_r(zmodem_cable: PtyCable, tmp_path: Path) -> None:
+async def test_send_resumes_into_rz_r(pty_cable: PtyCable, tmp_path: Path) -> None:
     data = random.Random(6).randbytes(MB)
     (source,) = write_all(tmp_path / "src", {"big.bin": data})
     dst = tmp_path / "dst"
@@ -200,8 +188,8 @@ async def test_send_resumes_into_rz_r(zmodem_cable: PtyCable, tmp_path: Path) ->
     seen: list[TransferProgress] = []
     with trio.fail_after(60):
         async with (
-            await open_serial_port(zmodem_cable.a) as port,
-            lrzsz(zmodem_cable, "rz", "-b", "-r", cwd=dst) as rz,
+            await open_serial_port(pty_cable.a) as port,
+            lrzsz(pty_cable, "rz", "-b", "-r", cwd=dst) as rz,
         ):
             await zmodem_send(port, [source], progress=seen.append, resume=True)
             assert await rz.wait() == 0, rz.output()
@@ -211,13 +199,13 @@ async def test_send_resumes_into_rz_r(zmodem_cable: PtyCable, tmp_path: Path) ->
 
 
 async def test_cancelled_send_tells_rz_and_the_port_is_usable(
-    zmodem_cable: PtyCable, tmp_path: Path
+    pty_cable: PtyCable, tmp_path: Path
 ) -> None:
     data = random.Random(7).randbytes(MB)
     (source,) = write_all(tmp_path / "src", {"big.bin": data})
     with trio.fail_after(60):
-        async with await open_serial_port(zmodem_cable.a) as port:
-            async with lrzsz(zmodem_cable, "rz", "-b", cwd=tmp_path / "dst") as rz:
+        async with await open_serial_port(pty_cable.a) as port:
+            async with lrzsz(pty_cable, "rz", "-b", cwd=tmp_path / "dst") as rz:
                 with trio.CancelScope() as scope:
 
                     def cancel_at_first_ack(p: TransferProgress) -> None:
@@ -229,14 +217,14 @@ async def test_cancelled_send_tells_rz_and_the_port_is_usable(
                 assert await rz.wait(10) != 0  # told by the CANs, it stops at once
             # rz answers an abort with its own CANs: the next command reads past them.
             assert b"\x18" * 5 in await drain_quiet(port)
-            async with lrzsz(zmodem_cable, "rz", "-b", "-y", cwd=tmp_path / "dst2") as rz:
+            async with lrzsz(pty_cable, "rz", "-b", "-y", cwd=tmp_path / "dst2") as rz:
                 await zmodem_send(port, [source])
                 assert await rz.wait() == 0, rz.output()
     assert (tmp_path / "dst2" / "big.bin").read_bytes() == data
 
 
 async def test_sz_r_resumes_into_zmodem_receive_without_resume(
-    zmodem_cable: PtyCable, tmp_path: Path
+    pty_cable: PtyCable, tmp_path: Path
 ) -> None:
     # The sender asks (ZCRESUM; -r after -b, which would set ZCBIN again): the receiver
     # resumes its .part though resume=False.
@@ -247,8 +235,8 @@ async def test_sz_r_resumes_into_zmodem_receive_without_resume(
     seen: list[TransferProgress] = []
     with trio.fail_after(60):
         async with (
-            await open_serial_port(zmodem_cable.a) as port,
-            lrzsz(zmodem_cable, "sz", "-b", "-r", "big.bin", cwd=tmp_path / "src") as sz,
+            await open_serial_port(pty_cable.a) as port,
+            lrzsz(pty_cable, "sz", "-b", "-r", "big.bin", cwd=tmp_path / "src") as sz,
         ):
             assert await zmodem_receive(port, dst, progress=seen.append) == [dst / "big.bin"]
             assert await sz.wait() == 0, sz.output()

@@ -1,124 +1,22 @@
 """The sans-IO ZMODEM machines and frames, tested synchronously: bytes in, bytes and events out.
 
-A pump joins a Sender and a Receiver on a fake clock; fault hooks on each
-direction corrupt, drop or cut what crosses, as a noisy line would. No
-event loop anywhere.
+``machine_pump.pump`` joins a Sender and a Receiver on a fake clock; fault
+hooks on each direction corrupt, drop or cut what crosses, as a noisy line
+would. No event loop anywhere.
 """
 
 from __future__ import annotations
 
 import binascii
 import random
-from collections.abc import Callable
 
-import attrs
 import pytest
+from machine_pump import Fault, corrupt_every, pump
 
 from trioserial import _transfer_base as b
 from trioserial import _zmodem as z
 from trioserial import _zmodem_receiver as zr
 from trioserial import _zmodem_wire as w
-
-Fault = Callable[[bytes], bytes]
-
-
-def clean(data: bytes) -> bytes:
-    return data
-
-
-@attrs.define
-class Result:
-    files: dict[str, bytes]
-    progress_s: list[b.TransferProgress]
-    progress_r: list[b.TransferProgress]
-    wire_s: bytearray
-    wire_r: bytearray
-    seeks: list[int]
-    skipped: list[str]
-    now: float
-
-
-def pump(
-    sender: z.Sender,
-    receiver: zr.Receiver,
-    files: list[tuple[str, bytes]],
-    *,
-    s2r: Fault = clean,
-    r2s: Fault = clean,
-    have: dict[str, bytes] | None = None,
-    max_steps: int = 100_000,
-) -> Result:
-    """Run both machines to the end; a TransferError from either propagates.
-
-    *have*: files the receiver already holds (it resumes from their length,
-    and skips those as long as the offered size).
-    """
-    have = dict(have or {})
-    now = 0.0
-    sender.start(now)
-    receiver.start(now)
-    pending = list(files)
-    current = b""
-    pos = 0
-    result = Result({}, [], [], bytearray(), bytearray(), [], [], 0.0)
-    name = ""
-    out = bytearray()
-    for _ in range(max_steps):
-        progressed = False
-        while (e := sender.next_event()) is not b.NEED_DATA:
-            progressed = True
-            if isinstance(e, b.NextFile):
-                if pending:
-                    fname, current = pending.pop(0)
-                    pos = 0
-                    sender.start_file(b.FileInfo(fname, len(current)))
-                else:
-                    sender.start_file(None)
-            elif isinstance(e, b.Seek):
-                result.seeks.append(e.offset)
-                pos = e.offset
-            elif isinstance(e, b.ReadData):
-                sender.supply(current[pos : pos + e.size])
-                pos += e.size
-            elif isinstance(e, b.TransferProgress):
-                result.progress_s.append(e)
-        while (e := receiver.next_event()) is not b.NEED_DATA:
-            progressed = True
-            if isinstance(e, b.FileOffer):
-                name = e.info.name
-                old = have.get(name, b"")
-                if name in have and len(old) == e.info.size:
-                    result.skipped.append(name)
-                    receiver.skip()
-                else:
-                    out = bytearray(old)
-                    receiver.accept(len(old))
-            elif isinstance(e, b.Payload):
-                out += e.data
-            elif isinstance(e, b.FileEnd):
-                result.files[name] = bytes(out)
-            elif isinstance(e, b.TransferProgress):
-                result.progress_r.append(e)
-        if sender.finished and receiver.finished:
-            result.now = now
-            return result
-        a = sender.data_to_send()
-        c = receiver.data_to_send()
-        result.wire_s += a
-        result.wire_r += c
-        if a and (a := s2r(a)):
-            receiver.receive_data(a, now)
-        if c and (c := r2s(c)):
-            sender.receive_data(c, now)
-        if a or c:
-            progressed = True
-        if not progressed:
-            deadlines = [d for d in (sender.deadline, receiver.deadline) if d is not None]
-            assert deadlines, "both machines wait for nothing: deadlock"
-            now = max(now, min(deadlines))
-            sender.tick(now)
-            receiver.tick(now)
-    raise AssertionError("the transfer did not end")
 
 
 def machines(**kw: object) -> tuple[z.Sender, zr.Receiver]:
@@ -288,22 +186,6 @@ def test_receiver_buffer_size_means_zcrcw_windows_one_at_a_time() -> None:
     data = random.Random(2).randbytes(10_000)
     result = pump(z.Sender(window=2048), zr.Receiver(), [("f", data)])
     assert result.files == {"f": data}
-
-
-def corrupt_every(n: int, seed: int = 1) -> Fault:
-    rng = random.Random(seed)
-    count = 0
-
-    def fault(data: bytes) -> bytes:
-        nonlocal count
-        out = bytearray(data)
-        for i in range(len(out)):
-            count += 1
-            if count % n == 0:
-                out[i] ^= 1 << rng.randrange(8)
-        return bytes(out)
-
-    return fault
 
 
 def corrupt_randomly(probability: float, seed: int) -> Fault:

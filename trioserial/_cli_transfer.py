@@ -1,4 +1,4 @@
-"""``trioserial send`` and ``trioserial receive`` (layer 3): X/YMODEM from the command line.
+"""``trioserial send`` and ``trioserial receive`` (layer 3): X/Y/ZMODEM from the command line.
 
 Registered by ``_cli.build_parser``. Progress goes to stderr: a bar redrawn
 in place on a terminal, one line per file otherwise. Ctrl-C cancels the
@@ -13,17 +13,20 @@ import os
 import pathlib
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Final, TextIO
 
 import attrs
 
 from . import transfer
 from ._cli import Body, CliError, _add_line_options, _open_options, _open_port
+from ._stream import AsyncSerial
 
 __all__ = ["Progress", "add_transfer_commands"]
 
-PROTOCOLS: Final = ("xmodem", "xmodem1k", "ymodem")
+PROTOCOLS: Final = ("xmodem", "xmodem1k", "ymodem", "zmodem")
+#: The protocols that carry file names (and so send several files, into a directory).
+BATCH: Final = ("ymodem", "zmodem")
 Command = Callable[..., argparse.ArgumentParser]
 
 
@@ -80,63 +83,66 @@ def _progress() -> Progress:
 
 
 def cmd_send(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Body:
-    options = _open_options(args, parser)
-    if args.protocol != "ymodem" and len(args.files) != 1:
-        parser.error(f"{args.protocol} sends one file; got {len(args.files)} (use ymodem)")
-    if not args.timeout > 0:
-        parser.error(f"--timeout must be a positive number of seconds, got {args.timeout}")
+    options = _checked_options(args, parser)
+    if args.protocol not in BATCH and len(args.files) != 1:
+        parser.error(
+            f"{args.protocol} sends one file; got {len(args.files)} (use ymodem or zmodem)"
+        )
 
-    async def body() -> int:
-        async with await _open_port(args.url, options) as port:
-            try:
-                if args.protocol == "ymodem":
-                    await transfer.ymodem_send(
-                        port, args.files, progress=_progress(), timeout=args.timeout
-                    )
-                else:
-                    await transfer.xmodem_send(
-                        port,
-                        args.files[0],
-                        block_size=1024 if args.protocol == "xmodem1k" else 128,
-                        progress=_progress(),
-                        timeout=args.timeout,
-                    )
-            except transfer.TransferError as exc:
-                raise CliError(str(exc)) from exc
-        return 0
+    def run(port: AsyncSerial, common: dict[str, Any]) -> Awaitable[object]:
+        if args.protocol == "zmodem":
+            return transfer.zmodem_send(port, args.files, resume=args.resume, **common)
+        if args.protocol == "ymodem":
+            return transfer.ymodem_send(port, args.files, **common)
+        block_size = 1024 if args.protocol == "xmodem1k" else 128
+        return transfer.xmodem_send(port, args.files[0], block_size=block_size, **common)
 
-    return body
+    return _body(args, options, run)
 
 
 def cmd_receive(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Body:
+    options = _checked_options(args, parser)
+    target = args.target
+    if args.protocol in BATCH:
+        if args.size is not None:
+            parser.error(f"--size is for xmodem ({args.protocol} headers carry the size)")
+        target = target or "."
+        if not os.path.isdir(target):
+            parser.error(f"{args.protocol} receives into a directory; {target!r} is not one")
+    elif target is None or os.path.isdir(target):
+        parser.error("xmodem sends no file name: give the FILE to write")
+
+    def run(port: AsyncSerial, common: dict[str, Any]) -> Awaitable[object]:
+        if args.protocol == "zmodem":
+            return transfer.zmodem_receive(port, target, resume=args.resume, **common)
+        if args.protocol == "ymodem":
+            return transfer.ymodem_receive(port, target, **common)
+        return transfer.xmodem_receive(port, pathlib.Path(target), size=args.size, **common)
+
+    return _body(args, options, run)
+
+
+def _checked_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """The port's options, and the checks both commands share (usage errors)."""
     options = _open_options(args, parser)
     if not args.timeout > 0:
         parser.error(f"--timeout must be a positive number of seconds, got {args.timeout}")
-    target = args.target
-    if args.protocol == "ymodem":
-        if args.size is not None:
-            parser.error("--size is for xmodem (ymodem headers carry the size)")
-        target = target or "."
-        if not os.path.isdir(target):
-            parser.error(f"ymodem receives into a directory; {target!r} is not one")
-    elif target is None or os.path.isdir(target):
-        parser.error("xmodem sends no file name: give the FILE to write")
+    if args.resume and args.protocol != "zmodem":
+        parser.error(f"--resume is for zmodem ({args.protocol} cannot resume a file)")
+    return options
+
+
+def _body(
+    args: argparse.Namespace,
+    options: dict[str, Any],
+    run: Callable[[AsyncSerial, dict[str, Any]], Awaitable[object]],
+) -> Body:
+    """Open the port, *run* the transfer with the progress and timeout options, close."""
 
     async def body() -> int:
         async with await _open_port(args.url, options) as port:
             try:
-                if args.protocol == "ymodem":
-                    await transfer.ymodem_receive(
-                        port, target, progress=_progress(), timeout=args.timeout
-                    )
-                else:
-                    await transfer.xmodem_receive(
-                        port,
-                        pathlib.Path(target),
-                        size=args.size,
-                        progress=_progress(),
-                        timeout=args.timeout,
-                    )
+                await run(port, {"progress": _progress(), "timeout": args.timeout})
             except transfer.TransferError as exc:
                 raise CliError(str(exc)) from exc
         return 0
@@ -150,23 +156,28 @@ def add_transfer_commands(command: Command) -> None:
     p = command(
         "send",
         cmd_send,
-        help="send files with XMODEM or YMODEM (to loadx/loady, rb, rx, ...)",
-        description="Send FILEs to the device with XMODEM, XMODEM-1K or YMODEM batch.\n"
-        "Start the receiver first (U-Boot: 'loady', Linux: 'rb'); the sender waits\n"
-        "for it. Ctrl-C cancels the transfer and tells the receiver (CAN CAN).",
+        help="send files with XMODEM, YMODEM or ZMODEM (to loadx/loady, rb, rz, ...)",
+        description="Send FILEs to the device with XMODEM, XMODEM-1K, YMODEM batch or\n"
+        "ZMODEM. Start the receiver first (U-Boot: 'loady', Linux: 'rb' or 'rz');\n"
+        "the sender waits for it. Ctrl-C cancels the transfer and tells the receiver.",
         epilog="example:\n  trioserial send /dev/ttyUSB0 image.itb --protocol ymodem",
         **common,
     )
     p.add_argument("url", metavar="PORT", help="device path (/dev/ttyUSB0) or URL")
     p.add_argument("files", nargs="+", metavar="FILE", help="the file(s) to send")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="zmodem: ask the receiver to continue files it holds part of",
+    )
     _add_transfer_options(p)
     p = command(
         "receive",
         cmd_receive,
-        help="receive files with XMODEM or YMODEM (from sb, sx, ...)",
-        description="Receive files from the device. YMODEM writes each file under\n"
-        "its own (checked) name into DIR (default: the current directory); XMODEM\n"
-        "writes FILE. Ctrl-C cancels the transfer and tells the sender.",
+        help="receive files with XMODEM, YMODEM or ZMODEM (from sb, sx, sz, ...)",
+        description="Receive files from the device. YMODEM and ZMODEM write each file\n"
+        "under its own (checked) name into DIR (default: the current directory);\n"
+        "XMODEM writes FILE. Ctrl-C cancels the transfer and tells the sender.",
         epilog="example:\n  trioserial receive /dev/ttyUSB0 logs/ --protocol ymodem",
         **common,
     )
@@ -174,6 +185,11 @@ def add_transfer_commands(command: Command) -> None:
     p.add_argument("target", nargs="?", metavar="DIR|FILE", help="where to write")
     p.add_argument(
         "--size", type=int, metavar="BYTES", help="xmodem: the file's size (cuts the padding)"
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="zmodem: continue NAME.part files an interrupted receive left; skip complete files",
     )
     _add_transfer_options(p)
 

@@ -486,25 +486,50 @@ async def ymodem_receive(
     progress: ProgressCallback | None,
     timeout: float,
 ) -> list[pathlib.Path]:
+    target = await _directory(loop, directory)
+    machine = _xymodem.Receiver(batch=True, timeout=_check_timeout(timeout))
+
+    async def start(event: Event) -> tuple[_Sink, FileInfo] | None:
+        assert isinstance(event, FileStart), event
+        part = target / (event.info.name + PART_SUFFIX)
+        return _Sink(await loop.run_sync(_open_write, part), str(part), owned=True), event.info
+
+    return await _receive_files(loop, machine, target, _reporter(progress), start)
+
+
+async def _directory(loop: Primitives, directory: object) -> pathlib.Path:
+    """*directory*, checked: the argument of the batch receivers."""
     if not isinstance(directory, (str, os.PathLike)):
         raise TypeError(f"directory must be a path, got {directory!r}")
     target = pathlib.Path(directory)
     if not await loop.run_sync(target.is_dir):
         raise TransferFileError(f"cannot receive into {str(target)!r}: not a directory")
-    report = _reporter(progress)
-    machine = _xymodem.Receiver(batch=True, timeout=_check_timeout(timeout))
+    return target
+
+
+#: A batch receiver's answer to a file's first event (YMODEM's FileStart,
+#: ZMODEM's FileOffer): the ``NAME.part`` sink to write, or ``None`` (skipped).
+StartFile = Callable[[Event], Awaitable[tuple[_Sink, FileInfo] | None]]
+
+
+async def _receive_files(
+    loop: Primitives,
+    machine: _Machine,
+    target: pathlib.Path,
+    report: ProgressCallback,
+    start: StartFile,
+) -> list[pathlib.Path]:
+    """Run a batch receiver: each file into ``NAME.part``, renamed to ``NAME`` at its end.
+
+    Returns the files completed, in order. Events other than data, file ends
+    and progress go to *start*.
+    """
     received: list[pathlib.Path] = []
     current: tuple[_Sink, FileInfo] | None = None
 
     async def handle(event: Event) -> None:
         nonlocal current
-        if isinstance(event, FileStart):
-            part = target / (event.info.name + PART_SUFFIX)
-            current = (
-                _Sink(await loop.run_sync(_open_write, part), str(part), owned=True),
-                event.info,
-            )
-        elif isinstance(event, Payload):
+        if isinstance(event, Payload):
             assert current is not None
             await current[0].write(loop, event.data)
         elif isinstance(event, FileEnd):
@@ -517,6 +542,8 @@ async def ymodem_receive(
             received.append(final)
         elif isinstance(event, TransferProgress):
             report(event)
+        else:
+            current = await start(event)
 
     try:
         await _drive(loop, machine, handle)

@@ -1,6 +1,6 @@
 """What every file-transfer protocol shares (layer 0): progress, errors, events, names.
 
-The protocol machines (``_xymodem.py``, and ZMODEM later) are sans-IO in
+The protocol machines (``_xymodem.py``, ``_zmodem.py``) are sans-IO in
 ``_telnet.py``'s shape: feed them what the peer sent with
 ``receive_data(data, now)``, tell them the time with ``tick(now)`` when
 their ``deadline`` passes, send what ``data_to_send()`` returns, and take
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from typing import Final
+from typing import ClassVar, Final
 
 import attrs
 
@@ -262,7 +262,10 @@ NEED_DATA: Final = _NeedData()
 class MachineBase:
     """What every protocol machine shares: outgoing bytes, events, the peer's silence, failing."""
 
-    def __init__(self, *, timeout: float, retry: float | None, quiet: float | None) -> None:
+    #: How the peer's cancel looks, for the error message (ZMODEM: five CAN).
+    CANCEL_SIGN: ClassVar[str] = "CAN CAN"
+
+    def __init__(self, *, timeout: float, retry: float | None, quiet: float | None = None) -> None:
         if not timeout > 0:
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         self.timeout = timeout
@@ -275,6 +278,8 @@ class MachineBase:
         self._seen = bytearray()
         self._silence = 0.0
         self._nudge: float | None = None
+        #: Resends of what is being sent now (the protocol says when to give up).
+        self._tries = 0
         self.finished = False
 
     @property
@@ -307,9 +312,25 @@ class MachineBase:
     def _fail(self, error: TransferError, *, tell_peer: bool = True) -> TransferError:
         self.finished = True
         self._out.clear()
+        self._events.clear()
         if tell_peer:
             self._out += CANCEL_SEQUENCE
         return error
+
+    def _cancelled(self, who: str, where: str) -> TransferError:
+        """The peer (*who*) cancelled, *where* in the transfer: fail without answering."""
+        return self._fail(
+            TransferCancelledError(
+                f"the {who} cancelled the transfer ({self.CANCEL_SIGN}) {where}"
+            ),
+            tell_peer=False,
+        )
+
+    def _finish(self) -> None:
+        """The transfer ended as the protocol says: nothing more to send or wait for."""
+        self.finished = True
+        self._nudge = None
+        self._events.append(Done())
 
     def _junk(self, data: bytes | bytearray) -> None:
         self._seen += data

@@ -18,24 +18,16 @@ from ._transfer import (
     Primitives,
     ProgressCallback,
     _check_timeout,
-    _complete,
-    _drive,
+    _directory,
     _open_write,
     _reason,
+    _receive_files,
     _reporter,
     _send,
     _Sink,
     _sources,
 )
-from ._transfer_base import (
-    Event,
-    FileEnd,
-    FileInfo,
-    FileOffer,
-    Payload,
-    TransferFileError,
-    TransferProgress,
-)
+from ._transfer_base import Event, FileInfo, FileOffer, TransferFileError, TransferProgress
 
 __all__ = ["zmodem_receive", "zmodem_send"]
 
@@ -68,51 +60,26 @@ async def zmodem_receive(
     timeout: float,
     resume: bool,
 ) -> list[pathlib.Path]:
-    if not isinstance(directory, (str, os.PathLike)):
-        raise TypeError(f"directory must be a path, got {directory!r}")
-    target = pathlib.Path(directory)
     machine = _zmodem_receiver.Receiver(timeout=_check_timeout(timeout))
     resume = _check_resume(resume)
-    if not await loop.run_sync(target.is_dir):
-        raise TransferFileError(f"cannot receive into {str(target)!r}: not a directory")
+    target = await _directory(loop, directory)
     report = _reporter(progress)
-    received: list[pathlib.Path] = []
-    current: tuple[_Sink, FileInfo] | None = None
 
-    async def handle(event: Event) -> None:
-        nonlocal current
-        if isinstance(event, FileOffer):
-            info = event.info
-            placed = await loop.run_sync(_place, target, info, resume or event.resume)
-            if placed is None:
-                assert info.size is not None
-                report(TransferProgress(info.name, info.size, info.size))
-                machine.skip()
-                return
-            offset, file = placed
-            part = target / (info.name + PART_SUFFIX)
-            current = (_Sink(file, str(part), owned=True), info)
-            machine.accept(offset)
-        elif isinstance(event, Payload):
-            assert current is not None
-            await current[0].write(loop, event.data)
-        elif isinstance(event, FileEnd):
-            assert current is not None
-            sink, info = current
-            current = None
-            await sink.close(loop)
-            final = target / info.name
-            await loop.run_sync(_complete, pathlib.Path(sink.name), final, info)
-            received.append(final)
-        elif isinstance(event, TransferProgress):
-            report(event)
+    async def start(event: Event) -> tuple[_Sink, FileInfo] | None:
+        assert isinstance(event, FileOffer), event
+        info = event.info
+        placed = await loop.run_sync(_place, target, info, resume or event.resume)
+        if placed is None:
+            assert info.size is not None
+            report(TransferProgress(info.name, info.size, info.size))
+            machine.skip()
+            return None
+        offset, file = placed
+        part = target / (info.name + PART_SUFFIX)
+        machine.accept(offset)
+        return _Sink(file, str(part), owned=True), info
 
-    try:
-        await _drive(loop, machine, handle)
-    finally:
-        if current is not None:
-            await current[0].close(loop)
-    return received
+    return await _receive_files(loop, machine, target, report, start)
 
 
 def _place(directory: pathlib.Path, info: FileInfo, resume: bool) -> tuple[int, IO[bytes]] | None:

@@ -21,7 +21,6 @@ import re
 from typing import Final
 
 from ._transfer_base import (
-    Done,
     FileEnd,
     FileInfo,
     FileStart,
@@ -29,7 +28,6 @@ from ._transfer_base import (
     NextFile,
     Payload,
     ReadData,
-    TransferCancelledError,
     TransferError,
     TransferProgress,
     TransferRetriesError,
@@ -139,7 +137,7 @@ class Sender(MachineBase):
         timeout: float = 10.0,
         retry: float | None = None,
     ) -> None:
-        super().__init__(timeout=timeout, retry=retry, quiet=None)
+        super().__init__(timeout=timeout, retry=retry)
         if block_size not in (128, 1024):
             raise ValueError(f"block_size must be 128 or 1024, got {block_size!r}")
         self.batch = batch
@@ -150,7 +148,6 @@ class Sender(MachineBase):
         self._block = 0  # absolute number of the block in flight
         self._frame = b""
         self._sent = 0  # payload bytes in the block in flight
-        self._tries = 0
         self._can = False
         self._info: FileInfo | None = None
         self._done = 0
@@ -223,12 +220,7 @@ class Sender(MachineBase):
             # transfer's cancel, not a cancel of this one: they are ignored.
             if byte == CAN and self._state is not _S.START:
                 if self._can:
-                    raise self._fail(
-                        TransferCancelledError(
-                            f"the receiver cancelled the transfer (CAN CAN) at block {self._block}"
-                        ),
-                        tell_peer=False,
-                    )
+                    raise self._cancelled("receiver", f"at block {self._block}")
                 self._can = True
                 continue
             self._can = False
@@ -359,8 +351,7 @@ class Sender(MachineBase):
 
     def _finish(self) -> None:
         self._state = _S.DONE
-        self.finished = True
-        self._events.append(Done())
+        super()._finish()
 
 
 class _R(enum.Enum):
@@ -399,7 +390,6 @@ class Receiver(MachineBase):
         self._buffer = bytearray()
         self._expected = 0 if batch else 1
         self._starts = 0
-        self._tries = 0
         self._eot = False
         self._after_file = False
         self._in_file = not batch
@@ -462,12 +452,7 @@ class Receiver(MachineBase):
                 if i + 1 >= len(buf):
                     break  # wait for the next byte
                 if buf[i + 1] == CAN:
-                    raise self._fail(
-                        TransferCancelledError(
-                            f"the sender cancelled the transfer (CAN CAN) at block {self._expected}"
-                        ),
-                        tell_peer=False,
-                    )
+                    raise self._cancelled("sender", f"at block {self._expected}")
                 clean = False
                 self._junk(buf[i : i + 1])
                 i += 1
@@ -620,5 +605,4 @@ class Receiver(MachineBase):
 
     def _finish(self) -> None:
         self._state = _R.DONE
-        self.finished = True
-        self._events.append(Done())
+        super()._finish()

@@ -27,22 +27,15 @@ from typing import Final
 
 from . import _zmodem_wire as w
 from ._transfer_base import (
-    CANCEL_SEQUENCE,
-    NEED_DATA,
-    Done,
-    Event,
     FileInfo,
+    MachineBase,
     NextFile,
     ReadData,
     Seek,
-    TransferCancelledError,
     TransferError,
     TransferProgress,
     TransferRetriesError,
-    TransferTimeoutError,
-    _NeedData,
     safe_name,
-    shown,
 )
 from ._xymodem import encode_header, parse_header
 
@@ -74,33 +67,28 @@ def parse_file_info(data: bytes) -> FileInfo:
     return info
 
 
-class _Machine:
-    """What both sides share: output, events, the reader, the peer's silence."""
+class _Machine(MachineBase):
+    """:class:`~._transfer_base.MachineBase` with ZMODEM's frame reader and clock-less answers.
+
+    ZMODEM's driver answers (a file offered, data supplied) arrive without the
+    time; the timers restart at the next call that knows it (:meth:`_rearm`),
+    so a long file read never counts as the peer's silence.
+    """
+
+    CANCEL_SIGN = "CAN"
 
     def __init__(self, *, timeout: float, retry: float | None) -> None:
-        if not timeout > 0:
-            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-        self.timeout = timeout
-        #: Seconds between resends of an unanswered header.
-        self.retry = retry if retry is not None else min(3.0, timeout / 3)
-        self._reader = w.Reader()
-        self._out = bytearray()
-        self._events: deque[Event] = deque()
-        self._silence = 0.0
-        self._nudge: float | None = None
-        self._tries = 0
+        super().__init__(timeout=timeout, retry=retry)
+        self._reader = w.Reader(seen=self._seen)
         self._fresh = False
         self._fresh_nudge = False
-        self.finished = False
 
     @property
     def deadline(self) -> float | None:
         """When to call :meth:`tick` if nothing arrives before; ``None`` when not waiting."""
-        if self.finished:
-            return None
-        if self._fresh:
+        if self._fresh and not self.finished:
             return float("-inf")  # at once: to learn the time
-        return self._silence if self._nudge is None else min(self._silence, self._nudge)
+        return super().deadline
 
     def _rearm(self, *, nudge: bool) -> None:
         """Restart the timers at the next call that knows the time.
@@ -119,52 +107,6 @@ class _Machine:
         self._nudge = now + self.retry if self._fresh_nudge else None
         return True
 
-    def data_to_send(self) -> bytes:
-        out = bytes(self._out)
-        self._out.clear()
-        return out
-
-    def next_event(self) -> Event | _NeedData:
-        if self._events:
-            return self._events.popleft()
-        return NEED_DATA
-
-    def abort(self) -> bytes:
-        """Stop here; returns the cancel sequence to send to the peer."""
-        self.finished = True
-        self._out.clear()
-        return CANCEL_SEQUENCE
-
-    def connection_lost(self) -> None:
-        """The stream ended (the device hung up): the transfer cannot go on."""
-        raise self._fail(TransferError("the port hung up during the transfer"), tell_peer=False)
-
-    def _fail(self, error: TransferError, *, tell_peer: bool = True) -> TransferError:
-        self.finished = True
-        self._out.clear()
-        self._events.clear()
-        if tell_peer:
-            self._out += CANCEL_SEQUENCE
-        return error
-
-    def _alive(self, now: float) -> None:
-        self._silence = now + self.timeout
-        self._reader.seen.clear()
-
-    def _timed_out(self, what: str) -> TransferError:
-        return self._fail(
-            TransferTimeoutError(
-                f"timed out after {self.timeout:g} s waiting for {what}",
-                seen=shown(self._reader.seen),
-            )
-        )
-
-    def _cancelled(self, who: str, where: str) -> TransferError:
-        return self._fail(
-            TransferCancelledError(f"the {who} cancelled the transfer (CAN) {where}"),
-            tell_peer=False,
-        )
-
     def _resend(self, now: float, what: str) -> None:
         self._tries += 1
         if self._tries > MAX_RETRIES:
@@ -172,11 +114,6 @@ class _Machine:
                 TransferRetriesError(f"no answer to {what} after {MAX_RETRIES} tries", block=0)
             )
         self._nudge = now + self.retry
-
-    def _finish(self) -> None:
-        self.finished = True
-        self._nudge = None
-        self._events.append(Done())
 
 
 # ------------------------------------------------------------------ sender

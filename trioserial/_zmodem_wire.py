@@ -276,14 +276,15 @@ class Reader:
     subpacket (:data:`MAX_SUBPACKET`), and :attr:`seen`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, seen: bytearray | None = None) -> None:
         self._buf = bytearray()
         self._data = False
         self._crc32 = False
         self._sub = bytearray()
         self._skip_crlf = False
-        #: The last bytes (at most 64) outside any frame: a shell's message, say.
-        self.seen = bytearray()
+        #: The last bytes (at most 64) outside any frame: a shell's message, say
+        #: (*seen*, when given, is the buffer to keep them in).
+        self.seen = bytearray() if seen is None else seen
 
     @property
     def in_data(self) -> bool:

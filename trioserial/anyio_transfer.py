@@ -1,4 +1,4 @@
-"""File transfer for anyio byte streams: :mod:`trioserial.transfer`'s four functions.
+"""File transfer for anyio byte streams: :mod:`trioserial.transfer`'s six functions.
 
 The same driver and protocol machines, over any :class:`anyio.abc.ByteStream`
 (a :class:`trioserial.anyio.AnyioSerialStream`, a memory object stream pair

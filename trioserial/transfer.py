@@ -2,7 +2,7 @@
 
 The functions take any :class:`trio.abc.Stream` (an :class:`~trioserial.AsyncSerial`,
 a :class:`~trioserial.DriverStream`, a :mod:`trio.testing` memory stream pair);
-:mod:`trioserial.anyio_transfer` has the same four for anyio byte streams. The
+:mod:`trioserial.anyio_transfer` has the same six for anyio byte streams. The
 protocol rules, what a cancellation leaves behind and a U-Boot example are in
 the "File transfer" page of the documentation.
 """
