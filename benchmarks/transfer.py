@@ -41,7 +41,13 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from trioserial import open_serial_port
-from trioserial.transfer import xmodem_receive, xmodem_send, ymodem_receive, ymodem_send
+from trioserial.transfer import (
+    TransferError,
+    xmodem_receive,
+    xmodem_send,
+    ymodem_receive,
+    ymodem_send,
+)
 
 PEERS = ("socat", "sx", "rx", "sb", "rb")
 
@@ -97,7 +103,13 @@ async def timed(body: Callable[[], Awaitable[None]], limit: float = 120) -> floa
     """
     start = time.perf_counter()
     with trio.move_on_after(limit):
-        await body()
+        try:
+            await body()
+        except TransferError as exc:
+            # Seen once in CI: sx gave up (CAN) before our receiver's first
+            # block; the tests cover that direction, a benchmark only reports.
+            print(f"transfer benchmark: a run failed and counts as stalled: {exc}")
+            return STALLED
         return time.perf_counter() - start
     return STALLED
 
