@@ -14,29 +14,12 @@ from pathlib import Path
 
 import pytest
 import trio
+from console_screen import Screen
 
 import trioserial._supervised
 from trioserial import PySerial
 from trioserial._console import ConsoleOptions, run_reconnecting_console
 from trioserial.testing import PtyDevice
-
-
-class Screen:
-    """The terminal's far side: what the console shows, and a keyboard."""
-
-    def __init__(self, master: PtyDevice) -> None:
-        self.master = master
-        self.text = b""
-
-    async def wait_for(self, text: str) -> None:
-        with trio.fail_after(10):
-            while text.encode() not in self.text:
-                chunk = await self.master.receive_some()
-                assert chunk, f"the console closed its terminal; it showed {self.text!r}"
-                self.text += chunk
-
-    async def type(self, keys: bytes) -> None:
-        await self.master.send_all(keys)
 
 
 def plug(name: Path, stable: Path) -> PtyDevice:

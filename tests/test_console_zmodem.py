@@ -17,6 +17,7 @@ from pathlib import Path
 import attrs
 import pytest
 import trio
+from console_screen import Screen
 from lrzsz_peers import PtyCable, lrzsz, pty_cable
 from test_cli import Terminal, needs_tmux, terminal
 
@@ -29,24 +30,6 @@ from trioserial.testing import PtyDevice
 pytestmark = pytest.mark.deadline(180)
 
 __all__ = ["pty_cable", "terminal"]  # fixtures
-
-
-class Screen:
-    """The terminal's far side: what the console shows, and a keyboard."""
-
-    def __init__(self, master: PtyDevice) -> None:
-        self.master = master
-        self.text = b""
-
-    async def wait_for(self, text: str) -> None:
-        with trio.fail_after(60):
-            while text.encode() not in self.text:
-                chunk = await self.master.receive_some()
-                assert chunk, f"the console closed its terminal; it showed {self.text!r}"
-                self.text += chunk
-
-    async def type(self, keys: bytes) -> None:
-        await self.master.send_all(keys)
 
 
 @attrs.define
