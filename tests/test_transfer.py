@@ -11,6 +11,7 @@ import io
 import random
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO, Any, cast
 
 import pytest
 import trio
@@ -118,6 +119,35 @@ async def test_ymodem_ours_to_ours_through_a_noisy_line(tmp_path: Path, seed: in
         assert (tmp_path / name).read_bytes() == data
     assert sent[-1] == got[-1] == TransferProgress("random", 20_000, 20_000)
     assert not list(tmp_path.glob("*.part"))  # noqa: ASYNC240 (a test's tmp dir)
+
+
+class _Unsized(io.RawIOBase):
+    """A file object whose size cannot be known without reading it, as a pipe's."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return self._data.readinto(buffer)
+
+
+async def test_ymodem_file_objects_in_memory_and_of_unknown_size(tmp_path: Path) -> None:
+    # A header without a size once sent "NAME NUL  MTIME MODE", and the
+    # receiver read the mtime as the size (seen as U-Boot's loady of a BytesIO
+    # into the fake U-Boot). A BytesIO's size is now sent; without a size, the
+    # name goes alone and the file keeps the padding of its last block.
+    data = random.Random(5).randbytes(3000)
+    a, b = trio.testing.memory_stream_pair()
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            unsized = cast("IO[bytes]", _Unsized(data))
+            nursery.start_soon(ymodem_send, a, [("mem", io.BytesIO(data)), ("pipe", unsized)])
+            await ymodem_receive(b, tmp_path)
+    assert (tmp_path / "mem").read_bytes() == data
+    assert (tmp_path / "pipe").read_bytes() == data.ljust(3072, b"\x1a")
 
 
 @pytest.mark.parametrize("block_size", [128, 1024])

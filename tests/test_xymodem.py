@@ -106,6 +106,9 @@ def test_ymodem_header_carries_size_mtime_mode_and_parses_back() -> None:
     assert x.parse_header(payload.ljust(128, b"\x00")) == info
     assert x.parse_header(b"\x00" * 128) is None
     assert x.parse_header(b"b\x00garbage") == b.FileInfo("b", None)
+    # The fields are positional: without a size, neither mtime nor mode can go.
+    assert x.encode_header(b.FileInfo("c", None, 0o14353035012, 0o100644)) == b"c\x00"
+    assert x.parse_header(b"c".ljust(128, b"\x00")) == b.FileInfo("c", None)
 
 
 def drop_every(n: int) -> Fault:

@@ -276,6 +276,8 @@ def _size_of(data: Buffer | IO[bytes] | pathlib.Path) -> tuple[int | None, int |
             return st.st_size - data.tell(), None, None
     except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
         pass
+    if isinstance(data, io.BytesIO):  # in memory: its size is known without reading
+        return len(data.getbuffer()) - data.tell(), None, None
     return None, None, None
 
 

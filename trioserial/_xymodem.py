@@ -77,12 +77,17 @@ def encode_header(info: FileInfo | None) -> bytes:
     """YMODEM block 0's payload: ``name NUL size mtime mode``, or the empty batch end."""
     if info is None:
         return b""
-    fields = [str(info.size if info.size is not None else "")]
+    name = info.name.encode("utf-8", "surrogateescape") + b"\x00"
+    if info.size is None:
+        # The fields are positional and split on spaces: an empty size would
+        # make the mtime read as the size. Without a size, send the name alone.
+        return name
+    fields = [str(info.size)]
     if info.mtime is not None:
         fields.append(f"{info.mtime:o}")
         if info.mode is not None:
             fields.append(f"{info.mode:o}")
-    return info.name.encode("utf-8", "surrogateescape") + b"\x00" + " ".join(fields).encode()
+    return name + " ".join(fields).encode()
 
 
 def parse_header(payload: bytes) -> FileInfo | None:
