@@ -402,7 +402,8 @@ class UBoot:
         (``"xmodem"``, 1 KiB blocks), sends *data* with
         :func:`trioserial.transfer.ymodem_send` /
         :func:`~trioserial.transfer.xmodem_send` on the same stream, waits for
-        the prompt, then runs ``crc32 ADDRESS LENGTH`` and compares U-Boot's
+        the prompt (U-Boot drops what is typed while it drains the line after
+        a transfer, so nothing is typed before it), then runs ``crc32 ADDRESS LENGTH`` and compares U-Boot's
         CRC-32 with the host's (so XMODEM's padding after the image is not
         counted). U-Boot's ``${filesize}`` is set by the load as usual.
 

@@ -28,6 +28,8 @@ PROTOCOLS: Final = {"ymodem": "loady", "xmodem": "loadx"}
 
 _READY_TEXT: Final = "## Ready for binary"
 _READY: Final = re.compile(re.escape(_READY_TEXT) + r" \((?:ymodem|xmodem)\) download[^\n]*\n")
+# Longer than U-Boot's quiet-line wait after a transfer, with room for a slow host.
+_SETTLE_SECONDS: Final = 5.0
 _CRC: Final = re.compile(r"==> ([0-9a-f]{8})\s*$")
 
 
@@ -157,9 +159,18 @@ async def _load(
         await ymodem_send(stream, [("image.bin", io.BytesIO(image))], progress=progress)
     else:
         await xmodem_send(stream, image, block_size=1024, progress=progress)
-    # The transfer may have read part of U-Boot's summary: a fresh marker and
-    # the prompt after it put the session back in step.
-    await engine.sync(fail)
+    # After the last ACK U-Boot drains the line until it falls quiet
+    # (xyzModem_flush) and drops what it reads, so a line typed now can lose
+    # its first characters: type nothing until its prompt is back. The
+    # transfer may have read part of U-Boot's summary, prompt included, so the
+    # wait is bounded; a fresh marker (retried after Ctrl-C if it was mangled)
+    # then puts the session back in step.
+    with trio.move_on_after(_SETTLE_SECONDS):
+        await engine.wait_prompt(fail)
+    with trio.move_on_after(_SETTLE_SECONDS) as settle:
+        await engine.sync(fail)
+    if settle.cancelled_caught:
+        await engine.resync(fail)
     result = await engine.exchange(f"crc32 {address:#x} {len(image):#x}", fail)
     match = _CRC.search(result.output.strip())
     if result.exit_code != 0 or match is None:

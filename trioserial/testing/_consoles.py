@@ -10,11 +10,16 @@ project's own slower tests use.
 from __future__ import annotations
 
 import inspect
+import io
+import shutil
+import tempfile
+import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Final, final
 
 import trio
 
+from .. import transfer
 from ._devices import FakeDevice, _Terminal
 
 __all__ = ["ConsoleCommand", "FakeUBoot", "PosixShell"]
@@ -30,6 +35,12 @@ ConsoleCommand = Callable[
 
 _INTERRUPTED: Final = 130
 _ENDED: Final = (trio.EndOfChannel, trio.ClosedResourceError, trio.BrokenResourceError)
+
+
+#: Where ``loadx``/``loady`` load without an address (CONFIG_SYS_LOAD_ADDR).
+_LOAD_ADDRESS: Final = 0x1000000
+#: How long the line must be quiet before U-Boot's post-transfer drain ends.
+_DRAIN_QUIET: Final = 0.25
 
 
 class _Exit(Exception):
@@ -302,6 +313,15 @@ class FakeUBoot(FakeDevice):
     given). Unknown commands print ``Unknown command 'NAME' - try 'help'``
     (status 1).
 
+    ``loadx ADDR`` and ``loady ADDR`` receive an image with XMODEM or YMODEM
+    into the fake's RAM at ``ADDR`` (hex), and ``crc32 ADDR COUNT`` prints
+    U-Boot's checksum line over it, so :meth:`trioserial.UBoot.load` can be
+    tested without a board. As the real U-Boot does after a transfer, the
+    fake then drains the line until it has been quiet for a quarter of a
+    second and drops what it read, before printing ``## Total Size`` and the
+    prompt: a host that types at once loses its line. :meth:`FakeUBoot.read_memory`
+    shows what was loaded.
+
     Args:
       bootdelay: the countdown's seconds.
       prompt: U-Boot's prompt.
@@ -325,6 +345,57 @@ class FakeUBoot(FakeDevice):
         self.banner = banner
         self.extra = dict(commands or {})
         self.kernel = kernel
+        self._ram: dict[int, bytes] = {}  # start address -> what was loaded there
+
+    def read_memory(self, address: int, size: int) -> bytes:
+        """*size* bytes of the fake's RAM at *address*: zeros where nothing was loaded."""
+        if address < 0 or size < 0:
+            raise ValueError(f"address and size must be >= 0, got {address:#x} and {size}")
+        out = bytearray(size)
+        for start, data in self._ram.items():
+            low, high = max(start, address), min(start + len(data), address + size)
+            if low < high:
+                out[low - address : high - address] = data[low - start : high - start]
+        return bytes(out)
+
+    def _crc32(self, args: list[str]) -> tuple[str, int]:
+        try:
+            address, count = int(args[0], 16), int(args[1], 16)
+        except (IndexError, ValueError):
+            return "crc32 - checksum calculation\n\nUsage:\ncrc32 address count\n", 1
+        crc = zlib.crc32(self.read_memory(address, count))
+        return f"crc32 for {address:08x} ... {address + count - 1:08x} ==> {crc:08x}\n", 0
+
+    async def _load(self, term: _Terminal, protocol: str, args: list[str]) -> int:
+        """``loadx``/``loady``: receive into RAM, drain the line, report; the exit status."""
+        try:
+            address = int(args[0], 16) if args else _LOAD_ADDRESS
+        except ValueError:
+            await term.send(f"Usage: load{protocol[0]} [off] [baud]\n")
+            return 1
+        await term.send(
+            f"## Ready for binary ({protocol}) download to 0x{address:08X} at 115200 bps...\n"
+        )
+        wire = _TerminalStream(term)
+        try:
+            if protocol == "xmodem":
+                sink = io.BytesIO()
+                await transfer.xmodem_receive(wire, sink)
+                # U-Boot counts XMODEM's padding out of the last block.
+                image = sink.getvalue().rstrip(b"\x1a")
+            else:
+                image = await _ymodem_image(wire)
+        except transfer.TransferError as exc:
+            await _drain(term)
+            await term.send(f"## Binary ({protocol}) download aborted: {exc}\n")
+            return 1
+        await _drain(term)
+        self._ram[address] = image
+        await term.send(
+            f"## Total Size      = 0x{len(image):08x} = {len(image)} Bytes\n"
+            f"## Start Addr      = 0x{address:08X}\n"
+        )
+        return 0
 
     async def serve(self, stream: trio.abc.Stream) -> None:
         """Boot, count down, and serve the prompt until the stream ends."""
@@ -354,10 +425,12 @@ class FakeUBoot(FakeDevice):
                 return f'## Error: "{missing[0]}" not defined\n', 1
             return "".join(f"{name}={env[name]}\n" for name in names), 0
 
+        action_args: list[str] = []
+
         def request(what: str) -> Callable[[list[str]], None]:
             def handler(args: list[str]) -> None:
-                nonlocal action
-                action = what
+                nonlocal action, action_args
+                action, action_args = what, args
 
             return handler
 
@@ -371,6 +444,10 @@ class FakeUBoot(FakeDevice):
             "printenv": printenv,
             "reset": request("reset"),
             "boot": request("boot"),
+            # The transfer needs the console to itself, outside the Ctrl-C watch.
+            "loadx": request("xmodem"),
+            "loady": request("ymodem"),
+            "crc32": self._crc32,
             **self.extra,
         }
         hush = _Interpreter(commands, "Unknown command '{name}' - try 'help'\n")
@@ -389,6 +466,9 @@ class FakeUBoot(FakeDevice):
             if action == "reset":
                 await term.send("resetting ...\n")
                 return False
+            if action in ("xmodem", "ymodem"):
+                hush.status = await self._load(term, action, action_args)
+                action = ""
             await term.send(self.prompt)
             line = await term.read_line(echo=True)
             if line is None:
@@ -411,3 +491,48 @@ class FakeUBoot(FakeDevice):
             await term.send(f"\b\b\b{left:2d} ")
         await term.send("\n")
         return True
+
+
+class _TerminalStream(trio.abc.Stream):
+    """The console's raw bytes for a file transfer: type-ahead first, no echo."""
+
+    def __init__(self, term: _Terminal) -> None:
+        self._term = term
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        data = await self._term.receive()
+        if max_bytes is not None and len(data) > max_bytes:
+            self._term.unread(data[max_bytes:])
+            data = data[:max_bytes]
+        return data
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self._term.stream.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self._term.stream.wait_send_all_might_not_block()
+
+    async def send_eof(self) -> None:
+        raise trio.BusyResourceError("a fake console's transfer does not end the stream")
+
+    async def aclose(self) -> None:
+        pass  # the console's stream belongs to the device
+
+
+async def _drain(term: _Terminal) -> None:
+    """Drop input until the line has been quiet for :data:`_DRAIN_QUIET` (xyzModem_flush)."""
+    while True:
+        with trio.move_on_after(_DRAIN_QUIET):
+            await term.receive()
+            continue
+        return
+
+
+async def _ymodem_image(wire: trio.abc.Stream) -> bytes:
+    """The first file of a YMODEM batch, as ``loady`` keeps it."""
+    directory = await trio.to_thread.run_sync(tempfile.mkdtemp)
+    try:
+        files = await transfer.ymodem_receive(wire, directory)
+        return await trio.Path(files[0]).read_bytes() if files else b""
+    finally:
+        await trio.to_thread.run_sync(shutil.rmtree, directory)
