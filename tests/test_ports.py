@@ -383,7 +383,8 @@ async def test_wait_for_a_present_port_returns_at_once() -> None:
 async def test_ambiguity_is_an_error_unless_first() -> None:
     with pytest.raises(
         AmbiguousPortError,
-        match=r"2 serial ports match vid=0x0403, pid=0x6010: .*if00-port0, .*if01-port0",
+        match=r"2 serial ports match vid=0x0403, pid=0x6010: .*if00-port0, .*if01-port0;"
+        r".* or pass first=True$",
     ):
         await trioserial.wait_for_port(vid=0x0403, pid=0x6010, _config=FIXTURE)
     port = await trioserial.wait_for_port(vid=0x0403, pid=0x6010, first=True, _config=FIXTURE)

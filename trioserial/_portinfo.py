@@ -195,12 +195,18 @@ class PortQuery:
         return self.match is None or bool(self.match(port))
 
     def choose(
-        self, ports: Iterable[PortInfo], path_target: str | None = None, *, first: bool = False
+        self,
+        ports: Iterable[PortInfo],
+        path_target: str | None = None,
+        *,
+        first: bool = False,
+        advice: str = "narrow the query (serial_number=, path=) or pass first=True",
     ) -> PortInfo | None:
         """The one port wanted among *ports*, ``None`` if none is.
 
         Raises:
-          AmbiguousPortError: more than one matches and *first* is false.
+          AmbiguousPortError: more than one matches and *first* is false;
+            its message ends with *advice* (what the caller's API offers).
         """
         found = sorted(
             (p for p in ports if self.matches(p, path_target)),
@@ -210,7 +216,7 @@ class PortQuery:
             names = ", ".join(p.by_id or p.device for p in found)
             raise AmbiguousPortError(
                 f"{len(found)} serial ports match {self.describe()}: {names}; "
-                f"narrow the query (serial_number=, path=) or pass first=True",
+                f"{advice}",
                 port=found[0].device,
             )
         return found[0] if found else None

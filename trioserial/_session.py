@@ -403,9 +403,10 @@ class UBoot:
         :func:`trioserial.transfer.ymodem_send` /
         :func:`~trioserial.transfer.xmodem_send` on the same stream, waits for
         the prompt (U-Boot drops what is typed while it drains the line after
-        a transfer, so nothing is typed before it), then runs ``crc32 ADDRESS LENGTH`` and compares U-Boot's
-        CRC-32 with the host's (so XMODEM's padding after the image is not
-        counted). U-Boot's ``${filesize}`` is set by the load as usual.
+        a transfer, so nothing is typed before it), then runs
+        ``crc32 ADDRESS LENGTH`` and compares U-Boot's CRC-32 with the host's
+        (so XMODEM's padding after the image is not counted). U-Boot's
+        ``${filesize}`` is set by the load as usual.
 
         Args:
           data: the image: bytes-like, a binary file object or a path (read

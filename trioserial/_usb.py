@@ -81,7 +81,9 @@ def find_usb_port(identity: UsbIdentity) -> str | None:
       AmbiguousPortError: two ports claim the identity (adapters sharing a
         serial number): neither is taken.
     """
-    found = identity.query().choose(_ports())
+    found = identity.query().choose(
+        _ports(), advice="open one by its path: two adapters share this serial number"
+    )
     return None if found is None else found.device
 
 
@@ -92,7 +94,7 @@ def find_port(query: PortQuery) -> str:
       PortNotFoundError: no port matches.
       AmbiguousPortError: more than one does (the message names them).
     """
-    found = query.choose(_ports())
+    found = query.choose(_ports(), advice="narrow the query (serial_number=, path=)")
     if found is None:
         raise PortNotFoundError(
             f"no serial port matching {query.describe()} is plugged in", port=query.describe()
