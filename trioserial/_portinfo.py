@@ -215,8 +215,7 @@ class PortQuery:
         if len(found) > 1 and not first:
             names = ", ".join(p.by_id or p.device for p in found)
             raise AmbiguousPortError(
-                f"{len(found)} serial ports match {self.describe()}: {names}; "
-                f"{advice}",
+                f"{len(found)} serial ports match {self.describe()}: {names}; {advice}",
                 port=found[0].device,
             )
         return found[0] if found else None
