@@ -374,6 +374,18 @@ async def test_uboot_load_waits_out_the_drain_after_the_transfer(protocol: str) 
             )
 
 
+async def load_cancelled_after_a_few_blocks(uboot: UBoot, image: bytes) -> None:
+    """``uboot.load(image)`` at 0x1000000, cancelled once 4 KiB are acknowledged."""
+    with trio.CancelScope() as scope:
+
+        def cancel_after_a_few_blocks(progress: TransferProgress) -> None:
+            if progress.done >= 4096:
+                scope.cancel()
+
+        await uboot.load(image, 0x1000000, progress=cancel_after_a_few_blocks)
+    assert scope.cancelled_caught
+
+
 async def test_uboot_load_cancelled_leaves_the_fake_at_its_prompt() -> None:
     board = FakeUBoot()
     async with serving(board) as port:
@@ -381,14 +393,7 @@ async def test_uboot_load_cancelled_leaves_the_fake_at_its_prompt() -> None:
         image = random.Random(4).randbytes(50_000)
         with trio.fail_after(30):
             await uboot.interrupt_autoboot()
-            with trio.CancelScope() as scope:
-
-                def cancel_after_a_few_blocks(progress: TransferProgress) -> None:
-                    if progress.done >= 4096:
-                        scope.cancel()
-
-                await uboot.load(image, 0x1000000, progress=cancel_after_a_few_blocks)
-            assert scope.cancelled_caught
+            await load_cancelled_after_a_few_blocks(uboot, image)
             assert "download aborted" in uboot._engine.transcript.text()
             assert board.read_memory(0x1000000, 16) == bytes(16)
             assert (await uboot.run("echo after")).output == "after\n"

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 import pytest
 import trio
 from qemu_peers import BOOT_TIMEOUT, Qemu, qemu_linux, qemu_uboot
+from test_sessions import load_cancelled_after_a_few_blocks
 
 from trioserial import (
     AsyncSerial,
@@ -186,14 +187,7 @@ async def test_uboot_load_checks_the_image_with_crc32(uboot: UBoot, protocol: st
 async def test_uboot_load_cancelled_mid_transfer_leaves_the_session_ready(uboot: UBoot) -> None:
     image = random.Random(8).randbytes(100_000)
     with trio.fail_after(150):
-        with trio.CancelScope() as scope:
-
-            def cancel_after_a_few_blocks(progress: TransferProgress) -> None:
-                if progress.done >= 4096:
-                    scope.cancel()
-
-            await uboot.load(image, 0x1000000, progress=cancel_after_a_few_blocks)
-        assert scope.cancelled_caught
+        await load_cancelled_after_a_few_blocks(uboot, image)
         result = await uboot.run("echo after")
         assert (result.output, result.exit_code) == ("after\n", 0)
         assert await uboot.load(image[:3000], 0x1000000, protocol="ymodem") == 3000
