@@ -1,4 +1,4 @@
-"""anyio's table of loop primitives, and the anyio front end's open (layer 2).
+"""anyio's table of loop primitives (layer 2).
 
 Never imports :mod:`trio`.
 """
@@ -17,12 +17,9 @@ import sniffio
 
 from ._core import PortCore
 from ._netloop import AddrInfo, Loop
-from ._open import open_core, open_core_on_loop, opens_on_loop
-from ._options import OpenOptions
-from ._settings import SerialSettings
 from ._surface import LoopPrimitives
 
-__all__ = ["ANYIO_LOOP", "ANYIO_PRIMITIVES", "open_core_anyio"]
+__all__ = ["ANYIO_LOOP", "ANYIO_PRIMITIVES"]
 
 
 async def _wait_readable_until(fd: int, deadline: float) -> bool:
@@ -50,29 +47,6 @@ ANYIO_LOOP: Final = Loop(
     wait_writable=_wait_writable_until,
     getaddrinfo=_getaddrinfo,
     sleep=anyio.sleep,
-)
-
-
-def _move_on_at(deadline: float) -> anyio.CancelScope:
-    return anyio.CancelScope(deadline=deadline)
-
-
-#: anyio's loop primitives: what the control surface and the Expect loop run
-#: on (anyio's own names, which are Trio's but for ``notify_closing``).
-ANYIO_PRIMITIVES: Final = LoopPrimitives(
-    closed_error=anyio.ClosedResourceError,
-    busy_error=anyio.BusyResourceError,
-    broken_error=anyio.BrokenResourceError,
-    checkpoint=anyio.lowlevel.checkpoint,
-    checkpoint_if_cancelled=anyio.lowlevel.checkpoint_if_cancelled,
-    cancel_shielded_checkpoint=anyio.lowlevel.cancel_shielded_checkpoint,
-    notify_closing=anyio.notify_closing,
-    move_on_after=anyio.move_on_after,
-    move_on_at=_move_on_at,
-    current_time=anyio.current_time,
-    event=anyio.Event,
-    shielded=lambda: anyio.CancelScope(shield=True),
-    network=ANYIO_LOOP,
 )
 
 
@@ -109,19 +83,37 @@ async def _open_in_thread(open_: Callable[[], PortCore]) -> PortCore:
     raise cancelled
 
 
-async def open_core_anyio(url: str, settings: SerialSettings, options: OpenOptions) -> PortCore:
-    """Open the checked *url*: a network port on the loop, anything else in a thread.
-
-    Cancellation: a network open ends at once, its socket closed. A thread's
-    open runs to its end (see :func:`_open_in_thread`); if a cancellation
-    came meanwhile, the port is closed again before it is raised.
-    """
-    if opens_on_loop(url):
-        return await open_core_on_loop(url, settings, options, ANYIO_LOOP)
-    core = await _open_in_thread(lambda: open_core(url, settings, options))
+async def _open_in_thread_checked(open_: Callable[[], PortCore]) -> PortCore:
+    """:func:`_open_in_thread`, then close the port again if a cancellation
+    (of anyio's scopes) came meanwhile and raise it."""
+    core = await _open_in_thread(open_)
     try:
         await anyio.lowlevel.checkpoint_if_cancelled()
     except BaseException:
         core.close()  # cancelled while the thread opened it: not the caller's to close
         raise
     return core
+
+
+def _move_on_at(deadline: float) -> anyio.CancelScope:
+    return anyio.CancelScope(deadline=deadline)
+
+
+#: anyio's loop primitives: what the control surface and the Expect loop run
+#: on (anyio's own names, which are Trio's but for ``notify_closing``).
+ANYIO_PRIMITIVES: Final = LoopPrimitives(
+    closed_error=anyio.ClosedResourceError,
+    busy_error=anyio.BusyResourceError,
+    broken_error=anyio.BrokenResourceError,
+    checkpoint=anyio.lowlevel.checkpoint,
+    checkpoint_if_cancelled=anyio.lowlevel.checkpoint_if_cancelled,
+    cancel_shielded_checkpoint=anyio.lowlevel.cancel_shielded_checkpoint,
+    notify_closing=anyio.notify_closing,
+    move_on_after=anyio.move_on_after,
+    move_on_at=_move_on_at,
+    current_time=anyio.current_time,
+    event=anyio.Event,
+    shielded=lambda: anyio.CancelScope(shield=True),
+    network=ANYIO_LOOP,
+    open_in_thread=_open_in_thread_checked,
+)

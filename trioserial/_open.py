@@ -1,13 +1,16 @@
 """From a port name or URL to an open core (layer 1).
 
-:func:`open_core` blocks (run it off the event loop); network ports also
-open on the event loop with :func:`open_core_on_loop`.
+:func:`open_core` blocks (run it off the event loop), but for the opens
+:func:`opens_inline` picks out, which never sleep; network ports also open
+on the event loop with :func:`open_core_on_loop`.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import stat
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
@@ -17,7 +20,7 @@ from ._core import PortCore
 from ._errors import UnsupportedURLError
 from ._netloop import BLOCKING, Loop, run_blocking
 from ._options import OpenOptions
-from ._port import DEFAULT_OPEN_OPTIONS, TtyPort
+from ._port import DEFAULT_OPEN_OPTIONS, PTY_SLAVE_MAJORS, TtyPort
 from ._settings import SerialSettings
 from ._url import check_path
 
@@ -27,6 +30,7 @@ __all__ = [
     "open_core",
     "open_core_on_loop",
     "open_request",
+    "opens_inline",
     "opens_on_loop",
 ]
 
@@ -120,6 +124,28 @@ def opens_on_loop(url: str) -> bool:
         rest = rest[6:]
     scheme, sep, _ = rest.partition("://")
     return bool(sep) and scheme.lower() in LOOP_OPENERS
+
+
+def opens_inline(url: str) -> bool:
+    """Whether the checked *url* names a pty slave under ``/dev``, whose open
+    never sleeps: the front ends open it on the event loop, without a thread.
+
+    A pty slave's open, lock and ``tcsetattr`` are a few syscalls that only
+    take the pty's own locks. Any other device can sleep in its open (a
+    USB-serial driver talks to the adapter; a port still closing waits for
+    its ``closing_wait``), and a path elsewhere may be on a file system whose
+    lookup blocks, so those go to a thread. Deciding costs one ``stat`` of a
+    path under ``/dev`` (devtmpfs and devpts are in memory); a symlink to a
+    pty from elsewhere (``socat``'s ``link=``) is not looked at, and opens in
+    a thread.
+    """
+    if not url.startswith("/dev/") or "/.." in url or not sys.platform.startswith("linux"):
+        return False
+    try:
+        info = os.stat(url)
+    except (OSError, ValueError):
+        return False  # the thread's open says what is wrong with it
+    return stat.S_ISCHR(info.st_mode) and os.major(info.st_rdev) in PTY_SLAVE_MAJORS
 
 
 async def open_core_on_loop(

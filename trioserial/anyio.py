@@ -26,9 +26,10 @@ import sniffio
 from anyio.abc import ByteStream
 
 from ._anyio_expect import Expect, ExpectEOFError, ExpectTimeoutError
-from ._anyio_loop import ANYIO_PRIMITIVES, open_core_anyio
+from ._anyio_loop import ANYIO_PRIMITIVES
 from ._core import DEFAULT_RECEIVE_SIZE, PortCore, byte_view, check_max_bytes
 from ._open import open_request
+from ._open_async import open_core_async
 from ._options import RS485Settings
 from ._ports_anyio import list_ports as list_ports
 from ._ports_anyio import wait_for_port as wait_for_port
@@ -339,4 +340,4 @@ async def open_serial_port(
     time it reaches the caller, no fd is left open and no lock held.
     """
     request = open_request(port, locals())  # every argument above, by name
-    return AnyioSerialStream(await open_core_anyio(*request))
+    return AnyioSerialStream(await open_core_async(*request, ANYIO_PRIMITIVES))
