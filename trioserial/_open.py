@@ -164,6 +164,8 @@ async def _open_on_loop(url: str, settings: SerialSettings, loop: Loop) -> PortC
     scheme = url.partition("://")[0].lower()
     if scheme != "spy":
         return await LOOP_OPENERS[scheme](url, settings, loop)
+    from . import _spy
+
     target, tracer = _spy.start_trace(url)
     try:
         inner = await _open_on_loop(target, settings, loop)
@@ -197,37 +199,103 @@ class UnopenedCore(PortCore):
 
 
 # ------------------------------------------------------------ URL schemes
-# Imported here, after open_core exists: spy:// opens its inner port with it.
-from . import _loop, _resolve, _rfc2217, _socket, _spy  # noqa: E402
+# Each scheme's module is imported when a URL with that scheme is first
+# checked or opened: ``import trioserial`` and the open of a device path
+# never pay for the telnet machinery or the tracer (``tests/test_lazy_import.py``).
 
-LOOP_OPENERS.update({"socket": _socket.open_socket, "rfc2217": _rfc2217.open_rfc2217})
-OPENERS.update(
-    {
-        "loop": _loop.open_loop,
-        "socket": lambda url, settings: run_blocking(_socket.open_socket(url, settings, BLOCKING)),
-        "rfc2217": lambda url, settings: run_blocking(
-            _rfc2217.open_rfc2217(url, settings, BLOCKING)
-        ),
-        "alt": _resolve.open_alt,
-        "hwgrep": _resolve.open_hwgrep,
-        "spy": lambda url, settings: _spy.open_spy(url, settings, open_core),
-    }
-)
+
+def _check_loop(url: str) -> object:
+    from . import _loop
+
+    return _loop.check_loop_url(url)
+
+
+def _open_loop(url: str, settings: SerialSettings) -> PortCore:
+    from . import _loop
+
+    return _loop.open_loop(url, settings)
+
+
+def _check_socket(url: str) -> object:
+    from . import _socket
+
+    return _socket.parse_socket_url(url)
+
+
+async def _open_socket_on(url: str, settings: SerialSettings, loop: Loop) -> PortCore:
+    from . import _socket
+
+    return await _socket.open_socket(url, settings, loop)
+
+
+def _check_rfc2217(url: str) -> object:
+    from . import _rfc2217
+
+    return _rfc2217.Options(url)
+
+
+async def _open_rfc2217_on(url: str, settings: SerialSettings, loop: Loop) -> PortCore:
+    from . import _rfc2217
+
+    return await _rfc2217.open_rfc2217(url, settings, loop)
+
+
+def _check_alt(url: str) -> object:
+    from . import _resolve
+
+    return _resolve.parse_alt_url(url)
+
+
+def _open_alt(url: str, settings: SerialSettings) -> PortCore:
+    from . import _resolve
+
+    return _resolve.open_alt(url, settings)
+
+
+def _check_hwgrep(url: str) -> object:
+    from . import _resolve
+
+    return _resolve.parse_hwgrep_url(url)
+
+
+def _open_hwgrep(url: str, settings: SerialSettings) -> PortCore:
+    from . import _resolve
+
+    return _resolve.open_hwgrep(url, settings)
 
 
 def _check_spy(url: str) -> None:
+    from . import _spy
+
     _spy.check_nesting(url)
     target, _ = _spy.parse_spy_url(url)
     check_url(target)
 
 
+def _open_spy(url: str, settings: SerialSettings) -> PortCore:
+    from . import _spy
+
+    return _spy.open_spy(url, settings, open_core)
+
+
+LOOP_OPENERS.update({"socket": _open_socket_on, "rfc2217": _open_rfc2217_on})
+OPENERS.update(
+    {
+        "loop": _open_loop,
+        "socket": lambda url, settings: run_blocking(_open_socket_on(url, settings, BLOCKING)),
+        "rfc2217": lambda url, settings: run_blocking(_open_rfc2217_on(url, settings, BLOCKING)),
+        "alt": _open_alt,
+        "hwgrep": _open_hwgrep,
+        "spy": _open_spy,
+    }
+)
 URL_CHECKS.update(
     {
-        "loop": _loop.check_loop_url,
-        "socket": _socket.parse_socket_url,
-        "rfc2217": _rfc2217.Options,
-        "alt": _resolve.parse_alt_url,
-        "hwgrep": _resolve.parse_hwgrep_url,
+        "loop": _check_loop,
+        "socket": _check_socket,
+        "rfc2217": _check_rfc2217,
+        "alt": _check_alt,
+        "hwgrep": _check_hwgrep,
         "spy": _check_spy,
     }
 )
