@@ -463,7 +463,7 @@ def _apply_or_explain(fd: int, name: str, settings: SerialSettings) -> SerialSet
     is applied and read back as on a UART.
     """
     line = settings
-    if is_pty(fd) and (settings.bytesize != 8 or settings.parity is not Parity.NONE):
+    if (settings.bytesize != 8 or settings.parity is not Parity.NONE) and is_pty(fd):
         line = settings.replace(bytesize=8, parity=Parity.NONE)
     try:
         in_force = _termios.apply(fd, line)
