@@ -85,7 +85,10 @@ def open_request(
     field. The settings are validated first, then the options, then *port*.
     """
     settings = SerialSettings(**{name: arguments[name] for name in _SETTINGS})
-    options = OpenOptions(**{name: arguments[name] for name in _OPTIONS})
+    if all(arguments[name] is None for name in _OPTIONS):  # the usual case, and valid
+        options = DEFAULT_OPEN_OPTIONS
+    else:
+        options = OpenOptions(**{name: arguments[name] for name in _OPTIONS})
     return check_url(port), settings, options
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from ._core import PortCore
 from ._open import open_core, open_core_on_loop, opens_inline, opens_on_loop
 from ._options import OpenOptions
+from ._port import TtyPort
 from ._settings import SerialSettings
 from ._surface import LoopPrimitives
 
@@ -40,7 +41,7 @@ async def open_core_async(
     if not opens_inline(url):
         return await loop.open_in_thread(lambda: open_core(url, settings, options))
     await loop.checkpoint_if_cancelled()
-    core = open_core(url, settings, options)
+    core = TtyPort.open(url, settings, options)  # open_core's, without checking url again
     try:
         await loop.cancel_shielded_checkpoint()
     except BaseException:
