@@ -2,22 +2,24 @@
 
 The rest of the package (the driver, Expect, sessions, the RFC 2217 server,
 port discovery, and every URL scheme's module) is imported on first use:
-``trioserial.__getattr__`` (PEP 562) for the public names, ``_open`` for a
-URL scheme. Each check runs in a fresh interpreter, so a module imported at
-the top of a module again (which would silently undo the saving, see
-docs/performance.rst, "Opening") fails here.
+``trioserial.__getattr__`` and ``trioserial.anyio.__getattr__`` (PEP 562)
+for the public names, ``_open`` for a URL scheme. The anyio front end never
+loads trio (nor asyncio, on the trio backend). Each check runs in a fresh
+interpreter, so a module imported at the top of a module again (which would
+silently undo the saving, see docs/performance.rst, "Opening") fails here.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import trioserial
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,6 +65,31 @@ def loaded_after(code: str) -> set[str]:
 
 def test_import_loads_nothing_heavy() -> None:
     assert loaded_after("import trioserial") == set()
+    found = run("import sys, json, trioserial\nprint(json.dumps(sorted(sys.modules)))")
+    assert isinstance(found, list)
+    assert "trio" not in found
+    assert "trioserial._stream" not in found
+
+
+def test_the_anyio_front_end_loads_neither_trio_nor_the_rest() -> None:
+    code = """
+import os, anyio, trioserial.anyio
+master, slave = os.openpty()
+
+async def main():
+    port = await trioserial.anyio.open_serial_port(os.ttyname(slave))
+    await port.aclose()
+
+anyio.run(main, backend="trio")
+"""
+    found = run(f"import sys, json\n{code}\nprint(json.dumps(sorted(sys.modules)))")
+    assert isinstance(found, list)
+    assert "trioserial._stream" not in found
+    assert "asyncio" not in found  # on the trio backend
+    assert HEAVY & set(found) == {"anyio"}
+    found = run("import sys, json, trioserial.anyio\nprint(json.dumps(sorted(sys.modules)))")
+    assert isinstance(found, list)
+    assert "trio" not in found
 
 
 def test_opening_a_device_path_loads_nothing_heavy() -> None:
@@ -91,20 +118,22 @@ check_url("loop://")
     assert loaded_after(code) == {"trioserial._loop"}
 
 
-def test_every_public_name_resolves_to_its_module_object() -> None:
-    code = """
-import importlib, json, trioserial
-found = {}
-for name in trioserial.__all__:
-    value = getattr(trioserial, name)
-    module = trioserial._LAZY.get(name)
+@pytest.mark.parametrize("public", ["trioserial", "trioserial.anyio"])
+def test_every_public_name_resolves_to_its_module_object(public: str) -> None:
+    code = f"""
+import importlib, json
+public = importlib.import_module({public!r})
+found = {{}}
+for name in public.__all__:
+    value = getattr(public, name)
+    module = public._LAZY.get(name)
     if module is not None:
         assert value is getattr(importlib.import_module("trioserial." + module), name), name
     found[name] = True
-assert set(trioserial.__all__) <= set(dir(trioserial))
+assert set(public.__all__) <= set(dir(public))
 print(json.dumps(sorted(found)))
 """
-    assert run(code) == sorted(trioserial.__all__)
+    assert run(code) == sorted(importlib.import_module(public).__all__)
 
 
 def test_from_import_of_a_lazy_name() -> None:
@@ -122,9 +151,12 @@ except AttributeError as exc:
     assert run(code) == "module 'trioserial' has no attribute 'NoSuchThing'"
 
 
-def test_the_lazy_table_is_what_type_checkers_see() -> None:
+@pytest.mark.parametrize("public", ["trioserial", "trioserial.anyio"])
+def test_the_lazy_table_is_what_type_checkers_see(public: str) -> None:
     """The names under ``if TYPE_CHECKING:`` are exactly the lazy ones, from the same modules."""
-    tree = ast.parse((ROOT / "trioserial" / "__init__.py").read_text())
+    module = importlib.import_module(public)
+    assert module.__file__ is not None
+    tree = ast.parse(Path(module.__file__).read_text())
     typed: dict[str, str] = {}
     for node in tree.body:
         if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
@@ -132,4 +164,4 @@ def test_the_lazy_table_is_what_type_checkers_see() -> None:
                 assert isinstance(imp, ast.ImportFrom)
                 for alias in imp.names:
                     typed[alias.name] = (imp.module or "").lstrip(".")
-    assert typed == trioserial._LAZY
+    assert typed == module._LAZY

@@ -17,8 +17,6 @@ from ._settings import SerialSettings as SerialSettings
 from ._settings import SerialStatistics as SerialStatistics
 from ._settings import SettingsChanges as SettingsChanges
 from ._settings import StopBits as StopBits
-from ._stream import AsyncSerial as AsyncSerial
-from ._stream import open_serial_port as open_serial_port
 
 if TYPE_CHECKING:
     from ._connection import DriverStream as DriverStream
@@ -43,6 +41,8 @@ if TYPE_CHECKING:
     from ._shellproto import CommandFailedError as CommandFailedError
     from ._shellproto import CommandResult as CommandResult
     from ._shellproto import DeviceFailureError as DeviceFailureError
+    from ._stream import AsyncSerial as AsyncSerial
+    from ._stream import open_serial_port as open_serial_port
     from ._supervised import DeviceDisconnectedError as DeviceDisconnectedError
     from ._supervised import SupervisedStream as SupervisedStream
 
@@ -92,8 +92,8 @@ __all__ = [
 ]
 
 #: Public name -> the private module that defines it, imported on first use
-#: (PEP 562): ``import trioserial`` loads only what opening a port needs
-#: (``tests/test_lazy_import.py``); the names above, for type checkers.
+#: (PEP 562): a program loads only what it uses (``tests/test_lazy_import.py``),
+#: and the anyio front end never loads trio; the names above, for type checkers.
 _LAZY = {
     "DriverStream": "_connection",
     "PySerial": "_driver",
@@ -117,6 +117,8 @@ _LAZY = {
     "CommandFailedError": "_shellproto",
     "CommandResult": "_shellproto",
     "DeviceFailureError": "_shellproto",
+    "AsyncSerial": "_stream",
+    "open_serial_port": "_stream",
     "DeviceDisconnectedError": "_supervised",
     "SupervisedStream": "_supervised",
 }

@@ -5,7 +5,6 @@ Never imports :mod:`trio`.
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from collections.abc import Callable, Sequence
 from typing import Final
@@ -64,6 +63,8 @@ async def _open_in_thread(open_: Callable[[], PortCore]) -> PortCore:
     if sniffio.current_async_library() != "asyncio":
         await anyio.to_thread.run_sync(lambda: box.append(open_()))
         return box.pop()
+    import asyncio  # loaded already (it runs this), and not worth loading on trio
+
     future = asyncio.get_running_loop().run_in_executor(None, lambda: box.append(open_()))
     cancelled: asyncio.CancelledError | None = None
     with anyio.CancelScope(shield=True):
