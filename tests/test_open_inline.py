@@ -18,7 +18,7 @@ import asyncio
 import fcntl
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import anyio
@@ -64,15 +64,20 @@ def locked(path: str) -> bool:
 
 
 class OpenSpy:
-    """Records the thread of every ``TtyPort.open``, then runs the real one."""
+    """Records the thread of every ``TtyPort.open``, then runs the real one
+    (and then :attr:`after`, if set)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.threads: list[int] = []
+        self.after: Callable[[], object] | None = None
         real = TtyPort.open.__func__  # type: ignore[attr-defined]
 
         def spy(cls: type[TtyPort], /, *args: object, **kwargs: object) -> TtyPort:
             self.threads.append(threading.get_ident())
-            return real(cls, *args, **kwargs)  # type: ignore[no-any-return]
+            port: TtyPort = real(cls, *args, **kwargs)
+            if self.after is not None:
+                self.after()
+            return port
 
         monkeypatch.setattr(TtyPort, "open", classmethod(spy))
 
@@ -166,6 +171,36 @@ def test_anyio_inline_open_cancelled_before_opens_nothing(
         assert not locked(pty_path)
 
     anyio.run(main, backend=backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_cancellation_that_comes_during_an_inline_open_closes_the_port(
+    backend: str, pty_path: str, spy: OpenSpy
+) -> None:
+    """The scope is cancelled while the pty opens (by the spy, right after the
+    real open): the checkpoint after the open delivers it, and the port the
+    caller never got is closed again."""
+
+    async def main() -> None:
+        with fds_not_leaked(), anyio.CancelScope() as scope:
+            spy.after = scope.cancel
+            await trioserial.anyio.open_serial_port(pty_path)
+        assert scope.cancelled_caught
+        assert len(spy.threads) == 1
+        assert not locked(pty_path)
+
+    anyio.run(main, backend=backend)
+
+
+async def test_trio_cancellation_during_an_inline_open_closes_the_port(
+    pty_path: str, spy: OpenSpy
+) -> None:
+    with fds_not_leaked(), trio.CancelScope() as scope:
+        spy.after = scope.cancel
+        await trioserial.open_serial_port(pty_path)
+    assert scope.cancelled_caught
+    assert len(spy.threads) == 1
+    assert not locked(pty_path)
 
 
 def test_asyncio_native_cancel_after_an_inline_open_closes_the_port(

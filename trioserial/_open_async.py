@@ -30,9 +30,9 @@ async def open_core_async(
     """Open the checked *url* on *loop*'s event loop. Always a checkpoint.
 
     Cancellation: a network open ends at once, its socket closed. A pty's
-    open is not started once a cancellation has come; a cancellation that
-    comes at the schedule point after it closes the port again (asyncio's
-    own ``task.cancel()`` can get there). A thread's open runs to its end;
+    open is not started once a cancellation has come; one that comes at
+    the schedule point after it closes the port again. A thread's open runs
+    to its end;
     if a cancellation came meanwhile, the port is closed again before it is
     raised. Either way no fd or lock is left behind.
     """
@@ -43,7 +43,7 @@ async def open_core_async(
     await loop.checkpoint_if_cancelled()
     core = TtyPort.open(url, settings, options)  # open_core's, without checking url again
     try:
-        await loop.cancel_shielded_checkpoint()
+        await loop.checkpoint()  # (anyio's on asyncio is a bare sleep(0), its shielded one is not)
     except BaseException:
         core.close()
         raise
