@@ -99,6 +99,14 @@ def test_opens_inline_only_pty_slaves_under_dev(pty_path: str, pty_link: str) ->
     assert not opens_inline("/dev/../" + pty_path.removeprefix("/"))
     assert not opens_inline("/dev/no-such-device")  # the thread's open says what is wrong
     assert not opens_inline("/dev/pts")  # a directory
+    slave = os.open(pty_path, os.O_RDWR | os.O_NOCTTY)
+    try:
+        if os.path.isdir("/dev/fd"):
+            # /dev/fd/N is a symlink (through /proc/self/fd) to the pty: not followed.
+            assert os.path.samefile(f"/dev/fd/{slave}", pty_path)
+            assert not opens_inline(f"/dev/fd/{slave}")
+    finally:
+        os.close(slave)
     if os.path.exists("/dev/tty"):
         # (5, 0) whatever terminal it leads to, a pty or a UART.
         assert not opens_inline("/dev/tty")

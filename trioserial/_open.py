@@ -137,15 +137,16 @@ def opens_inline(url: str) -> bool:
     take the pty's own locks. Any other device can sleep in its open (a
     USB-serial driver talks to the adapter; a port still closing waits for
     its ``closing_wait``), and a path elsewhere may be on a file system whose
-    lookup blocks, so those go to a thread. Deciding costs one ``stat`` of a
-    path under ``/dev`` (devtmpfs and devpts are in memory); a symlink to a
-    pty from elsewhere (``socat``'s ``link=``) is not looked at, and opens in
-    a thread.
+    lookup blocks, so those go to a thread. Deciding costs one ``lstat`` of
+    a path under ``/dev`` (devtmpfs and devpts are in memory). A symlink is
+    not followed (it could lead anywhere, and be changed before the open):
+    one to a pty (``socat``'s ``link=``, ``/dev/serial/by-id``) opens in a
+    thread.
     """
     if not url.startswith("/dev/") or "/.." in url or not sys.platform.startswith("linux"):
         return False
     try:
-        info = os.stat(url)
+        info = os.stat(url, follow_symlinks=False)
     except (OSError, ValueError):
         return False  # the thread's open says what is wrong with it
     return stat.S_ISCHR(info.st_mode) and os.major(info.st_rdev) in PTY_SLAVE_MAJORS
