@@ -30,11 +30,10 @@ async def open_core_async(
     """Open the checked *url* on *loop*'s event loop. Always a checkpoint.
 
     Cancellation: a network open ends at once, its socket closed. A pty's
-    open is not started once a cancellation has come; one that comes at
-    the schedule point after it closes the port again. A thread's open runs
-    to its end;
-    if a cancellation came meanwhile, the port is closed again before it is
-    raised. Either way no fd or lock is left behind.
+    open is not started once a cancellation has come; one that comes by the
+    checkpoint after it closes the port again. A thread's open runs to its
+    end; if a cancellation came meanwhile, the port is closed again before
+    it is raised. Either way no fd or lock is left behind.
     """
     if opens_on_loop(url):
         return await open_core_on_loop(url, settings, options, loop.network)
@@ -43,7 +42,9 @@ async def open_core_async(
     await loop.checkpoint_if_cancelled()
     core = TtyPort.open(url, settings, options)  # open_core's, without checking url again
     try:
-        await loop.checkpoint()  # (anyio's on asyncio is a bare sleep(0), its shielded one is not)
+        # Not a shielded checkpoint: anyio's on asyncio enters a cancel scope,
+        # which costs more than the open (docs/performance.rst, "Opening").
+        await loop.checkpoint()
     except BaseException:
         core.close()
         raise
