@@ -188,6 +188,28 @@ def worker(name: str, suite: str, params: Params, out: Path) -> None:
     )
 
 
+#: Where the workers keep trioserial's bytecode between runs (checked against
+#: the sources' mtimes by Python itself, so never stale).
+PYCACHE = Path(tempfile.gettempdir()) / "trioserial-bench-pycache"
+
+
+def worker_env() -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONPYCACHEPREFIX=str(PYCACHE))
+    # Cached bytecode for trioserial too, as the installed peers have it:
+    # without it every worker compiles the package, and its first open
+    # (the scale suite's 1 port) times the compiler.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def warm_bytecode(contenders: list[Contender]) -> None:
+    """Fill :data:`PYCACHE` before the first timed worker (a prefix cache ignores
+    ``__pycache__``, so the first process would compile trio and the stdlib too)."""
+    modules = ["benchmarks.workloads", "trioserial.anyio", *(c.module for c in contenders)]
+    code = f"import importlib\nfor name in {modules!r}:\n    importlib.import_module(name)"
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=worker_env(), check=False)
+
+
 def run_worker(
     contender: Contender, suite: str, params: Params, timeout: float
 ) -> tuple[dict[str, float], dict[str, str], dict[str, list[float]]]:
@@ -206,7 +228,7 @@ def run_worker(
             "--out",
             str(out),
         ]
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        env = worker_env()
         try:
             done = subprocess.run(
                 command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
@@ -351,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         if suite not in SUITES:
             parser.error(f"unknown suite {suite!r}: expected one of {', '.join(SUITES)}")
     info = machine()
+    warm_bytecode([r.contender for r in records if not r.unavailable])
     started = time.monotonic()
     for rep in range(reps):
         # Rotate the order every repetition: no contender always runs first.

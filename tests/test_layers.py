@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "_spy": 1,
     "_netloop": 1,
     "_trio_loop": 2,
+    "_open_async": 2,  # both front ends' open, written once: LOOP_FREE
     "_anyio_loop": 2,
     "_stream": 2,
     "_driver": 3,
@@ -89,7 +90,7 @@ FRONT_ENDS = {"_stream", "anyio", "transfer", "anyio_transfer"}
 EVENT_LOOPS = {"trio", "anyio", "trio_util"}
 #: Modules above layer 1 that still import no event loop: they are written once
 #: for both front ends (the loops come in as a table of primitives).
-LOOP_FREE = {"_matcher", "_expect_base", "_surface"}
+LOOP_FREE = {"_matcher", "_expect_base", "_surface", "_open_async"}
 #: Modules written for one event-loop library, and the libraries they must not import.
 ONE_LIBRARY = {"_expect": {"anyio", "sniffio"}, "_anyio_expect": {"trio", "trio_util"}}
 

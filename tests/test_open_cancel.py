@@ -11,7 +11,10 @@ The ``fail_after`` around each cancelled open is well below the URL's
 Opens of local devices run in a worker thread that cannot be interrupted:
 a cancellation that arrives meanwhile must find the port closed again
 (fd and lock) by the time it reaches the caller, on every backend,
-including asyncio's own ``task.cancel()``.
+including asyncio's own ``task.cancel()``. A pty slave under /dev opens
+inline instead (tests/test_open_inline.py); here the same pty is reached
+through a symlink from outside /dev as well, which opens in a thread, so
+the races run against both paths.
 """
 
 from __future__ import annotations
@@ -32,10 +35,10 @@ from conftest import fds_not_leaked
 from url_servers import full_backlog, silent_server
 
 import trioserial
-import trioserial._anyio_loop
+import trioserial._open_async
 import trioserial.anyio
 from trioserial._core import PortCore
-from trioserial._open import open_core
+from trioserial._open import open_core, opens_inline
 from trioserial._options import OpenOptions
 from trioserial._settings import SerialSettings
 
@@ -120,12 +123,32 @@ def locked(path: str) -> bool:
 
 
 @pytest.fixture
-def pty_path() -> Iterator[str]:
+def pty_slave() -> Iterator[str]:
     master, slave = os.openpty()
     path = os.ttyname(slave)
     os.close(slave)
     yield path
     os.close(master)
+
+
+@pytest.fixture
+def pty_link(pty_slave: str, tmp_path: Path) -> str:
+    """The pty through a symlink outside /dev: opened in a worker thread."""
+    link = tmp_path / "ttyV0"
+    link.symlink_to(pty_slave)
+    assert not opens_inline(str(link))
+    return str(link)
+
+
+@pytest.fixture(params=["inline", "thread"])
+def pty_path(request: pytest.FixtureRequest, pty_slave: str, tmp_path: Path) -> str:
+    """The pty as opened inline (its /dev path) and in a thread (a symlink)."""
+    if request.param == "inline":
+        assert opens_inline(pty_slave)
+        return pty_slave
+    link = tmp_path / "ttyV0"
+    link.symlink_to(pty_slave)
+    return str(link)
 
 
 class Gate:
@@ -142,10 +165,11 @@ class Gate:
 
 
 def test_asyncio_native_cancel_mid_open_waits_and_closes(
-    pty_path: str, monkeypatch: pytest.MonkeyPatch
+    pty_link: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    pty_path = pty_link
     gate = Gate()
-    monkeypatch.setattr(trioserial._anyio_loop, "open_core", gate.open)
+    monkeypatch.setattr(trioserial._open_async, "open_core", gate.open)
 
     async def main() -> None:
         with fds_not_leaked():
@@ -172,15 +196,20 @@ def test_cancellations_raced_against_opens_leave_nothing(pty_path: str, backend:
         opened = cancelled = 0
         with fds_not_leaked():
             for i in range(150):
-                delay = rng.choice([0, 0, 1e-5, 1e-4, 5e-4, 1e-3, 3e-3])
+                # None: cancelled before the open starts (an inline open takes
+                # no schedule point before it ends, so a task that cancels
+                # "soon" finds it done).
+                delay = rng.choice([None, 0, 0, 1e-5, 1e-4, 5e-4, 1e-3, 3e-3])
                 port = None
                 with anyio.CancelScope() as scope:
+                    if delay is None:
+                        scope.cancel()
                     async with anyio.create_task_group() as tg:
 
                         async def cancel_soon(
-                            scope: anyio.CancelScope = scope, delay: float = delay
+                            scope: anyio.CancelScope = scope, delay: float | None = delay
                         ) -> None:
-                            await anyio.sleep(delay)
+                            await anyio.sleep(delay or 0)
                             scope.cancel()
 
                         tg.start_soon(cancel_soon)

@@ -263,6 +263,25 @@ async def test_a_part_the_driver_leaves_out_is_an_error_and_changes_nothing(
         os.close(master)
 
 
+@pytest.mark.parametrize("rate_before", [115200, 250000])
+async def test_a_part_left_out_puts_back_a_custom_rate_too(rate_before: int) -> None:
+    # apply() reads the termios2 block only when it may need it (a custom rate
+    # asked for, or one in force to put back): the undo after a left-out part
+    # must still restore a custom rate exactly, and a standard one without it.
+    master, slave = os.openpty()
+    try:
+        current = SerialSettings(baudrate=rate_before)
+        _termios.apply(slave, current)
+        before = termios.tcgetattr(slave)
+        with pytest.raises(_termios.NotTakenError):
+            _termios.apply(slave, current.replace(parity="E", baudrate=9600))
+        assert get_baudrate(slave) == rate_before
+        assert termios.tcgetattr(slave) == before
+    finally:
+        os.close(slave)
+        os.close(master)
+
+
 async def test_describe_framing() -> None:
     cs7, parenb, parodd = termios.CS7, termios.PARENB, termios.PARODD
     assert _termios.describe_framing(0, termios.CS8) == "8N1"

@@ -1,11 +1,10 @@
-"""anyio's table of loop primitives, and the anyio front end's open (layer 2).
+"""anyio's table of loop primitives (layer 2).
 
 Never imports :mod:`trio`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from collections.abc import Callable, Sequence
 from typing import Final
@@ -17,12 +16,9 @@ import sniffio
 
 from ._core import PortCore
 from ._netloop import AddrInfo, Loop
-from ._open import open_core, open_core_on_loop, opens_on_loop
-from ._options import OpenOptions
-from ._settings import SerialSettings
 from ._surface import LoopPrimitives
 
-__all__ = ["ANYIO_LOOP", "ANYIO_PRIMITIVES", "open_core_anyio"]
+__all__ = ["ANYIO_LOOP", "ANYIO_PRIMITIVES"]
 
 
 async def _wait_readable_until(fd: int, deadline: float) -> bool:
@@ -53,6 +49,53 @@ ANYIO_LOOP: Final = Loop(
 )
 
 
+async def _open_in_thread(open_: Callable[[], PortCore]) -> PortCore:
+    """Run *open_* in a worker thread, to its end whatever cancellation comes.
+
+    On Trio nothing gets through the shield of :func:`anyio.to_thread.run_sync`.
+    On asyncio a native cancellation (``task.cancel()``, ``asyncio.timeout``)
+    does, and the thread would go on opening (and locking) the port after the
+    caller was told the open was cancelled: so there the wait for the thread
+    is repeated until it has finished, the port is closed, and the
+    cancellation is raised then.
+    """
+    box: list[PortCore] = []  # not the thread's result: workers keep theirs alive
+    if sniffio.current_async_library() != "asyncio":
+        await anyio.to_thread.run_sync(lambda: box.append(open_()))
+        return box.pop()
+    import asyncio  # loaded already (it runs this), and not worth loading on trio
+
+    future = asyncio.get_running_loop().run_in_executor(None, lambda: box.append(open_()))
+    cancelled: asyncio.CancelledError | None = None
+    with anyio.CancelScope(shield=True):
+        while True:
+            try:
+                await asyncio.shield(future)
+                break
+            except asyncio.CancelledError as exc:
+                cancelled = cancelled or exc
+                if future.done():
+                    break
+    if cancelled is None:
+        future.result()
+        return box.pop()
+    if box:
+        box.pop().close()
+    raise cancelled
+
+
+async def _open_in_thread_checked(open_: Callable[[], PortCore]) -> PortCore:
+    """:func:`_open_in_thread`, then close the port again if a cancellation
+    (of anyio's scopes) came meanwhile and raise it."""
+    core = await _open_in_thread(open_)
+    try:
+        await anyio.lowlevel.checkpoint_if_cancelled()
+    except BaseException:
+        core.close()  # cancelled while the thread opened it: not the caller's to close
+        raise
+    return core
+
+
 def _move_on_at(deadline: float) -> anyio.CancelScope:
     return anyio.CancelScope(deadline=deadline)
 
@@ -73,55 +116,5 @@ ANYIO_PRIMITIVES: Final = LoopPrimitives(
     event=anyio.Event,
     shielded=lambda: anyio.CancelScope(shield=True),
     network=ANYIO_LOOP,
+    open_in_thread=_open_in_thread_checked,
 )
-
-
-async def _open_in_thread(open_: Callable[[], PortCore]) -> PortCore:
-    """Run *open_* in a worker thread, to its end whatever cancellation comes.
-
-    On Trio nothing gets through the shield of :func:`anyio.to_thread.run_sync`.
-    On asyncio a native cancellation (``task.cancel()``, ``asyncio.timeout``)
-    does, and the thread would go on opening (and locking) the port after the
-    caller was told the open was cancelled: so there the wait for the thread
-    is repeated until it has finished, the port is closed, and the
-    cancellation is raised then.
-    """
-    box: list[PortCore] = []  # not the thread's result: workers keep theirs alive
-    if sniffio.current_async_library() != "asyncio":
-        await anyio.to_thread.run_sync(lambda: box.append(open_()))
-        return box.pop()
-    future = asyncio.get_running_loop().run_in_executor(None, lambda: box.append(open_()))
-    cancelled: asyncio.CancelledError | None = None
-    with anyio.CancelScope(shield=True):
-        while True:
-            try:
-                await asyncio.shield(future)
-                break
-            except asyncio.CancelledError as exc:
-                cancelled = cancelled or exc
-                if future.done():
-                    break
-    if cancelled is None:
-        future.result()
-        return box.pop()
-    if box:
-        box.pop().close()
-    raise cancelled
-
-
-async def open_core_anyio(url: str, settings: SerialSettings, options: OpenOptions) -> PortCore:
-    """Open the checked *url*: a network port on the loop, anything else in a thread.
-
-    Cancellation: a network open ends at once, its socket closed. A thread's
-    open runs to its end (see :func:`_open_in_thread`); if a cancellation
-    came meanwhile, the port is closed again before it is raised.
-    """
-    if opens_on_loop(url):
-        return await open_core_on_loop(url, settings, options, ANYIO_LOOP)
-    core = await _open_in_thread(lambda: open_core(url, settings, options))
-    try:
-        await anyio.lowlevel.checkpoint_if_cancelled()
-    except BaseException:
-        core.close()  # cancelled while the thread opened it: not the caller's to close
-        raise
-    return core

@@ -147,9 +147,11 @@ class PortCore(abc.ABC):
         A core that must read past data to find a control answer (RFC 2217
         carries modem-state notifications in the data stream) holds that data
         itself, and the fd is no longer readable: a receiver waiting for it
-        must be woken to look again. Cores that never do this never call it.
+        must be woken to look again. Cores that never do this never call it,
+        and keep no callback (the weak reference costs a few µs per open).
         """
-        self._input_buffered = weakref.WeakMethod(callback)
+        if self.buffers_input:
+            self._input_buffered = weakref.WeakMethod(callback)
 
     def input_buffered(self) -> None:
         """Tell the front end that input is waiting in this core, not in the fd."""

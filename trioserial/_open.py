@@ -1,13 +1,16 @@
 """From a port name or URL to an open core (layer 1).
 
-:func:`open_core` blocks (run it off the event loop); network ports also
-open on the event loop with :func:`open_core_on_loop`.
+:func:`open_core` blocks (run it off the event loop), but for the opens
+:func:`opens_inline` picks out, which never sleep; network ports also open
+on the event loop with :func:`open_core_on_loop`.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import stat
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
@@ -17,7 +20,7 @@ from ._core import PortCore
 from ._errors import UnsupportedURLError
 from ._netloop import BLOCKING, Loop, run_blocking
 from ._options import OpenOptions
-from ._port import DEFAULT_OPEN_OPTIONS, TtyPort
+from ._port import DEFAULT_OPEN_OPTIONS, PTY_SLAVE_MAJORS, TtyPort
 from ._settings import SerialSettings
 from ._url import check_path
 
@@ -27,6 +30,7 @@ __all__ = [
     "open_core",
     "open_core_on_loop",
     "open_request",
+    "opens_inline",
     "opens_on_loop",
 ]
 
@@ -81,7 +85,10 @@ def open_request(
     field. The settings are validated first, then the options, then *port*.
     """
     settings = SerialSettings(**{name: arguments[name] for name in _SETTINGS})
-    options = OpenOptions(**{name: arguments[name] for name in _OPTIONS})
+    if all(arguments[name] is None for name in _OPTIONS):  # the usual case, and valid
+        options = DEFAULT_OPEN_OPTIONS
+    else:
+        options = OpenOptions(**{name: arguments[name] for name in _OPTIONS})
     return check_url(port), settings, options
 
 
@@ -122,6 +129,29 @@ def opens_on_loop(url: str) -> bool:
     return bool(sep) and scheme.lower() in LOOP_OPENERS
 
 
+def opens_inline(url: str) -> bool:
+    """Whether the checked *url* names a pty slave under ``/dev``, whose open
+    never sleeps: the front ends open it on the event loop, without a thread.
+
+    A pty slave's open, lock and ``tcsetattr`` are a few syscalls that only
+    take the pty's own locks. Any other device can sleep in its open (a
+    USB-serial driver talks to the adapter; a port still closing waits for
+    its ``closing_wait``), and a path elsewhere may be on a file system whose
+    lookup blocks, so those go to a thread. Deciding costs one ``lstat`` of
+    a path under ``/dev`` (devtmpfs and devpts are in memory). A symlink is
+    not followed (it could lead anywhere, and be changed before the open):
+    one to a pty (``socat``'s ``link=``, ``/dev/serial/by-id``) opens in a
+    thread.
+    """
+    if not url.startswith("/dev/") or "/.." in url or not sys.platform.startswith("linux"):
+        return False
+    try:
+        info = os.stat(url, follow_symlinks=False)
+    except (OSError, ValueError):
+        return False  # the thread's open says what is wrong with it
+    return stat.S_ISCHR(info.st_mode) and os.major(info.st_rdev) in PTY_SLAVE_MAJORS
+
+
 async def open_core_on_loop(
     url: str, settings: SerialSettings, options: OpenOptions, loop: Loop
 ) -> PortCore:
@@ -138,6 +168,8 @@ async def _open_on_loop(url: str, settings: SerialSettings, loop: Loop) -> PortC
     scheme = url.partition("://")[0].lower()
     if scheme != "spy":
         return await LOOP_OPENERS[scheme](url, settings, loop)
+    from . import _spy
+
     target, tracer = _spy.start_trace(url)
     try:
         inner = await _open_on_loop(target, settings, loop)
@@ -171,37 +203,103 @@ class UnopenedCore(PortCore):
 
 
 # ------------------------------------------------------------ URL schemes
-# Imported here, after open_core exists: spy:// opens its inner port with it.
-from . import _loop, _resolve, _rfc2217, _socket, _spy  # noqa: E402
+# Each scheme's module is imported when a URL with that scheme is first
+# checked or opened: ``import trioserial`` and the open of a device path
+# never pay for the telnet machinery or the tracer (``tests/test_lazy_import.py``).
 
-LOOP_OPENERS.update({"socket": _socket.open_socket, "rfc2217": _rfc2217.open_rfc2217})
-OPENERS.update(
-    {
-        "loop": _loop.open_loop,
-        "socket": lambda url, settings: run_blocking(_socket.open_socket(url, settings, BLOCKING)),
-        "rfc2217": lambda url, settings: run_blocking(
-            _rfc2217.open_rfc2217(url, settings, BLOCKING)
-        ),
-        "alt": _resolve.open_alt,
-        "hwgrep": _resolve.open_hwgrep,
-        "spy": lambda url, settings: _spy.open_spy(url, settings, open_core),
-    }
-)
+
+def _check_loop(url: str) -> object:
+    from . import _loop
+
+    return _loop.check_loop_url(url)
+
+
+def _open_loop(url: str, settings: SerialSettings) -> PortCore:
+    from . import _loop
+
+    return _loop.open_loop(url, settings)
+
+
+def _check_socket(url: str) -> object:
+    from . import _socket
+
+    return _socket.parse_socket_url(url)
+
+
+async def _open_socket_on(url: str, settings: SerialSettings, loop: Loop) -> PortCore:
+    from . import _socket
+
+    return await _socket.open_socket(url, settings, loop)
+
+
+def _check_rfc2217(url: str) -> object:
+    from . import _rfc2217
+
+    return _rfc2217.Options(url)
+
+
+async def _open_rfc2217_on(url: str, settings: SerialSettings, loop: Loop) -> PortCore:
+    from . import _rfc2217
+
+    return await _rfc2217.open_rfc2217(url, settings, loop)
+
+
+def _check_alt(url: str) -> object:
+    from . import _resolve
+
+    return _resolve.parse_alt_url(url)
+
+
+def _open_alt(url: str, settings: SerialSettings) -> PortCore:
+    from . import _resolve
+
+    return _resolve.open_alt(url, settings)
+
+
+def _check_hwgrep(url: str) -> object:
+    from . import _resolve
+
+    return _resolve.parse_hwgrep_url(url)
+
+
+def _open_hwgrep(url: str, settings: SerialSettings) -> PortCore:
+    from . import _resolve
+
+    return _resolve.open_hwgrep(url, settings)
 
 
 def _check_spy(url: str) -> None:
+    from . import _spy
+
     _spy.check_nesting(url)
     target, _ = _spy.parse_spy_url(url)
     check_url(target)
 
 
+def _open_spy(url: str, settings: SerialSettings) -> PortCore:
+    from . import _spy
+
+    return _spy.open_spy(url, settings, open_core)
+
+
+LOOP_OPENERS.update({"socket": _open_socket_on, "rfc2217": _open_rfc2217_on})
+OPENERS.update(
+    {
+        "loop": _open_loop,
+        "socket": lambda url, settings: run_blocking(_open_socket_on(url, settings, BLOCKING)),
+        "rfc2217": lambda url, settings: run_blocking(_open_rfc2217_on(url, settings, BLOCKING)),
+        "alt": _open_alt,
+        "hwgrep": _open_hwgrep,
+        "spy": _open_spy,
+    }
+)
 URL_CHECKS.update(
     {
-        "loop": _loop.check_loop_url,
-        "socket": _socket.parse_socket_url,
-        "rfc2217": _rfc2217.Options,
-        "alt": _resolve.parse_alt_url,
-        "hwgrep": _resolve.parse_hwgrep_url,
+        "loop": _check_loop,
+        "socket": _check_socket,
+        "rfc2217": _check_rfc2217,
+        "alt": _check_alt,
+        "hwgrep": _check_hwgrep,
         "spy": _check_spy,
     }
 )

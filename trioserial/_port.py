@@ -463,7 +463,7 @@ def _apply_or_explain(fd: int, name: str, settings: SerialSettings) -> SerialSet
     is applied and read back as on a UART.
     """
     line = settings
-    if is_pty(fd) and (settings.bytesize != 8 or settings.parity is not Parity.NONE):
+    if (settings.bytesize != 8 or settings.parity is not Parity.NONE) and is_pty(fd):
         line = settings.replace(bytesize=8, parity=Parity.NONE)
     try:
         in_force = _termios.apply(fd, line)
@@ -492,7 +492,7 @@ def _apply_or_explain(fd: int, name: str, settings: SerialSettings) -> SerialSet
 
 
 #: Device majors of Unix98 pty slaves (/dev/pts/N) on Linux.
-_PTY_SLAVE_MAJORS: Final = range(136, 144)
+PTY_SLAVE_MAJORS: Final = range(136, 144)
 #: Linux's ``TIOCGDEV`` (``_IOR('T', 0x32, unsigned int)``): the device number
 #: of the tty behind an fd. Python's termios module does not have it.
 _TIOCGDEV: Final = 0x80045432
@@ -515,4 +515,4 @@ def is_pty(fd: int) -> bool:
             device = os.fstat(fd).st_rdev
         except OSError:
             return False
-    return os.major(device) in _PTY_SLAVE_MAJORS
+    return os.major(device) in PTY_SLAVE_MAJORS

@@ -69,15 +69,19 @@ def _to_parity(value: Any) -> Parity:
     )
 
 
+#: 1, 1.0, 1.5, 2 and 2.0 hash as the members' values do.
+_STOPBITS: Final = {member.value: member for member in StopBits}
+
+
 def _to_stopbits(value: Any) -> StopBits:
     if isinstance(value, StopBits):
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"stopbits must be 1, 1.5 or 2, got {value!r}")
-    for member in StopBits:
-        if value == member.value:
-            return member
-    raise ValueError(f"stopbits must be 1, 1.5 or 2, got {value!r}")
+    member = _STOPBITS.get(value)
+    if member is None:
+        raise ValueError(f"stopbits must be 1, 1.5 or 2, got {value!r}")
+    return member
 
 
 def _check_baudrate(_inst: object, _attr: object, value: Any) -> None:

@@ -15,10 +15,11 @@ import trio
 
 from ._core import DEFAULT_RECEIVE_SIZE, PortCore, byte_view, check_max_bytes
 from ._open import open_request
+from ._open_async import open_core_async
 from ._options import RS485Settings
 from ._settings import Parity, StopBits
 from ._surface import PortSurface
-from ._trio_loop import TRIO_PRIMITIVES, open_core_trio
+from ._trio_loop import TRIO_PRIMITIVES
 
 #: What ``send_all`` accepts, as in :mod:`trio`.
 Buffer = bytes | bytearray | memoryview
@@ -301,12 +302,14 @@ async def open_serial_port(
     Settings are validated before anything is opened. A network port
     (``socket://``, ``rfc2217://``, also under ``spy://``) connects and
     negotiates on the event loop: a cancellation ends the open at once and
-    closes its socket. Any other open (which can block in the driver) runs in
-    a worker thread, so the event loop never stalls. That cannot be
-    interrupted halfway: a cancellation that arrives meanwhile waits for it
-    to finish, closes the port again, and is then raised. Either way, by the
-    time a cancellation reaches the caller, no fd is left open and no lock
-    held.
+    closes its socket. A pty slave under ``/dev`` opens on the event loop,
+    in one step (its open never sleeps). Any other open (which can block in
+    the driver) runs in a worker thread, so the event loop never stalls.
+    That cannot be interrupted halfway: a cancellation that arrives
+    meanwhile waits for it to finish, closes the port again, and is then
+    raised. Either way, by the time a cancellation reaches the caller, no fd
+    is left open and no lock held. Which opens can sleep: the "Opening"
+    section of the performance page.
 
     Args:
       port: a device path (``/dev/ttyUSB0``, ``/dev/serial/by-id/...``, a pty
@@ -348,4 +351,4 @@ async def open_serial_port(
       trioserial.SerialPortError: any other failure to open or configure.
     """
     request = open_request(port, locals())  # every argument above, by name
-    return AsyncSerial(await open_core_trio(*request))
+    return AsyncSerial(await open_core_async(*request, TRIO_PRIMITIVES))

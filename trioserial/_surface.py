@@ -88,6 +88,10 @@ class LoopPrimitives:
     shielded: Callable[[], AbstractContextManager[object]]
     #: The same library's primitives for network waits (:mod:`._netloop`).
     network: Loop
+    #: Run a blocking open in a worker thread to its end, whatever
+    #: cancellation comes meanwhile; if one came, close the core it opened
+    #: and raise the cancellation (see ``_open_async``).
+    open_in_thread: Callable[[Callable[[], PortCore]], Awaitable[PortCore]]
 
 
 class PortSurface:

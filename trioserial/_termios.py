@@ -52,30 +52,29 @@ def termios2_supported() -> bool:
     return sys.platform.startswith("linux") and machine.startswith(_GENERIC_MACHINES)
 
 
+def _mask(*names: str) -> int:
+    """The termios flags named (those this platform has), or'ed together."""
+    bits = 0
+    for name in names:
+        bits |= getattr(termios, name, 0)
+    return bits
+
+
+_RAW_LFLAG_OFF: Final = _mask(
+    "ICANON", "ECHO", "ECHOE", "ECHOK", "ECHONL", "ISIG", "IEXTEN", "ECHOCTL", "ECHOKE"
+)
+_RAW_OFLAG_OFF: Final = _mask("OPOST", "ONLCR", "OCRNL")
+_RAW_IFLAG_OFF: Final = _mask(
+    "INLCR", "IGNCR", "ICRNL", "IGNBRK", "IUCLC", "PARMRK", "ISTRIP", "IXANY"
+)
+
+
 def _raw(attrs: list[Any]) -> None:
     """Raw, binary, no echo, no signals: what a serial port needs (as pyserial sets it)."""
-    iflag = int(attrs[_IFLAG])
-    oflag = int(attrs[_OFLAG])
-    cflag = int(attrs[_CFLAG])
-    lflag = int(attrs[_LFLAG])
-    cflag |= termios.CLOCAL | termios.CREAD
-    for name in (
-        "ICANON",
-        "ECHO",
-        "ECHOE",
-        "ECHOK",
-        "ECHONL",
-        "ISIG",
-        "IEXTEN",
-        "ECHOCTL",
-        "ECHOKE",
-    ):
-        lflag &= ~getattr(termios, name, 0)
-    for name in ("OPOST", "ONLCR", "OCRNL"):
-        oflag &= ~getattr(termios, name, 0)
-    for name in ("INLCR", "IGNCR", "ICRNL", "IGNBRK", "IUCLC", "PARMRK", "ISTRIP", "IXANY"):
-        iflag &= ~getattr(termios, name, 0)
-    attrs[_IFLAG], attrs[_OFLAG], attrs[_CFLAG], attrs[_LFLAG] = iflag, oflag, cflag, lflag
+    attrs[_IFLAG] = int(attrs[_IFLAG]) & ~_RAW_IFLAG_OFF
+    attrs[_OFLAG] = int(attrs[_OFLAG]) & ~_RAW_OFLAG_OFF
+    attrs[_CFLAG] = int(attrs[_CFLAG]) | termios.CLOCAL | termios.CREAD
+    attrs[_LFLAG] = int(attrs[_LFLAG]) & ~_RAW_LFLAG_OFF
 
 
 def build_attrs(current: list[Any], settings: SerialSettings) -> tuple[list[Any], bool]:
@@ -247,11 +246,13 @@ def apply(fd: int, settings: SerialSettings) -> SerialSettings:
     have ``rtscts=True`` (see :func:`settings_in_force`).
     """
     before = termios.tcgetattr(fd)
+    attrs, custom = build_attrs(before, settings)
     before2 = None
-    if termios2_supported():
+    if (custom or int(before[_CFLAG]) & _CBAUD == _BOTHER) and termios2_supported():
+        # termios2 is needed to set a custom rate, and to put one back: a
+        # standard rate in force is restored by tcsetattr(before) alone.
         before2 = bytearray(_TERMIOS2.size)
         fcntl.ioctl(fd, TCGETS2, before2)
-    attrs, custom = build_attrs(before, settings)
     if custom:
         assert before2 is not None  # build_attrs refuses custom rates without termios2
         _set_custom(fd, attrs, settings.baudrate, before2)

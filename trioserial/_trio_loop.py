@@ -1,4 +1,4 @@
-"""Trio's table of loop primitives, and the Trio front end's open (layer 2).
+"""Trio's table of loop primitives (layer 2).
 
 Never imports :mod:`anyio`.
 """
@@ -6,19 +6,16 @@ Never imports :mod:`anyio`.
 from __future__ import annotations
 
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 import trio
 
 from ._core import PortCore
 from ._netloop import AddrInfo, Loop
-from ._open import open_core, open_core_on_loop, opens_on_loop
-from ._options import OpenOptions
-from ._settings import SerialSettings
 from ._surface import LoopPrimitives
 
-__all__ = ["TRIO_LOOP", "TRIO_PRIMITIVES", "open_core_trio"]
+__all__ = ["TRIO_LOOP", "TRIO_PRIMITIVES"]
 
 
 async def _wait_readable_until(fd: int, deadline: float) -> bool:
@@ -48,6 +45,25 @@ TRIO_LOOP: Final = Loop(
     sleep=trio.sleep,
 )
 
+
+async def _open_in_thread(open_: Callable[[], PortCore]) -> PortCore:
+    """Run *open_* in a worker thread to its end; if a cancellation came
+    meanwhile, close the port again and raise it (Trio delivers none during
+    :func:`trio.to_thread.run_sync`)."""
+    # The core comes back through a box, not as the thread's return value:
+    # trio's worker thread keeps its last result alive until its next job, and
+    # a port the caller drops must be closable by the garbage collector.
+    box: list[PortCore] = []
+    await trio.to_thread.run_sync(lambda: box.append(open_()))
+    core = box.pop()
+    try:
+        await trio.lowlevel.checkpoint_if_cancelled()
+    except BaseException:
+        core.close()  # cancelled while the thread opened it: not the caller's to close
+        raise
+    return core
+
+
 #: Trio's loop primitives: what the control surface and the Expect loop run on.
 TRIO_PRIMITIVES: Final = LoopPrimitives(
     closed_error=trio.ClosedResourceError,
@@ -63,27 +79,5 @@ TRIO_PRIMITIVES: Final = LoopPrimitives(
     event=trio.Event,
     shielded=lambda: trio.CancelScope(shield=True),
     network=TRIO_LOOP,
+    open_in_thread=_open_in_thread,
 )
-
-
-async def open_core_trio(url: str, settings: SerialSettings, options: OpenOptions) -> PortCore:
-    """Open the checked *url*: a network port on the loop, anything else in a thread.
-
-    Cancellation: a network open ends at once, its socket closed. A thread's
-    open runs to its end; if a cancellation came meanwhile, the port is
-    closed again before it is raised.
-    """
-    if opens_on_loop(url):
-        return await open_core_on_loop(url, settings, options, TRIO_LOOP)
-    # The core comes back through a box, not as the thread's return value:
-    # trio's worker thread keeps its last result alive until its next job, and
-    # a port the caller drops must be closable by the garbage collector.
-    box: list[PortCore] = []
-    await trio.to_thread.run_sync(lambda: box.append(open_core(url, settings, options)))
-    core = box.pop()
-    try:
-        await trio.lowlevel.checkpoint_if_cancelled()
-    except BaseException:
-        core.close()  # cancelled while the thread opened it: not the caller's to close
-        raise
-    return core

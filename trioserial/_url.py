@@ -129,18 +129,19 @@ def check_path(path: str, url: str | None = None) -> None:
     Either would otherwise surface as a bare :exc:`ValueError` or
     :exc:`UnicodeEncodeError` from deep inside ``os``.
     """
-    where = f"malformed device path {path!r}" + (f" in {url!r}" if url is not None else "")
-
-    def error(message: str) -> ValueError:
-        return ValueError(message) if url is None else UnsupportedURLError(message, port=url)
-
     if "\x00" in path:
-        raise error(f"{where}: it contains a NUL byte")
+        raise _path_error(path, url, "it contains a NUL byte")
     try:
         os.fsencode(path)
     except UnicodeEncodeError as exc:
         bad = path[exc.start : exc.end]
-        raise error(f"{where}: {bad!r} cannot be encoded for the file system") from None
+        raise _path_error(path, url, f"{bad!r} cannot be encoded for the file system") from None
+
+
+def _path_error(path: str, url: str | None, what: str) -> ValueError:
+    where = f"malformed device path {path!r}" + (f" in {url!r}" if url is not None else "")
+    message = f"{where}: {what}"
+    return ValueError(message) if url is None else UnsupportedURLError(message, port=url)
 
 
 def is_decimal(text: str) -> bool:

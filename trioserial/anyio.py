@@ -15,9 +15,10 @@ This module never imports :mod:`trio` or ``trioserial._stream``.
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable, Mapping
-from typing import Any, final
+from typing import TYPE_CHECKING, Any, final
 
 import anyio
 import anyio.lowlevel
@@ -25,16 +26,21 @@ import anyio.to_thread
 import sniffio
 from anyio.abc import ByteStream
 
-from ._anyio_expect import Expect, ExpectEOFError, ExpectTimeoutError
-from ._anyio_loop import ANYIO_PRIMITIVES, open_core_anyio
+from ._anyio_loop import ANYIO_PRIMITIVES
 from ._core import DEFAULT_RECEIVE_SIZE, PortCore, byte_view, check_max_bytes
 from ._open import open_request
+from ._open_async import open_core_async
 from ._options import RS485Settings
-from ._ports_anyio import list_ports as list_ports
-from ._ports_anyio import wait_for_port as wait_for_port
-from ._ports_anyio import watch_ports as watch_ports
 from ._settings import Parity, SerialSettings, StopBits
 from ._surface import PortSurface
+
+if TYPE_CHECKING:
+    from ._anyio_expect import Expect as Expect
+    from ._anyio_expect import ExpectEOFError as ExpectEOFError
+    from ._anyio_expect import ExpectTimeoutError as ExpectTimeoutError
+    from ._ports_anyio import list_ports as list_ports
+    from ._ports_anyio import wait_for_port as wait_for_port
+    from ._ports_anyio import watch_ports as watch_ports
 
 __all__ = [
     "AnyioSerialStream",
@@ -339,4 +345,29 @@ async def open_serial_port(
     time it reaches the caller, no fd is left open and no lock held.
     """
     request = open_request(port, locals())  # every argument above, by name
-    return AnyioSerialStream(await open_core_anyio(*request))
+    return AnyioSerialStream(await open_core_async(*request, ANYIO_PRIMITIVES))
+
+
+#: Public name -> the private module that defines it, imported on first use
+#: (PEP 562, as in ``trioserial``); the names above, for type checkers.
+_LAZY = {
+    "Expect": "_anyio_expect",
+    "ExpectEOFError": "_anyio_expect",
+    "ExpectTimeoutError": "_anyio_expect",
+    "list_ports": "_ports_anyio",
+    "wait_for_port": "_ports_anyio",
+    "watch_ports": "_ports_anyio",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"trioserial.{module}"), name)
+    globals()[name] = value  # the next access finds it without this call
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
