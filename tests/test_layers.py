@@ -49,6 +49,7 @@ LAYERS: dict[str, int] = {
     "_expect": 2,
     "_anyio_expect": 2,
     "_console": 3,
+    "_console_keys": 0,  # key names and EOL choices: plain functions, built into the parser
     "_cli": 3,
     "_cli_list": 3,
     "__main__": 3,

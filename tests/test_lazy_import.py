@@ -110,6 +110,16 @@ trio.run(main)
     assert loaded_after(code) == set()
 
 
+def test_the_command_line_loads_each_command_s_modules_when_it_runs() -> None:
+    # Every invocation builds the whole parser; `trioserial pipe` must not pay
+    # for the console, the driver, discovery, sessions or the fake devices.
+    code = "from trioserial._cli import build_parser\nbuild_parser()"
+    late = {"trioserial._console", "trioserial._console_zmodem", "trioserial.testing"}
+    found = run(f"import sys, json\n{code}\nprint(json.dumps(sorted(sys.modules)))")
+    assert isinstance(found, list)
+    assert (HEAVY | late) & set(found) == set()
+
+
 def test_a_url_scheme_loads_its_module_on_first_use() -> None:
     code = """
 from trioserial._open import check_url

@@ -513,6 +513,13 @@ async def test_cli_serve_logs_connections_and_stops_on_sigint() -> None:
     assert "connected, controlling" in text
 
 
+def test_cli_serve_default_port_is_the_server_s() -> None:
+    # The CLI keeps its own copy so that building the parser does not import the server.
+    from trioserial import _cli_serve, _server
+
+    assert _cli_serve.DEFAULT_PORT_NUMBER == _server.DEFAULT_PORT_NUMBER
+
+
 def test_cli_serve_rejects_a_bad_listen_address() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "trioserial", "serve", "loop://", "--listen", "localhost"],

@@ -18,20 +18,26 @@ import signal
 import sys
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Final, NoReturn, final
+from typing import TYPE_CHECKING, Any, Final, NoReturn, final
 
 import attrs
 import trio
 
 from . import __version__, _cli_run
-from ._cli_list import cmd_list
-from ._console import EOL, ConsoleOptions, parse_key, run_console, run_reconnecting_console
-from ._console_zmodem import ZmodemOptions
-from ._driver import PySerial
+from ._console_keys import EOL, parse_key
 from ._errors import SerialPortError, UnsupportedOperationError
 from ._settings import SerialSettings
 from ._sim import SIM_KINDS, check_link, run_demo, run_sim
 from ._stream import AsyncSerial, open_serial_port
+
+if TYPE_CHECKING:
+    from ._console_zmodem import ZmodemOptions
+    from ._driver import PySerial
+
+# Each command imports what only it needs (the console, the driver, port
+# discovery, sessions) when it runs: every invocation builds the whole
+# parser, and `trioserial pipe` should not pay for the console's imports.
+# tests/test_lazy_import.py holds this.
 
 __all__ = ["main"]
 
@@ -151,6 +157,8 @@ def _open_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
 
 def _driver(url: str, options: dict[str, Any]) -> PySerial:
     """A :class:`PySerial` with the settings of *options* (``_open_options``)."""
+    from ._driver import PySerial
+
     settings = {name: options[name] for name in attrs.fields_dict(SerialSettings)}
     try:
         return PySerial(
@@ -248,13 +256,24 @@ def _fill_closed_std_fds() -> frozenset[int]:
 
 
 # -------------------------------------------------------------------- list
-# In _cli_list: port_record, format_ports, cmd_list.
+# In _cli_list: port_record, format_ports, run_list.
+
+
+def cmd_list(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Body:
+    from ._cli_list import run_list
+
+    async def body() -> int:
+        return await run_list(watch=args.watch, as_json=args.json)
+
+    return body
 
 
 # ----------------------------------------------------------------- console
 
 
 def cmd_console(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Body:
+    from ._console import ConsoleOptions, run_console, run_reconnecting_console
+
     try:
         exit_key = parse_key(args.exit_key)
     except ValueError as exc:
@@ -293,6 +312,8 @@ def cmd_console(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Bo
 def _zmodem_options(
     args: argparse.Namespace, parser: argparse.ArgumentParser
 ) -> ZmodemOptions | None:
+    from ._console_zmodem import ZmodemOptions
+
     if args.no_zmodem:
         if args.send or args.receive_dir != ".":
             parser.error("--no-zmodem contradicts --send and --receive-dir")

@@ -6,10 +6,8 @@ A thin printer over :func:`trioserial.list_ports` and
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-from collections.abc import Awaitable, Callable
 from typing import Final, TextIO
 
 import attrs
@@ -18,7 +16,7 @@ from ._portinfo import PortEvent, PortInfo
 from ._ports import list_ports, watch_ports
 from ._portwatch import DEFAULT_CONFIG, WatchConfig
 
-__all__ = ["cmd_list", "format_event", "format_ports", "port_record", "run_list"]
+__all__ = ["format_event", "format_ports", "port_record", "run_list"]
 
 #: The text format's labels, in order, for the fields shown under the device.
 _LABELS: Final = {
@@ -94,12 +92,3 @@ async def run_list(
             else:
                 emit(format_event(event))
     return 0  # pragma: no cover - the iteration ends only by cancellation
-
-
-def cmd_list(
-    args: argparse.Namespace, parser: argparse.ArgumentParser
-) -> Callable[[], Awaitable[int]]:
-    async def body() -> int:
-        return await run_list(watch=args.watch, as_json=args.json)
-
-    return body

@@ -16,8 +16,6 @@ from typing import Any, Final
 
 import trio
 
-from ._session import Shell
-from ._shellproto import DeviceFailureError
 from ._stream import open_serial_port
 
 __all__ = ["CANNOT_RUN", "DEFAULT_PROMPT", "add_run_arguments", "run_command"]
@@ -80,6 +78,10 @@ def run_command(
     password = args.password if args.password is not None else os.environ.get("TRIOSERIAL_PASSWORD")
 
     async def body() -> int:
+        # Here, not at the top: every command's parser is built from this module.
+        from ._session import Shell
+        from ._shellproto import DeviceFailureError
+
         port = await open_serial_port(args.url, **options)
         async with port:
             shell = Shell(port, prompt=args.prompt, username=args.login, password=password)

@@ -14,7 +14,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from ._cli import _add_line_options, _open_options, _open_port
-from ._server import DEFAULT_PORT_NUMBER, serve_rfc2217
+
+#: RFC 2217's usual port (what ``serve_rfc2217`` listens on by default); the
+#: server itself is imported when ``serve`` runs, not to build the parser.
+DEFAULT_PORT_NUMBER: Final = 2217
 
 __all__ = ["add_serve_command", "parse_listen"]
 
@@ -42,6 +45,8 @@ def cmd_serve(
     open_options = _open_options(args, parser)
 
     async def body() -> int:
+        from ._server import serve_rfc2217
+
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("trioserial serve: %(message)s"))
         log = logging.getLogger("trioserial.server")

@@ -14,13 +14,15 @@ import pathlib
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Final, TextIO
+from typing import TYPE_CHECKING, Any, Final, TextIO
 
 import attrs
 
-from . import transfer
 from ._cli import Body, CliError, _add_line_options, _open_options, _open_port
 from ._stream import AsyncSerial
+
+if TYPE_CHECKING:
+    from .transfer import TransferProgress
 
 __all__ = ["Progress", "add_transfer_commands"]
 
@@ -50,7 +52,7 @@ class Progress:
     _last_draw: float = 0.0
     _reported: str | None = None
 
-    def __call__(self, p: transfer.TransferProgress) -> None:
+    def __call__(self, p: TransferProgress) -> None:
         now = self.clock()
         if p.name != self._name:
             self._name, self._start, self._last_draw = p.name, now, 0.0
@@ -83,6 +85,8 @@ def _progress() -> Progress:
 
 
 def cmd_send(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Body:
+    from . import transfer  # when the command runs, not to build the parser
+
     options = _checked_options(args, parser)
     if args.protocol not in BATCH and len(args.files) != 1:
         parser.error(
@@ -101,6 +105,8 @@ def cmd_send(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Body:
 
 
 def cmd_receive(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Body:
+    from . import transfer  # when the command runs, not to build the parser
+
     options = _checked_options(args, parser)
     target = args.target
     if args.protocol in BATCH:
@@ -138,6 +144,7 @@ def _body(
     run: Callable[[AsyncSerial, dict[str, Any]], Awaitable[object]],
 ) -> Body:
     """Open the port, *run* the transfer with the progress and timeout options, close."""
+    from . import transfer
 
     async def body() -> int:
         async with await _open_port(args.url, options) as port:

@@ -23,7 +23,6 @@ import functools
 import logging
 import math
 import os
-import re
 import termios
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -32,6 +31,7 @@ from typing import Any, Final
 import attrs
 import trio
 
+from ._console_keys import key_name, parse_key
 from ._console_zmodem import ZmodemOptions, run_transfer
 from ._driver import PySerial
 from ._errors import SerialPortError
@@ -57,47 +57,6 @@ RECONNECT_MAX_INTERVAL: Final = 1.0
 #: How long the exit key waits for keys typed before it to reach the device
 #: (a device holding off with flow control must not keep the console open).
 EXIT_FLUSH_SECONDS: Final = 1.0
-
-_CARET: Final = re.compile(r"^(?:\^|ctrl-|c-)(.)$", re.IGNORECASE)
-
-
-def parse_key(text: str) -> int:
-    """Parse a key name (``^]``, ``ctrl-a``, ``C-x``, ``0x1d``) into its byte value.
-
-    Raises:
-      ValueError: *text* names no single control key.
-    """
-    match = _CARET.match(text.strip())
-    if match:
-        char = match.group(1).upper()
-        if char == "?":
-            return 0x7F
-        if "@" <= char <= "_":
-            return ord(char) ^ 0x40
-    elif text.lower().startswith("0x"):
-        try:
-            value = int(text, 16)
-        except ValueError:
-            pass
-        else:
-            if 0 <= value <= 0xFF:
-                return value
-    raise ValueError(
-        f"exit key must be a control key such as '^]', 'ctrl-a' or '0x1d', got {text!r}"
-    )
-
-
-def key_name(value: int) -> str:
-    """``0x1d`` -> ``"Ctrl-]"``: how to tell a person which key to press."""
-    if value < 0x20:
-        return f"Ctrl-{chr(value ^ 0x40)}"
-    if value == 0x7F:
-        return "Ctrl-?"
-    return f"0x{value:02x}"
-
-
-#: What the Enter key (which a raw terminal delivers as CR) sends to the device.
-EOL: Final = {"cr": b"\r", "lf": b"\n", "crlf": b"\r\n"}
 
 
 @attrs.frozen(kw_only=True)

@@ -14,26 +14,31 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import trio
 
 from ._errors import UnsupportedOperationError
-from ._expect import Expect
 from ._stream import open_serial_port
-from .testing import (
-    AtModem,
-    BootLogDevice,
-    EchoDevice,
-    FakeDevice,
-    LineShell,
-    open_fake_device_port,
-)
+
+if TYPE_CHECKING:
+    from .testing import AtModem, FakeDevice, LineShell
+
+# trioserial.testing and Expect are imported where a device is made or the
+# demo runs, not here: the CLI builds its parser (SIM_KINDS) on every run.
 
 __all__ = ["SIM_KINDS", "make_device", "run_demo", "run_sim"]
 
 
+def _echo() -> FakeDevice:
+    from .testing import EchoDevice
+
+    return EchoDevice()
+
+
 def _shell() -> LineShell:
+    from .testing import LineShell
+
     started = time.monotonic()
     commands: dict[str, Callable[[list[str]], str]] = {
         "help": lambda _: "commands: help, echo WORDS, uptime, version, exit",
@@ -47,7 +52,15 @@ def _shell() -> LineShell:
     )
 
 
+def _boot() -> FakeDevice:
+    from .testing import BootLogDevice
+
+    return BootLogDevice(line_delay=0.2)
+
+
 def _modem() -> AtModem:
+    from .testing import AtModem
+
     return AtModem(
         info="trioserial simulated modem",
         extended={"+CSQ": "+CSQ: 20,99", "+CGMI": "trioserial", "+CGMM": "FakeModem 1.0"},
@@ -56,11 +69,11 @@ def _modem() -> AtModem:
 
 #: Kind name -> (one-line description, factory).
 SIM_KINDS: Final[dict[str, tuple[str, Callable[[], FakeDevice]]]] = {
-    "echo": ("sends back every byte it receives", EchoDevice),
+    "echo": ("sends back every byte it receives", _echo),
     "shell": ("a command shell: prompt '$ ', commands help, echo, uptime, version", _shell),
     "boot": (
         "a board booting: a boot log, then 'login:' (root / root), then a shell",
-        lambda: BootLogDevice(line_delay=0.2),
+        _boot,
     ),
     "modem": ("an AT-command modem: AT, ATI, ATE0/ATE1, AT+CSQ, AT+CGMI", _modem),
 }
@@ -86,6 +99,8 @@ def check_link(link: str) -> None:
 
 async def run_sim(kind: str, link: str | None) -> int:
     """Serve a *kind* device until cancelled; print the path to open first."""
+    from .testing import open_fake_device_port
+
     async with open_fake_device_port(make_device(kind), link=link) as device:
         # The path alone on the first line of stdout, so a script can read it
         # while the sim runs on (`coproc trioserial sim; read -r PORT <&"${COPROC[0]}"`),
@@ -120,6 +135,9 @@ def _shown(data: str) -> str:
 
 async def run_demo() -> int:
     """A short scripted session with a simulated device; returns 0."""
+    from ._expect import Expect
+    from .testing import open_fake_device_port
+
     _show("trioserial demo: a simulated device on a pty, driven through the library.")
     _show("No hardware needed: a pty is a real tty, so this is the code path of /dev/ttyUSB0.")
     _show()
