@@ -327,6 +327,31 @@ def test_natively_cancelled_receive_consumed_nothing() -> None:
     run("asyncio", main)
 
 
+def test_natively_cancelled_receive_while_nothing_was_pending_consumed_nothing() -> None:
+    """With nothing to read, a receive on asyncio skips the yield before the
+    read (the core says no input is pending) and the wait is its one schedule
+    point: a native cancellation there must find nothing read, and the bytes
+    that came meanwhile go to the next receive."""
+
+    async def main() -> None:
+        async with pty_pair() as (port, device):
+            assert port._core.input_pending() is False
+            receiving = asyncio.ensure_future(port.receive())
+            await wait_until(lambda: port.statistics().tasks_waiting_receive == 1)
+            await device.send(b"late")
+            await wait_until(lambda: pending(port) == 4)
+            receiving.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await receiving
+            assert port.statistics().bytes_received == 0
+            assert port._core.input_pending() is True
+            with anyio.fail_after(5):
+                assert await port.receive() == b"late"
+        assert port._core.input_pending() is None  # closed: the read would tell
+
+    run("asyncio", main)
+
+
 def test_natively_cancelled_send_sent_nothing() -> None:
     """The same for send: a native cancellation that lands in a send which
     would have written everything at once finds nothing written, so a caller

@@ -115,6 +115,15 @@ class PortCore(abc.ABC):
     def closed(self) -> bool:
         return self.fileno() == -1
 
+    def input_pending(self) -> bool | None:
+        """Whether input waits to be read, or ``None`` if this core cannot tell cheaply.
+
+        For a front end that must yield before a read (anyio on asyncio):
+        ``False`` lets it skip that yield and go straight to the wait. Never
+        raises, never consumes input, leaves no trace (``spy://`` stays silent).
+        """
+        return None
+
     @abc.abstractmethod
     def read_nowait(self, max_bytes: int) -> bytes:
         """Read 1 to *max_bytes* bytes now.

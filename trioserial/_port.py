@@ -34,6 +34,8 @@ from ._termios import INT, Ioctl, os_ioctl
 
 __all__ = ["TtyPort"]
 
+#: TIOCINQ's argument (input_pending, on every receive of anyio on asyncio).
+_INT_ZERO: Final = INT.pack(0)
 _OPEN_FLAGS: Final = os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC
 DEFAULT_OPEN_OPTIONS: Final = OpenOptions()
 _HANGUP: Final = select.POLLHUP | select.POLLERR | select.POLLNVAL
@@ -351,6 +353,13 @@ class TtyPort(PortCore):
 
     def in_waiting(self) -> int:
         return self._read_int("counting input bytes (TIOCINQ)", _termios.TIOCINQ)
+
+    def input_pending(self) -> bool | None:
+        try:
+            # fcntl itself, not self.ioctl: this runs on every such receive.
+            return bool(INT.unpack(fcntl.ioctl(self._fd, _termios.TIOCINQ, _INT_ZERO))[0])
+        except (OSError, ValueError):  # closed (fd -1), or hung up: let the read tell
+            return None
 
     def out_waiting(self) -> int:
         return self._read_int("counting output bytes (TIOCOUTQ)", _termios.TIOCOUTQ)

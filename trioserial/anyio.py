@@ -223,11 +223,17 @@ class AnyioSerialStream(PortSurface, ByteStream):
             if self._core.closed:
                 self._raise_closed()
             yield_first = self._yield_first()
+            core = self._core
             if yield_first:
+                if core.input_pending() is False:
+                    # The wait below is then the one schedule point, and a
+                    # cancellation delivered there has read nothing: the
+                    # yield before the read is not needed (it is a whole
+                    # loop iteration on asyncio; TIOCINQ is one ioctl).
+                    return await self._receive_after_wait(n)
                 await anyio.lowlevel.checkpoint()
             else:
                 await anyio.lowlevel.checkpoint_if_cancelled()
-            core = self._core
             try:
                 data = core.read_nowait(n)
             except BlockingIOError:
@@ -239,16 +245,20 @@ class AnyioSerialStream(PortSurface, ByteStream):
                     # Trio: a schedule point no cancellation can interrupt.
                     await anyio.lowlevel.cancel_shielded_checkpoint()
                 return self._received(data)
-            while True:
-                await self._wait_readable()
-                # No checkpoint from here to the return: nothing read can be lost.
-                try:
-                    data = core.read_nowait(n)
-                except BlockingIOError:
-                    continue
-                except OSError as exc:
-                    self._raise_for(exc)
-                return self._received(data)
+            return await self._receive_after_wait(n)
+
+    async def _receive_after_wait(self, n: int) -> bytes:
+        core = self._core
+        while True:
+            await self._wait_readable()
+            # No checkpoint from here to the return: nothing read can be lost.
+            try:
+                data = core.read_nowait(n)
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                self._raise_for(exc)
+            return self._received(data)
 
     def _yield_first(self) -> bool:
         """Whether a call's schedule point must come before its first syscall.
@@ -371,3 +381,4 @@ def __getattr__(name: str) -> object:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
+
