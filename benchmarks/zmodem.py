@@ -13,6 +13,12 @@ the protocols' own costs show). Three rows, each the best of ``--reps``:
 
 A ratio is our rate over the reference's (1.0: as fast as lrzsz; the
 issue's target is 0.9 or better). Every run checks the received file.
+
+Beside each rate, the CPU time each end used per MiB (lrzsz's from
+``wait4``, ours from ``getrusage`` of this process, worker threads
+included), the best of the repetitions. Wall-clock rates on a shared
+machine swing widely between runs; the CPU figures much less, and they show
+which end is the bottleneck.
 """
 
 from __future__ import annotations
@@ -22,14 +28,17 @@ import contextlib
 import hashlib
 import os
 import random
+import resource
 import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import attrs
 import trio
 
 from trioserial import open_serial_port
@@ -85,7 +94,35 @@ def check(received: Path, digest: str) -> None:
         raise RuntimeError(f"{received} arrived corrupted")
 
 
-def sz_to_rz(src: Path, work: Path) -> float:
+@attrs.frozen
+class Run:
+    """One transfer: wall seconds, and CPU seconds of the sending and receiving ends."""
+
+    seconds: float
+    sender_cpu: float
+    receiver_cpu: float
+
+
+def reap(process: subprocess.Popen[bytes], timeout: float = 600) -> float:
+    """Wait for an lrzsz *process*; its CPU seconds. Raises if it failed."""
+    timer = threading.Timer(timeout, process.kill)
+    timer.start()
+    try:
+        _, status, usage = os.wait4(process.pid, 0)
+    finally:
+        timer.cancel()
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode:
+        raise RuntimeError(f"{process.args[0]} failed with status {process.returncode}")
+    return usage.ru_utime + usage.ru_stime
+
+
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def sz_to_rz(src: Path, work: Path) -> Run:
     dst = fresh(work / "dst")
     with cable(work) as (a, b):
         start = time.perf_counter()
@@ -93,51 +130,52 @@ def sz_to_rz(src: Path, work: Path) -> float:
         # and (seen here) the pair can then sit out lrzsz's 30 s timeout.
         sz = lrzsz(a, ["sz", "-b", src.name], src.parent)
         rz = lrzsz(b, ["rz", "-b"], dst)
-        if sz.wait(600) or rz.wait(600):
-            raise RuntimeError("sz -> rz failed")
-        return time.perf_counter() - start
+        sender, receiver = reap(sz), reap(rz)
+        return Run(time.perf_counter() - start, sender, receiver)
 
 
-def ours_to_rz(src: Path, work: Path) -> float:
+def ours_to_rz(src: Path, work: Path) -> Run:
     dst = fresh(work / "dst")
 
-    async def main(a: str, b: str) -> float:
+    async def main(a: str, b: str) -> Run:
         async with await open_serial_port(a) as port:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), own_cpu()
             rz = lrzsz(b, ["rz", "-b"], dst)
             await zmodem_send(port, [src])
-            if await trio.to_thread.run_sync(rz.wait, 600):
-                raise RuntimeError("zmodem_send -> rz failed")
-            return time.perf_counter() - start
+            sender = own_cpu() - cpu
+            receiver = await trio.to_thread.run_sync(reap, rz)
+            return Run(time.perf_counter() - start, sender, receiver)
 
     with cable(work) as (a, b):
         return trio.run(main, a, b)
 
 
-def sz_to_ours(src: Path, work: Path) -> float:
+def sz_to_ours(src: Path, work: Path) -> Run:
     dst = fresh(work / "dst")
 
-    async def main(a: str, b: str) -> float:
+    async def main(a: str, b: str) -> Run:
         async with await open_serial_port(a) as port:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), own_cpu()
             sz = lrzsz(b, ["sz", "-b", src.name], src.parent)
             await zmodem_receive(port, dst)
-            if await trio.to_thread.run_sync(sz.wait, 600):
-                raise RuntimeError("sz -> zmodem_receive failed")
-            return time.perf_counter() - start
+            receiver = own_cpu() - cpu
+            sender = await trio.to_thread.run_sync(reap, sz)
+            return Run(time.perf_counter() - start, sender, receiver)
 
     with cable(work) as (a, b):
         return trio.run(main, a, b)
 
 
-def measure(size: int, reps: int) -> dict[str, float]:
-    """Best seconds per row for a *size*-byte random file."""
-    rows = {
-        "sz -> rz": sz_to_rz,
-        "zmodem_send -> rz": ours_to_rz,
-        "sz -> zmodem_receive": sz_to_ours,
-    }
-    best = dict.fromkeys(rows, float("inf"))
+ROWS = {
+    "sz -> rz": sz_to_rz,
+    "zmodem_send -> rz": ours_to_rz,
+    "sz -> zmodem_receive": sz_to_ours,
+}
+
+
+def measure(size: int, reps: int) -> dict[str, Run]:
+    """Per row, the best of *reps* runs with a *size*-byte random file (each figure's own best)."""
+    runs: dict[str, list[Run]] = {name: [] for name in ROWS}
     with tempfile.TemporaryDirectory(prefix="trioserial-zmodem-bench-") as tmp:
         work = Path(tmp)
         src = fresh(work / "src") / "payload.bin"
@@ -145,26 +183,37 @@ def measure(size: int, reps: int) -> dict[str, float]:
         src.write_bytes(data)
         digest = hashlib.sha256(data).hexdigest()
         for _ in range(reps):
-            for name, row in rows.items():  # interleaved: drift hits every row alike
-                best[name] = min(best[name], row(src, work))
+            for name, row in ROWS.items():  # interleaved: drift hits every row alike
+                runs[name].append(row(src, work))
                 check(work / "dst" / src.name, digest)
-    return best
+    return {
+        name: Run(
+            min(r.seconds for r in done),
+            min(r.sender_cpu for r in done),
+            min(r.receiver_cpu for r in done),
+        )
+        for name, done in runs.items()
+    }
 
 
-def main(argv: list[str] | None = None) -> dict[str, float]:
+def main(argv: list[str] | None = None) -> dict[str, Run]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size-mb", type=float, default=16.0)
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args(argv)
     size = int(args.size_mb * (1 << 20))
     best = measure(size, args.reps)
-    reference = best["sz -> rz"]
-    print(f"ZMODEM, {size / (1 << 20):g} MiB over a socat pty pair, best of {args.reps}")
-    for name, seconds in best.items():
-        rate = size / seconds / 1e6
-        print(f"  {name:22} {seconds:7.3f} s  {rate:7.2f} MB/s  ratio {reference / seconds:5.2f}")
+    reference = best["sz -> rz"].seconds
+    mib = size / (1 << 20)
+    print(f"ZMODEM, {mib:g} MiB over a socat pty pair, best of {args.reps}")
+    print(f"  {'':22} {'wall':>9} {'rate':>11} {'ratio':>6}   CPU ms/MiB: sender receiver")
+    for name, run in best.items():
+        rate = size / run.seconds / 1e6
+        print(
+            f"  {name:22} {run.seconds:7.3f} s {rate:6.2f} MB/s {reference / run.seconds:6.2f}"
+            f"   {run.sender_cpu / mib * 1e3:19.1f} {run.receiver_cpu / mib * 1e3:8.1f}"
+        )
     return best
-
 
 if __name__ == "__main__":
     main()
