@@ -199,17 +199,11 @@ class Sender(_Machine):
         assert self._reading, self._state
         self._reading = False
         end_of_file = len(data) < self.window
-        view = memoryview(data)
-        for at in range(0, max(len(view), 1), BLOCK):
-            piece = view[at : at + BLOCK]
-            last = at + BLOCK >= len(view)
-            if last and end_of_file:
-                end = w.ZCRCE
-            elif last:
-                end = w.ZCRCW if self._in_flight == 1 else w.ZCRCQ
-            else:
-                end = w.ZCRCG
-            self._out += w.subpacket(bytes(piece), end, crc32=self.crc32, control=self.control)
+        if end_of_file:
+            last = w.ZCRCE
+        else:
+            last = w.ZCRCW if self._in_flight == 1 else w.ZCRCQ
+        self._out += w.subpackets(data, last, size=BLOCK, crc32=self.crc32, control=self.control)
         self._sent += len(data)
         self._rearm(nudge=end_of_file)
         if end_of_file:
