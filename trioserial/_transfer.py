@@ -16,7 +16,7 @@ import pathlib
 import stat
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import IO, Any, Final, Protocol, TypeVar
+from typing import IO, Any, ClassVar, Final, Protocol, TypeVar
 
 import attrs
 
@@ -87,6 +87,7 @@ class Primitives:
 
 class _Machine(Protocol):
     finished: bool
+    RECEIVE_SIZE: ClassVar[int]
 
     @property
     def deadline(self) -> float | None: ...
@@ -126,7 +127,7 @@ async def _drive(
                 return
             deadline = machine.deadline
             timeout = None if deadline is None else max(0.0, deadline - loop.now())
-            data = await loop.receive(RECEIVE_SIZE, timeout)
+            data = await loop.receive(machine.RECEIVE_SIZE, timeout)
             now = loop.now()
             if data == b"":
                 machine.connection_lost()

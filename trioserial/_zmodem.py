@@ -76,6 +76,9 @@ class _Machine(MachineBase):
     """
 
     CANCEL_SIGN = "CAN"
+    # A streaming sender fills the line: read it in big pieces (one machine
+    # call, one Payload and one progress report per read, not per 4 KiB).
+    RECEIVE_SIZE = 65536
 
     def __init__(self, *, timeout: float, retry: float | None) -> None:
         super().__init__(timeout=timeout, retry=retry)
