@@ -97,3 +97,93 @@ def test_subpackets_cut_where_a_cr_starts_a_piece() -> None:
             assert w.subpackets(data, w.ZCRCE, size=size, crc32=True) == ref_subpackets(
                 data, w.ZCRCE, size, True
             )
+
+
+def ref_unescape(span: bytes) -> bytes | None:
+    """ZDLE c is c XOR 0x40 (c in 0x40-0x5f or 0xc0-0xdf), ZDLE "l" 0x7f, ZDLE "m" 0xff."""
+    out = bytearray()
+    at = 0
+    while at < len(span):
+        if span[at] != ZDLE:
+            out.append(span[at])
+            at += 1
+            continue
+        if at + 1 == len(span):
+            return None
+        c = span[at + 1]
+        if c == 0x6C:
+            out.append(0x7F)
+        elif c == 0x6D:
+            out.append(0xFF)
+        elif c & 0x60 == 0x40:
+            out.append(c ^ 0x40)
+        else:
+            return None
+        at += 2
+    return bytes(out)
+
+
+def test_unescape_equals_the_byte_at_a_time_rule() -> None:
+    rng = random.Random(3)
+    spans = [w.escape(data) for data in samples(4, 300, 2000)]
+    spans += [w.escape(data, control=True) for data in samples(5, 100, 2000)]
+    # Every escape a sender may use (ZRUB0/ZRUB1 too), and bad ones.
+    spans += [bytes((ZDLE, c)) for c in range(256) if c != ZDLE]
+    spans += [b"ab\x18", b"\x18", b"a\x18hb", b"\x18\x40\x18\x5f\x18\xc0\x18\xdf\x18l\x18m"]
+    for _ in range(300):
+        spans.append(bytes(rng.choice(b"\x18XPl\x0d@a\xd1") for _ in range(rng.randrange(40))))
+    for span in spans:
+        if ZDLE * 2 in span:
+            continue  # the reader never asks (ZDLE ZDLE ends the data)
+        assert w._unescape_span(bytearray(span), 0, len(span)) == ref_unescape(span), span
+
+
+def wire_of(pieces: list[tuple[bytes, int]], crc32: bool) -> bytes:
+    return w.binary_header(w.ZDATA, w.position(0), crc32=crc32) + b"".join(
+        w.subpackets(data, end, size=64, crc32=crc32) for data, end in pieces
+    )
+
+
+def crc_needing_escape(crc32: bool) -> bytes:
+    """Data whose subpacket CRC has a byte to escape (the reader's slow path for CRCs)."""
+    rng = random.Random(9)
+    while True:
+        data = rng.randbytes(20)
+        crc = ref_crc(data, w.ZCRCG, crc32)
+        if any(c in ALWAYS for c in crc):
+            return data
+
+
+@pytest.mark.parametrize("crc32", [False, True])
+def test_reader_gives_the_same_items_at_every_split_point(crc32: bool) -> None:
+    tricky = bytes(random.Random(2).choice(TRICKY) for _ in range(150))
+    pieces = [
+        (tricky, w.ZCRCQ),
+        (crc_needing_escape(crc32), w.ZCRCG),
+        (random.Random(8).randbytes(100), w.ZCRCE),
+    ]
+    wire = wire_of(pieces, crc32) + w.hex_header(w.ZEOF, w.position(270))
+    expected = w.Reader().feed(wire)
+    data = b"".join(data for data, _ in pieces)
+    assert b"".join(item.data for item in expected if isinstance(item, w.Subpacket)) == data
+    assert isinstance(expected[-1], w.Header)
+    for cut in range(1, len(wire)):
+        reader = w.Reader()
+        assert reader.feed(wire[:cut]) + reader.feed(wire[cut:]) == expected, cut
+    # And byte by byte.
+    reader = w.Reader()
+    assert [item for at in range(len(wire)) for item in reader.feed(wire[at : at + 1])] == expected
+
+
+def test_reader_reports_a_bad_escape_and_a_corrupt_crc_in_a_big_read() -> None:
+    data = bytes(range(256)) * 4
+    good = wire_of([(data, w.ZCRCG)], True)  # 16 subpackets of 64 bytes
+    items = w.Reader().feed(good)
+    assert [item.data for item in items[1:] if isinstance(item, w.Subpacket)] == [
+        data[at : at + 64] for at in range(0, len(data), 64)
+    ]
+    bad_escape = good.replace(b"\x18X", b"\x18\x01", 1)  # the first ZDLE, in the first 64
+    assert w.Reader().feed(bad_escape)[1:] == [w.DataError("a bad escape")]
+    bad_crc = bytearray(good)
+    bad_crc[-1] ^= 0x01 if bad_crc[-1] not in (0x10, 0x11, 0x12, 0x13) else 0x04
+    assert w.Reader().feed(bytes(bad_crc))[1:] == [*items[1:-1], w.DataError("a CRC error")]

@@ -25,6 +25,7 @@ work linear in what it is given.
 from __future__ import annotations
 
 import binascii
+import itertools
 import re
 from typing import Final
 
@@ -109,12 +110,15 @@ _PLAIN = bytes(b for b in range(256) if b not in _SPECIAL and b not in _CR)
 _END_BYTES = {end: bytes((end,)) for end in (0x68, 0x69, 0x6A, 0x6B)}
 _ENDS_WIRE = {end: bytes((ZDLE, end)) for end in (0x68, 0x69, 0x6A, 0x6B)}
 _HEADER_START = re.compile(b"\\*\x18[ABC]|\x18\x18\x18\x18\x18")
-_DATA_END = re.compile(b"\x18[hijk]")
+#: The end of a subpacket's data: ZDLE and an end byte, or ZDLE ZDLE (an abort, or bad).
+_DATA_STOP = re.compile(b"\x18[hijk\x18]")
 #: What each byte after ZDLE stands for (no entry: a bad escape).
 _UNESCAPED = {c: bytes((c ^ 0x40,)) for c in range(256) if c & 0x60 == 0x40} | {
     0x6C: b"\x7f",  # ZRUB0
     0x6D: b"\xff",  # ZRUB1
 }
+#: _UNESCAPED as a list: -1 for a bad escape (assigning it to a byte fails).
+_DECODE = [_UNESCAPED[c][0] if c in _UNESCAPED else -1 for c in range(256)]
 _FLOW_BYTES = b"\x11\x13\x91\x93"
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 _NOT_TEXT = b"*\r\n\x8a\x8d\x11\x91\x13\x93"
@@ -335,11 +339,15 @@ def _unescape_span(buf: bytearray, start: int, stop: int) -> bytes | None:
     span = bytes(buf[start:stop])
     if ZDLE not in span:
         return span
-    first, *rest = span.split(b"\x18")
+    # The bytes without their ZDLEs, then each escaped byte decoded in place: it
+    # sits where the lengths of the pieces between ZDLEs add up to.
+    out = bytearray(span.translate(None, _ZDLE_BYTE))
     try:
-        return first + b"".join([_UNESCAPED[part[0]] + part[1:] for part in rest])
-    except (KeyError, IndexError):
+        for at in itertools.accumulate(map(len, span.split(_ZDLE_BYTE)[:-1])):
+            out[at] = _DECODE[out[at]]
+    except (IndexError, ValueError):  # ZDLE last, or not followed by an escape
         return None
+    return bytes(out)
 
 
 class Reader:
@@ -442,7 +450,7 @@ class Reader:
         return Header(raw[0], raw[1:5], crc32), end
 
     def _read_data(self, buf: bytearray, i: int) -> tuple[int, Item | None]:
-        sub = self._sub
+        sub = self._sub  # the start of a subpacket that an earlier read cut off
         if self._skip_crlf:
             while i < len(buf) and buf[i] in b"\r\n\x8a\x8d\x11" and len(sub) == 0:
                 i += 1
@@ -451,22 +459,25 @@ class Reader:
             self._skip_crlf = False
         # The first ZDLE and an end byte ends the data: an escaped ZDLE is ZDLE "X",
         # so ZDLE ZDLE never occurs in good data (five of them are an abort).
-        match = _DATA_END.search(buf, i)
+        match = _DATA_STOP.search(buf, i)
         stop = len(buf) if match is None else match.start()
-        cans = buf.find(b"\x18\x18", i, stop)
-        if cans >= 0:
-            stop = cans
+        cans = -1
+        if match is not None and buf[stop + 1] == ZDLE:
+            cans, match = stop, None
         elif match is None:
             while stop > i and buf[stop - 1] == ZDLE:  # an escape still arriving
                 stop -= 1
         decoded = _unescape_span(buf, i, stop)
         if decoded is None:
             return stop, self._data_error("a bad escape")
-        sub += decoded
+        if sub:
+            decoded = bytes(sub + decoded)
+            sub.clear()
         i = stop
-        if len(sub) > MAX_SUBPACKET:
+        if len(decoded) > MAX_SUBPACKET:
             return i, self._data_error(f"a data subpacket longer than {MAX_SUBPACKET} bytes")
         if cans >= 0:
+            sub += decoded
             run = bytes(buf[cans : cans + 5])
             if run == b"\x18" * 5:
                 self._data = False
@@ -475,21 +486,24 @@ class Reader:
                 return i, None
             return cans + 1, self._data_error("a bad escape ZDLE CAN")
         if match is None:
+            sub += decoded
             return i, None
         end = buf[i + 1]
-        got = _unescape(buf, i + 2, 4 if self._crc32 else 2)
-        if got == _MORE:
-            return i, None
-        if isinstance(got, str):
-            return i + 2, self._data_error(f"{got} in a CRC")
-        crc, after = got
-        if crc != _check(sub, end, self._crc32):
+        after = i + (6 if self._crc32 else 4)
+        crc = bytes(buf[i + 2 : after])
+        if len(crc) < after - i - 2 or ZDLE in crc:  # not all here yet, or escaped
+            got = _unescape(buf, i + 2, 4 if self._crc32 else 2)
+            if got == _MORE:
+                sub += decoded
+                return i, None
+            if isinstance(got, str):
+                return i + 2, self._data_error(f"{got} in a CRC")
+            crc, after = got
+        if crc != _check(decoded, end, self._crc32):
             return after, self._data_error("a CRC error")
-        item = Subpacket(bytes(sub), end)
-        sub.clear()
         if end in (ZCRCE, ZCRCW):
             self._data = False
-        return after, item
+        return after, Subpacket(decoded, end)
 
     def _data_error(self, why: str) -> DataError:
         self._data = False
