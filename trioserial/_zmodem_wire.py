@@ -336,12 +336,12 @@ def _unescape(buf: bytearray, i: int, n: int) -> tuple[bytes, int] | str:
 
 def _unescape_span(buf: bytearray, start: int, stop: int) -> bytes | None:
     """``buf[start:stop]`` (no end, no ZDLE ZDLE) unescaped; ``None`` for a bad escape."""
-    span = bytes(buf[start:stop])
+    span = buf[start:stop]
     if ZDLE not in span:
-        return span
+        return bytes(span)
     # The bytes without their ZDLEs, then each escaped byte decoded in place: it
     # sits where the lengths of the pieces between ZDLEs add up to.
-    out = bytearray(span.translate(None, _ZDLE_BYTE))
+    out = span.translate(None, _ZDLE_BYTE)
     try:
         for at in itertools.accumulate(map(len, span.split(_ZDLE_BYTE)[:-1])):
             out[at] = _DECODE[out[at]]
