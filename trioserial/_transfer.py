@@ -3,9 +3,9 @@
 ``transfer.py`` (Trio) and ``anyio_transfer.py`` each build a
 :class:`Primitives` table bound to the caller's stream and call the
 functions here, which run a sans-IO machine (``_xymodem.py``) against the
-stream and the files. Files are read and written in 64 KiB pieces in a
+stream and the files. Files are read and written in 256 KiB pieces in a
 worker thread, so a slow disk never stalls the event loop and a fast one
-costs one thread hop per 64 KiB.
+costs one thread hop per 256 KiB.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ T = TypeVar("T")
 #: Bytes asked of the stream per receive: bounds the work of one machine call.
 RECEIVE_SIZE: Final = 4096
 #: File I/O happens in pieces of this size, each in the worker thread.
-CHUNK: Final = 65536
+CHUNK: Final = 262144
 #: Suffix of a YMODEM file being received (renamed away once it is complete).
 PART_SUFFIX: Final = ".part"
 
@@ -217,6 +217,9 @@ class _Source:
         if self._view is not None:
             piece = self._view[self._pos : self._pos + size]
             self._pos += len(piece)
+            return bytes(piece)
+        if len(self._buffer) >= size:  # the usual case: no joining
+            piece, self._buffer = self._buffer[:size], self._buffer[size:]
             return bytes(piece)
         out = bytearray()
         while len(out) < size:
