@@ -128,30 +128,31 @@ def _escape_one(match: re.Match[bytes]) -> bytes:
     return _TABLE[match.group()]
 
 
-def _crs_to_escape(data: bytes) -> list[int]:
-    """Where *data* has a CR to escape: after "@" (the Telenet escape), or first."""
+def _crs_to_escape(data: bytes, size: int) -> list[int]:
+    """Where *data* has a CR to escape: after "@" (the Telenet escape), or first in a
+    piece of *size* bytes (what was sent before it is not known here)."""
     folded = data.translate(_FOLD_AT_CR)
     found = [match.end() - 1 for match in _AT_CR.finditer(folded)]
-    if folded[:1] == b"\r":
-        found.insert(0, 0)
-    return found
+    starts = [at for at in range(0, len(data), size) if folded[at] == 0x0D]
+    return sorted({*found, *starts}) if starts else found
 
 
-def _escape_plain(data: bytes) -> tuple[bytes, bytes]:
-    """*data* escaped without ESCCTL, and the prefix stream (ZDLE where a byte was escaped)."""
+def _interleaved(data: bytes, size: int) -> bytearray:
+    """Two bytes per byte of *data*: a prefix (ZDLE, or :data:`_NONE`) and the value.
+
+    Deleting the :data:`_NONE` bytes from ``[2 * a : 2 * b]`` gives
+    ``data[a:b]`` escaped, for *a* and *b* at multiples of *size*.
+    """
     prefix = data.translate(_PREFIX)
     value = data.translate(_VALUE)
-    crs = _crs_to_escape(data)
-    if crs:  # a few in a window of random data: patch them in place
-        patched, value = bytearray(prefix), bytearray(value)
-        for at in crs:
-            patched[at] = ZDLE
-            value[at] ^= 0x40
-        prefix = bytes(patched)
+    crs = _crs_to_escape(data, size)
     out = bytearray(2 * len(data))
     out[0::2] = prefix
     out[1::2] = value
-    return bytes(out.translate(None, _NONE_BYTE)), prefix
+    for at in crs:  # a few in a window of random data: patch them in place
+        out[2 * at] = ZDLE
+        out[2 * at + 1] ^= 0x40
+    return out
 
 
 def escape(data: bytes | bytearray | memoryview, *, control: bool = False) -> bytes:
@@ -161,7 +162,7 @@ def escape(data: bytes | bytearray | memoryview, *, control: bool = False) -> by
         return _ESCAPE_CTL.sub(_escape_one, data)
     if len(data) <= 16 and not data.translate(None, _PLAIN):
         return data  # nothing to escape (a header, a CRC: mostly)
-    return _escape_plain(data)[0]
+    return bytes(_interleaved(data, len(data) or 1).translate(None, _NONE_BYTE))
 
 
 def position(pos: int) -> bytes:
@@ -204,7 +205,7 @@ def subpackets(data: bytes, last: int, *, size: int, crc32: bool, control: bool 
 
     The same bytes as :func:`subpacket` called for each piece (``b""`` gives
     one empty subpacket), in a fraction of the time: the whole of *data* is
-    escaped at once and cut where each piece's escaped bytes end.
+    escaped at once (:func:`_interleaved`) and each piece taken from that.
     """
     data = bytes(data)
     if control or len(data) <= size:
@@ -218,21 +219,15 @@ def subpackets(data: bytes, last: int, *, size: int, crc32: bool, control: bool 
             )
             for at in pieces
         )
-    escaped, prefix = _escape_plain(data)
+    both = _interleaved(data, size)
     out = []
-    e = 0  # where the piece at *at* begins in escaped
     for at in range(0, len(data), size):
-        stop = min(at + size, len(data))
-        e_stop = e + stop - at + prefix.count(_ZDLE_BYTE, at, stop)
-        if data[at] in _CR and prefix[at] != ZDLE:
-            # First in its subpacket, a CR is escaped whatever came before.
-            out.append(_TABLE[data[at : at + 1]] + escaped[e + 1 : e_stop])
-        else:
-            out.append(escaped[e:e_stop])
-        e = e_stop
+        stop = at + size
         end = ZCRCG if stop < len(data) else last
+        out.append(both[2 * at : 2 * stop].translate(None, _NONE_BYTE))
         out.append(_ENDS_WIRE[end])
-        out.append(escape(_check(data[at:stop], end, crc32)))
+        crc = _check(data[at:stop], end, crc32)
+        out.append(escape(crc) if crc.translate(None, _PLAIN) else crc)
     return b"".join(out)
 
 
