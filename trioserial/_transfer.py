@@ -88,6 +88,7 @@ class Primitives:
 class _Machine(Protocol):
     finished: bool
     RECEIVE_SIZE: ClassVar[int]
+    PAD_CUT_SEND: ClassVar[bool]
 
     @property
     def deadline(self) -> float | None: ...
@@ -120,7 +121,7 @@ async def _drive(
                 else:
                     await handle(event)
             if out := machine.data_to_send():
-                sending = len(out)
+                sending = len(out) if machine.PAD_CUT_SEND else 0
                 await loop.send(out)
                 sending = 0
             if done:
@@ -145,8 +146,8 @@ async def _drive(
             await loop.cancel_send(out)
         raise
     except BaseException:
-        # Cancelled (or the stream failed): tell the peer. A block cut off
-        # mid-send is first completed with CANs, so that the receiver, counting
+        # Cancelled (or the stream failed): tell the peer. An X/YMODEM block cut
+        # off mid-send is first completed with CANs, so that the receiver, counting
         # bytes into it, reads the CAN CAN that follows as a new frame.
         await loop.cancel_send(b"\x18" * sending + machine.abort())
         raise

@@ -79,6 +79,9 @@ class _Machine(MachineBase):
     # A streaming sender fills the line: read it in big pieces (one machine
     # call, one Payload and one progress report per read, not per 4 KiB).
     RECEIVE_SIZE = 65536
+    # Five CANs abort even inside a subpacket: CANs padding a cut-off send (up to
+    # a whole window of them) would only be left in the line for the next session.
+    PAD_CUT_SEND = False
 
     def __init__(self, *, timeout: float, retry: float | None) -> None:
         super().__init__(timeout=timeout, retry=retry)
