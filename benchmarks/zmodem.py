@@ -12,7 +12,10 @@ the protocols' own costs show). Three rows, each the best of ``--reps``:
 - ``sz -> zmodem_receive``: lrzsz's sender into our receiver.
 
 A ratio is our rate over the reference's (1.0: as fast as lrzsz; the
-issue's target is 0.9 or better). Every run checks the received file.
+issue's target is 0.9 or better). Every run checks the received file. A
+row's time ends when the sender is done (it has the receiver's ZFIN, sent
+once the file is complete), not when the receiver gives up waiting for an
+"OO" that lrzsz's exit can discard on a pty (see :func:`reap_rz`).
 
 Beside each rate, the CPU time each end used per MiB (lrzsz's from
 ``wait4``, ours from ``getrusage`` of this process, worker threads
@@ -63,7 +66,15 @@ def cable(workdir: Path) -> Iterator[tuple[str, str]]:
                 break
         else:
             raise RuntimeError("socat did not start")
-        yield str(a), str(b)
+        # Both ends stay open here too, as a terminal keeps its tty open: when the
+        # last holder of a pty end closes it, socat reads EIO and may drop what was
+        # written last (sz's "OO"; rz then waits 3 x 10 s for it, ours 0.5 s).
+        held = [os.open(end, os.O_RDWR | os.O_NOCTTY) for end in (a, b)]
+        try:
+            yield str(a), str(b)
+        finally:
+            for fd in held:
+                os.close(fd)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
@@ -103,18 +114,36 @@ class Run:
     receiver_cpu: float
 
 
-def reap(process: subprocess.Popen[bytes], timeout: float = 600) -> float:
-    """Wait for an lrzsz *process*; its CPU seconds. Raises if it failed."""
+def reap(
+    process: subprocess.Popen[bytes], timeout: float = 600, *, stopped_ok: bool = False
+) -> tuple[float, float]:
+    """Wait for an lrzsz *process*: (its CPU seconds, when it ended).
+
+    Raises if it failed, or if it was still running after *timeout* seconds
+    (then stopped), unless *stopped_ok*.
+    """
     timer = threading.Timer(timeout, process.kill)
     timer.start()
     try:
         _, status, usage = os.wait4(process.pid, 0)
     finally:
         timer.cancel()
+    ended = time.perf_counter()
     process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode:
+    if process.returncode and not (stopped_ok and process.returncode == -signal.SIGKILL):
         raise RuntimeError(f"{process.args[0]} failed with status {process.returncode}")
-    return usage.ru_utime + usage.ru_stime
+    return usage.ru_utime + usage.ru_stime, ended
+
+
+def reap_rz(rz: subprocess.Popen[bytes]) -> float:
+    """rz's CPU seconds, once the sender is done: rz may wait 30 s for an "OO" that is gone.
+
+    lrzsz flushes its tty's queues as it exits, and on a pty that discards
+    what ``sz`` wrote last if socat had not read it yet: its "OO". ``rz``
+    then sends ZFIN three times, 10 s apart. The file is complete before
+    (and checked), so an ``rz`` still waiting after a second is stopped.
+    """
+    return reap(rz, timeout=1.0, stopped_ok=True)[0]
 
 
 def own_cpu() -> float:
@@ -126,12 +155,11 @@ def sz_to_rz(src: Path, work: Path) -> Run:
     dst = fresh(work / "dst")
     with cable(work) as (a, b):
         start = time.perf_counter()
-        # sz first: started second, it flushes rz's first ZRINIT from its input
-        # and (seen here) the pair can then sit out lrzsz's 30 s timeout.
+        # sz first: started second, it flushes rz's first ZRINIT from its input.
         sz = lrzsz(a, ["sz", "-b", src.name], src.parent)
         rz = lrzsz(b, ["rz", "-b"], dst)
-        sender, receiver = reap(sz), reap(rz)
-        return Run(time.perf_counter() - start, sender, receiver)
+        sender, ended = reap(sz)
+        return Run(ended - start, sender, reap_rz(rz))
 
 
 def ours_to_rz(src: Path, work: Path) -> Run:
@@ -142,9 +170,9 @@ def ours_to_rz(src: Path, work: Path) -> Run:
             start, cpu = time.perf_counter(), own_cpu()
             rz = lrzsz(b, ["rz", "-b"], dst)
             await zmodem_send(port, [src])
-            sender = own_cpu() - cpu
-            receiver = await trio.to_thread.run_sync(reap, rz)
-            return Run(time.perf_counter() - start, sender, receiver)
+            ended, sender = time.perf_counter(), own_cpu() - cpu
+            receiver, _ = await trio.to_thread.run_sync(reap, rz)
+            return Run(ended - start, sender, receiver)
 
     with cable(work) as (a, b):
         return trio.run(main, a, b)
@@ -157,10 +185,19 @@ def sz_to_ours(src: Path, work: Path) -> Run:
         async with await open_serial_port(a) as port:
             start, cpu = time.perf_counter(), own_cpu()
             sz = lrzsz(b, ["sz", "-b", src.name], src.parent)
-            await zmodem_receive(port, dst)
-            receiver = own_cpu() - cpu
-            sender = await trio.to_thread.run_sync(reap, sz)
-            return Run(time.perf_counter() - start, sender, receiver)
+            result: list[tuple[float, float]] = []
+
+            async def wait_sz() -> None:
+                result.append(await trio.to_thread.run_sync(reap, sz))
+
+            async with trio.open_nursery() as nursery:
+                # Reaped meanwhile: its end is the row's end (our receiver may then
+                # wait up to half a second for an "OO" that lrzsz's exit discarded).
+                nursery.start_soon(wait_sz)
+                await zmodem_receive(port, dst)
+                receiver = own_cpu() - cpu
+            sender, ended = result[0]
+            return Run(ended - start, sender, receiver)
 
     with cable(work) as (a, b):
         return trio.run(main, a, b)
@@ -214,6 +251,7 @@ def main(argv: list[str] | None = None) -> dict[str, Run]:
             f"   {run.sender_cpu / mib * 1e3:19.1f} {run.receiver_cpu / mib * 1e3:8.1f}"
         )
     return best
+
 
 if __name__ == "__main__":
     main()
