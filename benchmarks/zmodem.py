@@ -131,7 +131,7 @@ def reap(
     ended = time.perf_counter()
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode and not (stopped_ok and process.returncode == -signal.SIGKILL):
-        raise RuntimeError(f"{process.args[0]} failed with status {process.returncode}")
+        raise RuntimeError(f"{process.args!r} failed with status {process.returncode}")
     return usage.ru_utime + usage.ru_stime, ended
 
 

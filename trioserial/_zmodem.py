@@ -205,10 +205,8 @@ class Sender(_Machine):
         assert self._reading, self._state
         self._reading = False
         end_of_file = len(data) < self.window
-        if end_of_file:
-            last = w.ZCRCE
-        else:
-            last = w.ZCRCW if self._in_flight == 1 else w.ZCRCQ
+        window_end = w.ZCRCW if self._in_flight == 1 else w.ZCRCQ
+        last = w.ZCRCE if end_of_file else window_end
         self._out += w.subpackets(data, last, size=BLOCK, crc32=self.crc32, control=self.control)
         self._sent += len(data)
         self._rearm(nudge=end_of_file)

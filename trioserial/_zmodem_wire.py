@@ -220,7 +220,7 @@ def subpackets(data: bytes, last: int, *, size: int, crc32: bool, control: bool 
             for at in pieces
         )
     both = _interleaved(data, size)
-    out = []
+    out: list[bytes | bytearray] = []
     for at in range(0, len(data), size):
         stop = at + size
         end = ZCRCG if stop < len(data) else last
