@@ -3,20 +3,21 @@
 ``transfer.py`` (Trio) and ``anyio_transfer.py`` each build a
 :class:`Primitives` table bound to the caller's stream and call the
 functions here, which run a sans-IO machine (``_xymodem.py``) against the
-stream and the files. Files are read and written in 64 KiB pieces in a
+stream and the files. Files are read and written in 256 KiB pieces in a
 worker thread, so a slow disk never stalls the event loop and a fast one
-costs one thread hop per 64 KiB.
+costs one thread hop per 256 KiB.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import os
 import pathlib
 import stat
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import IO, Any, Final, Protocol, TypeVar
+from typing import IO, Any, ClassVar, Final, Protocol, TypeVar
 
 import attrs
 
@@ -52,7 +53,7 @@ T = TypeVar("T")
 #: Bytes asked of the stream per receive: bounds the work of one machine call.
 RECEIVE_SIZE: Final = 4096
 #: File I/O happens in pieces of this size, each in the worker thread.
-CHUNK: Final = 65536
+CHUNK: Final = 262144
 #: Suffix of a YMODEM file being received (renamed away once it is complete).
 PART_SUFFIX: Final = ".part"
 
@@ -87,6 +88,8 @@ class Primitives:
 
 class _Machine(Protocol):
     finished: bool
+    RECEIVE_SIZE: ClassVar[int]
+    PAD_CUT_SEND: ClassVar[bool]
 
     @property
     def deadline(self) -> float | None: ...
@@ -119,14 +122,20 @@ async def _drive(
                 else:
                     await handle(event)
             if out := machine.data_to_send():
-                sending = len(out)
+                sending = len(out) if machine.PAD_CUT_SEND else 0
                 await loop.send(out)
                 sending = 0
             if done:
                 return
             deadline = machine.deadline
             timeout = None if deadline is None else max(0.0, deadline - loop.now())
-            data = await loop.receive(RECEIVE_SIZE, timeout)
+            if deadline == -math.inf and out:
+                # The machine only wants the time (ZMODEM, after a window): the send
+                # was the checkpoint, and a receive that gives up at once costs a
+                # cancel scope per window for nothing.
+                data = None
+            else:
+                data = await loop.receive(machine.RECEIVE_SIZE, timeout)
             now = loop.now()
             if data == b"":
                 machine.connection_lost()
@@ -144,8 +153,8 @@ async def _drive(
             await loop.cancel_send(out)
         raise
     except BaseException:
-        # Cancelled (or the stream failed): tell the peer. A block cut off
-        # mid-send is first completed with CANs, so that the receiver, counting
+        # Cancelled (or the stream failed): tell the peer. An X/YMODEM block cut
+        # off mid-send is first completed with CANs, so that the receiver, counting
         # bytes into it, reads the CAN CAN that follows as a new frame.
         await loop.cancel_send(b"\x18" * sending + machine.abort())
         raise
@@ -216,6 +225,9 @@ class _Source:
         if self._view is not None:
             piece = self._view[self._pos : self._pos + size]
             self._pos += len(piece)
+            return bytes(piece)
+        if len(self._buffer) >= size:  # the usual case: no joining
+            piece, self._buffer = self._buffer[:size], self._buffer[size:]
             return bytes(piece)
         out = bytearray()
         while len(out) < size:

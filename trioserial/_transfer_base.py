@@ -264,6 +264,13 @@ class MachineBase:
 
     #: How the peer's cancel looks, for the error message (ZMODEM: five CAN).
     CANCEL_SIGN: ClassVar[str] = "CAN CAN"
+    #: The most bytes the driver reads for one :meth:`receive_data` call: the
+    #: bound on the work of one call (a streaming protocol wants more).
+    RECEIVE_SIZE: ClassVar[int] = 4096
+    #: A send cut off by a cancellation is completed with CANs before the cancel
+    #: sequence: an X/YMODEM receiver counts bytes into a block, and must read the
+    #: CAN CAN as a new frame. (ZMODEM's receiver sees five CANs anywhere.)
+    PAD_CUT_SEND: ClassVar[bool] = True
 
     def __init__(self, *, timeout: float, retry: float | None, quiet: float | None = None) -> None:
         if not timeout > 0:

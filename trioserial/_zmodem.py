@@ -76,6 +76,12 @@ class _Machine(MachineBase):
     """
 
     CANCEL_SIGN = "CAN"
+    # A streaming sender fills the line: read it in big pieces (one machine
+    # call, one Payload and one progress report per read, not per 4 KiB).
+    RECEIVE_SIZE = 65536
+    # Five CANs abort even inside a subpacket: CANs padding a cut-off send (up to
+    # a whole window of them) would only be left in the line for the next session.
+    PAD_CUT_SEND = False
 
     def __init__(self, *, timeout: float, retry: float | None) -> None:
         super().__init__(timeout=timeout, retry=retry)
@@ -199,17 +205,9 @@ class Sender(_Machine):
         assert self._reading, self._state
         self._reading = False
         end_of_file = len(data) < self.window
-        view = memoryview(data)
-        for at in range(0, max(len(view), 1), BLOCK):
-            piece = view[at : at + BLOCK]
-            last = at + BLOCK >= len(view)
-            if last and end_of_file:
-                end = w.ZCRCE
-            elif last:
-                end = w.ZCRCW if self._in_flight == 1 else w.ZCRCQ
-            else:
-                end = w.ZCRCG
-            self._out += w.subpacket(bytes(piece), end, crc32=self.crc32, control=self.control)
+        window_end = w.ZCRCW if self._in_flight == 1 else w.ZCRCQ
+        last = w.ZCRCE if end_of_file else window_end
+        self._out += w.subpackets(data, last, size=BLOCK, crc32=self.crc32, control=self.control)
         self._sent += len(data)
         self._rearm(nudge=end_of_file)
         if end_of_file:

@@ -108,12 +108,12 @@ class Receiver(_Machine):
                 self._finish()
                 return
         for item in self._reader.feed(data):
-            if isinstance(item, w.Cancelled):
-                raise self._cancelled("sender", self._where())
-            if isinstance(item, w.Header):
-                self._header(item, now)
-            elif isinstance(item, w.Subpacket):
+            if isinstance(item, w.Subpacket):  # first: nearly every item is one
                 self._subpacket(item, now)
+            elif isinstance(item, w.Cancelled):
+                raise self._cancelled("sender", self._where())
+            elif isinstance(item, w.Header):
+                self._header(item, now)
             elif isinstance(item, w.DataError):
                 self._data_error(item.why, now)
             elif self._state is _R.DATA and self._synced:  # a header failed its CRC
