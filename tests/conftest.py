@@ -5,6 +5,7 @@ import os
 import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import trio
@@ -18,7 +19,7 @@ from trio_deadline import (  # noqa: F401 - pytest finds hooks by name here
 
 from trioserial import AsyncSerial
 from trioserial._core import PortCore
-from trioserial._open import open_core
+from trioserial._open import open_core, opens_inline
 from trioserial._options import OpenOptions
 from trioserial._settings import SerialSettings
 from trioserial.testing import PtyDevice
@@ -128,6 +129,16 @@ def pty_path() -> Iterator[str]:
         yield path
     finally:
         os.close(master)
+
+
+@pytest.fixture
+def pty_link(pty_path: str, tmp_path: Path) -> str:
+    """:func:`pty_path` through a symlink outside /dev, as socat's ``link=``
+    names one: such a path opens in a worker thread, not inline."""
+    link = tmp_path / "ttyLINK0"
+    link.symlink_to(pty_path)
+    assert not opens_inline(str(link))
+    return str(link)
 
 
 @pytest.fixture

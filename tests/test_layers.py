@@ -12,6 +12,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "trioserial"
 #: Every module of the package and its layer. A new module must be added here.
 LAYERS: dict[str, int] = {
     "_util": 0,
+    "_lazy": 0,  # PEP 562 attribute loading for the two public front modules
     "_errors": 0,
     "_settings": 0,
     "_core": 1,

@@ -21,17 +21,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
-import os
 import random
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
 import pytest
 import trio
 from conftest import fds_not_leaked
+from tty_helpers import locked
 from url_servers import full_backlog, silent_server
 
 import trioserial
@@ -110,44 +109,14 @@ async def test_blocking_open_core_still_times_out_itself() -> None:
 # ------------------------------------------------------ opens in a thread
 
 
-def locked(path: str) -> bool:
-    """Whether some open file holds the port's flock (what exclusive=True takes)."""
-    fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
-
-
-@pytest.fixture
-def pty_slave() -> Iterator[str]:
-    master, slave = os.openpty()
-    path = os.ttyname(slave)
-    os.close(slave)
-    yield path
-    os.close(master)
-
-
-@pytest.fixture
-def pty_link(pty_slave: str, tmp_path: Path) -> str:
-    """The pty through a symlink outside /dev: opened in a worker thread."""
-    link = tmp_path / "ttyV0"
-    link.symlink_to(pty_slave)
-    assert not opens_inline(str(link))
-    return str(link)
-
-
 @pytest.fixture(params=["inline", "thread"])
-def pty_path(request: pytest.FixtureRequest, pty_slave: str, tmp_path: Path) -> str:
+def pty_path(request: pytest.FixtureRequest, pty_path: str, tmp_path: Path) -> str:
     """The pty as opened inline (its /dev path) and in a thread (a symlink)."""
     if request.param == "inline":
-        assert opens_inline(pty_slave)
-        return pty_slave
+        assert opens_inline(pty_path)
+        return pty_path
     link = tmp_path / "ttyV0"
-    link.symlink_to(pty_slave)
+    link.symlink_to(pty_path)
     return str(link)
 
 

@@ -15,17 +15,16 @@ the device numbers it reads.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import os
 import threading
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import anyio
 import pytest
 import trio
 import trio.testing
 from conftest import fds_not_leaked
+from tty_helpers import locked
 
 import trioserial
 import trioserial.anyio
@@ -33,34 +32,6 @@ from trioserial._open import opens_inline
 from trioserial._port import TtyPort
 
 BACKENDS = ["asyncio", "trio"]
-
-
-@pytest.fixture
-def pty_path() -> Iterator[str]:
-    master, slave = os.openpty()
-    path = os.ttyname(slave)
-    os.close(slave)
-    yield path
-    os.close(master)
-
-
-@pytest.fixture
-def pty_link(pty_path: str, tmp_path: Path) -> str:
-    """The pty through a symlink outside /dev, as socat's ``link=`` names one."""
-    link = tmp_path / "ttyV0"
-    link.symlink_to(pty_path)
-    return str(link)
-
-
-def locked(path: str) -> bool:
-    fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
 
 
 class OpenSpy:
@@ -90,7 +61,7 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> OpenSpy:
 # ------------------------------------------------------------- the decision
 
 
-def test_opens_inline_only_pty_slaves_under_dev(pty_path: str, pty_link: str) -> None:
+def test_opens_inline_only_pty_paths_under_dev(pty_path: str, pty_link: str) -> None:
     assert os.major(os.stat(pty_path).st_rdev) in range(136, 144)
     assert opens_inline(pty_path)
     assert not opens_inline("/dev/null")  # a character device, not a pty

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import os
 import termios
 
 from trioserial import _termios
@@ -25,3 +26,15 @@ def get_baudrate(fd: int) -> int:
         if const == speed:
             return rate
     return 0
+
+
+def locked(path: str) -> bool:
+    """Whether some open file holds the port's flock (what exclusive=True takes)."""
+    fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False

@@ -1,6 +1,5 @@
 """Serial ports for Trio: pyserial's reach, Trio's I/O, honest cancellation semantics."""
 
-import importlib
 from typing import TYPE_CHECKING
 
 from ._errors import NotASerialPortError as NotASerialPortError
@@ -10,6 +9,7 @@ from ._errors import PortPermissionError as PortPermissionError
 from ._errors import SerialPortError as SerialPortError
 from ._errors import UnsupportedOperationError as UnsupportedOperationError
 from ._errors import UnsupportedURLError as UnsupportedURLError
+from ._lazy import lazy_attributes as _lazy_attributes
 from ._options import RS485Settings as RS485Settings
 from ._settings import ModemLines as ModemLines
 from ._settings import Parity as Parity
@@ -124,14 +124,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # the next access finds it without this call
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = _lazy_attributes(globals(), _LAZY)

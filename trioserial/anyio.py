@@ -15,7 +15,6 @@ This module never imports :mod:`trio` or ``trioserial._stream``.
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, final
@@ -28,6 +27,7 @@ from anyio.abc import ByteStream
 
 from ._anyio_loop import ANYIO_PRIMITIVES
 from ._core import DEFAULT_RECEIVE_SIZE, PortCore, byte_view, check_max_bytes
+from ._lazy import lazy_attributes as _lazy_attributes
 from ._open import open_request
 from ._open_async import open_core_async
 from ._options import RS485Settings
@@ -370,14 +370,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"trioserial.{module}"), name)
-    globals()[name] = value  # the next access finds it without this call
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = _lazy_attributes(globals(), _LAZY)
