@@ -114,6 +114,23 @@ async def timed(body: Callable[[], Awaitable[None]], limit: float = 120) -> floa
     return STALLED
 
 
+async def reap(procs: list[trio.Process], grace: float = 15) -> None:
+    """Let lrzsz programs end (untimed), killing any still running after *grace* s.
+
+    A row's clock stops when its sender is done. The peer's exit is not
+    timed: lrzsz flushes its tty's queues as it exits, which on a pty can
+    discard the other side's last word (an ACK, "OO"), and the other side
+    then sits out its own timeouts (as ``benchmarks/zmodem.py`` found for rz).
+    """
+    with trio.move_on_after(grace):
+        for proc in procs:
+            await proc.wait()
+    for proc in procs:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
 def round_trip(cable: Cable, reps: int = 50) -> float:
     """Median seconds for a 1029-byte block out and a 1-byte answer back."""
     fa = os.open(cable.a, os.O_RDWR | os.O_NOCTTY)
@@ -154,16 +171,12 @@ async def one_run(cable: Cable, data: bytes, work: Path) -> dict[str, float]:
             async def body() -> None:
                 procs.append(await run_peer(cable, "b", rx, work / f"{tag}-rx"))
                 procs.append(await run_peer(cable, "a", tx, work / f"{tag}-tx"))
-                for proc in procs:
-                    await proc.wait()
+                await procs[1].wait()  # the row ends when the sender is done
 
             try:
                 return await timed(body, limit=60)
             finally:
-                for proc in procs:
-                    if proc.returncode is None:
-                        proc.kill()
-                        await proc.wait()
+                await reap(procs)
 
         # lrzsz to lrzsz first, before our port has touched end a.
         lrzsz_y = await peer_pair(["sb", str(path)], ["rb", "-y"], "y-sb-rb")
@@ -173,22 +186,30 @@ async def one_run(cable: Cable, data: bytes, work: Path) -> dict[str, float]:
             async def ours_to(
                 rx: list[str], tag: str, send: Callable[[], Awaitable[object]]
             ) -> float:
-                async def body() -> None:
-                    receiver = await run_peer(cable, "b", rx, work / tag)
-                    await send()
-                    await receiver.wait()
+                procs: list[trio.Process] = []
 
-                return await timed(body)
+                async def body() -> None:
+                    procs.append(await run_peer(cable, "b", rx, work / tag))
+                    await send()  # the row ends when the sender is done
+
+                try:
+                    return await timed(body)
+                finally:
+                    await reap(procs)
 
             async def to_ours(
                 tx: list[str], tag: str, receive: Callable[[], Awaitable[object]]
             ) -> float:
-                async def body() -> None:
-                    sender = await run_peer(cable, "b", tx, work / tag)
-                    await receive()
-                    await sender.wait()
+                procs: list[trio.Process] = []
 
-                return await timed(body)
+                async def body() -> None:
+                    procs.append(await run_peer(cable, "b", tx, work / tag))
+                    await receive()  # every block is in and acknowledged
+
+                try:
+                    return await timed(body)
+                finally:
+                    await reap(procs)
 
             out = work / "ours-y"
             out.mkdir(exist_ok=True)
