@@ -53,6 +53,7 @@ LAYERS: dict[str, int] = {
     "_console_keys": 0,  # key names and EOL choices: plain functions, built into the parser
     "_cli": 3,
     "_cli_list": 3,
+    "_cli_console": 3,
     "__main__": 3,
     "_sim": 3,
     "_portinfo": 0,  # finding ports (issue 18): sans-IO values, matching, diffing

@@ -13,7 +13,6 @@ import argparse
 import contextlib
 import errno
 import os
-import pathlib
 import signal
 import sys
 import traceback
@@ -24,14 +23,12 @@ import attrs
 import trio
 
 from . import __version__, _cli_run
-from ._console_keys import EOL, parse_key
 from ._errors import SerialPortError, UnsupportedOperationError
 from ._settings import SerialSettings
 from ._sim import SIM_KINDS, check_link, run_demo, run_sim
 from ._stream import AsyncSerial, open_serial_port
 
 if TYPE_CHECKING:
-    from ._console_zmodem import ZmodemOptions
     from ._driver import PySerial
 
 # Each command imports what only it needs (the console, the driver, port
@@ -268,66 +265,6 @@ def cmd_list(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Body:
     return body
 
 
-# ----------------------------------------------------------------- console
-
-
-def cmd_console(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Body:
-    from ._console import ConsoleOptions, run_console, run_reconnecting_console
-
-    try:
-        exit_key = parse_key(args.exit_key)
-    except ValueError as exc:
-        parser.error(str(exc))
-    options = ConsoleOptions(
-        exit_key=exit_key,
-        echo=args.echo,
-        eol=EOL[args.eol],
-        lf_to_crlf=args.lf_to_crlf,
-        reconnect=args.reconnect,
-        zmodem=_zmodem_options(args, parser),
-    )
-    open_options = _open_options(args, parser)
-    if not os.isatty(0):
-        parser.error("console needs a terminal on stdin; for pipes and files use 'pipe'")
-
-    async def body() -> int:
-        async with contextlib.AsyncExitStack() as stack:
-            port = None
-            if not options.reconnect:
-                port = await stack.enter_async_context(await _open_port(args.url, open_options))
-            log = None
-            if args.log:
-                log = await stack.enter_async_context(await _open_output(args.log, append=True))
-            if port is not None:
-                return await run_console(port, args.url, options, log=log)
-            # --reconnect: PySerial.run() follows the device (renumbering, USB identity).
-            driver = _driver(args.url, open_options)
-            dtr, rts = open_options["dtr"], open_options["rts"]
-            return await run_reconnecting_console(driver, options, dtr=dtr, rts=rts, log=log)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    return body
-
-
-def _zmodem_options(
-    args: argparse.Namespace, parser: argparse.ArgumentParser
-) -> ZmodemOptions | None:
-    from ._console_zmodem import ZmodemOptions
-
-    if args.no_zmodem:
-        if args.send or args.receive_dir != ".":
-            parser.error("--no-zmodem contradicts --send and --receive-dir")
-        return None
-    if not os.path.isdir(args.receive_dir):
-        parser.error(f"--receive-dir must be a directory, got {args.receive_dir!r}")
-    for name in args.send:
-        if not os.path.isfile(name) or not os.access(name, os.R_OK):
-            parser.error(f"--send must name a readable file, got {name!r}")
-    return ZmodemOptions(
-        directory=pathlib.Path(args.receive_dir), send=tuple(map(pathlib.Path, args.send))
-    )
-
-
 # -------------------------------------------------------------------- pipe
 
 
@@ -487,61 +424,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="after the list, print ports as they are added and removed, until Ctrl-C",
     )
 
-    p = command(
-        "console",
-        cmd_console,
-        help="interactive terminal on a serial port",
-        description="An interactive terminal: keys go to the device, its output to the "
-        "screen. Every key (Ctrl-C too) goes to the device except the exit key, "
-        "Ctrl-] unless --exit-key says otherwise.",
-    )
-    p.add_argument("url", metavar="PORT", help="device path (/dev/ttyUSB0) or URL")
-    _add_line_options(p)
-    p.add_argument(
-        "--exit-key",
-        default="^]",
-        metavar="KEY",
-        help="key that ends the session: '^]' (the default), 'ctrl-a', '0x1d', ...",
-    )
-    p.add_argument("--echo", action="store_true", help="show typed keys (local echo)")
-    p.add_argument(
-        "--eol",
-        choices=sorted(EOL),
-        default="cr",
-        help="what Enter sends: cr (default, like a terminal), lf or crlf",
-    )
-    p.add_argument(
-        "--lf-to-crlf",
-        action="store_true",
-        help="show each LF from the device as CR LF (devices that end lines with LF only)",
-    )
-    p.add_argument(
-        "--log", metavar="FILE", help="append everything the device sends to FILE (a transcript)"
-    )
-    p.add_argument(
-        "--reconnect",
-        action="store_true",
-        help="when the device disappears (or is not there yet), wait for it instead of exiting",
-    )
-    p.add_argument(
-        "--receive-dir",
-        default=".",
-        metavar="DIR",
-        help="where files go when the device runs sz (ZMODEM; default: the current directory)",
-    )
-    p.add_argument(
-        "--send",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="a file to send when the device runs rz (ZMODEM; repeat for more); "
-        "without one, the device's rz is cancelled",
-    )
-    p.add_argument(
-        "--no-zmodem",
-        action="store_true",
-        help="do not look for ZMODEM (sz/rz) in the device's output: only show it",
-    )
+    from ._cli_console import add_console_command  # it imports this module's helpers
+
+    add_console_command(command)
 
     p = command(
         "pipe",
