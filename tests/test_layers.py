@@ -75,6 +75,7 @@ LAYERS: dict[str, int] = {
     "_transfer_base": 0,
     "_xymodem": 0,
     "_transfer": 1,
+    "_transfer_primitives": 1,  # the driver's loop operations, built from a library's table
     "transfer": 2,
     "anyio_transfer": 2,
     "_cli_transfer": 3,

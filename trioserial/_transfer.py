@@ -17,9 +17,7 @@ import pathlib
 import stat
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import IO, Any, ClassVar, Final, Protocol, TypeVar
-
-import attrs
+from typing import IO, ClassVar, Final, Protocol
 
 from . import _xymodem, _zmodem
 from ._transfer_base import (
@@ -39,6 +37,7 @@ from ._transfer_base import (
     TransferProgress,
     _NeedData,
 )
+from ._transfer_primitives import Primitives
 
 __all__ = [
     "Primitives",
@@ -49,7 +48,6 @@ __all__ = [
     "ymodem_send",
 ]
 
-T = TypeVar("T")
 #: Bytes asked of the stream per receive: bounds the work of one machine call.
 RECEIVE_SIZE: Final = 4096
 #: File I/O happens in pieces of this size, each in the worker thread.
@@ -61,29 +59,6 @@ Buffer = bytes | bytearray | memoryview
 ProgressCallback = Callable[[TransferProgress], object]
 #: What a sender accepts as one file's data.
 Data = Buffer | IO[bytes] | str | os.PathLike[str]
-
-
-@attrs.frozen
-class Primitives:
-    """The loop operations the driver needs, bound to one stream.
-
-    Attributes:
-      now: the loop's clock, in seconds.
-      receive: up to ``max_bytes`` from the stream; ``None`` if *timeout*
-        (seconds, or ``None`` for no limit) passed first; ``b""`` at its end.
-        A cancelled or timed-out receive has consumed nothing.
-      send: all of *data* to the stream.
-      cancel_send: *data* to the stream under a shield, for at most a
-        second, swallowing errors (the peer is being told we stop).
-      run_sync: run a blocking call in a worker thread; with ``shield=True``
-        not even a cancellation interrupts the wait for it.
-    """
-
-    now: Callable[[], float]
-    receive: Callable[[int, float | None], Awaitable[bytes | None]]
-    send: Callable[[bytes], Awaitable[None]]
-    cancel_send: Callable[[bytes], Awaitable[None]]
-    run_sync: Callable[..., Awaitable[Any]]
 
 
 class _Machine(Protocol):

@@ -9,17 +9,16 @@ only the stream type differs. This module never imports :mod:`trio`.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable, Iterable
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING
 
 import anyio
 import anyio.abc
 import anyio.to_thread
 
 from . import _transfer, _transfer_zmodem
-from ._errors import UnsupportedOperationError
+from ._anyio_loop import ANYIO_PRIMITIVES
 from ._transfer import Data
 from ._transfer_base import TransferCancelledError as TransferCancelledError
 from ._transfer_base import TransferError as TransferError
@@ -28,6 +27,7 @@ from ._transfer_base import TransferProgress as TransferProgress
 from ._transfer_base import TransferRetriesError as TransferRetriesError
 from ._transfer_base import TransferTimeoutError as TransferTimeoutError
 from ._transfer_base import UnsafeFileNameError as UnsafeFileNameError
+from ._transfer_primitives import Primitives, stream_primitives
 
 if TYPE_CHECKING:  # (the docs show "Path"; pathlib has no inventory offline)
     from pathlib import Path
@@ -48,12 +48,10 @@ __all__ = [
     "zmodem_send",
 ]
 
-T = TypeVar("T")
 DEFAULT_TIMEOUT = 10.0
-CANCEL_SEND_LIMIT = 1.0
 
 
-def _primitives(stream: anyio.abc.ByteStream) -> _transfer.Primitives:
+def _primitives(stream: anyio.abc.ByteStream) -> Primitives:
     if not isinstance(stream, (anyio.abc.ByteSendStream)) or not isinstance(
         stream, anyio.abc.ByteReceiveStream
     ):
@@ -65,35 +63,12 @@ def _primitives(stream: anyio.abc.ByteStream) -> _transfer.Primitives:
         except anyio.EndOfStream:
             return b""
 
-    async def receive(max_bytes: int, wait: float | None) -> bytes | None:
-        if wait is None:
-            return await receive_some(max_bytes)
-        with anyio.move_on_after(wait):
-            return await receive_some(max_bytes)
-        return None
-
-    async def cancel_send(data: bytes) -> None:
-        with anyio.CancelScope(shield=True, deadline=anyio.current_time() + CANCEL_SEND_LIMIT):
-            with contextlib.suppress(
-                anyio.BrokenResourceError, anyio.ClosedResourceError, UnsupportedOperationError
-            ):
-                await stream.send(data)
-                # Out of the driver's queue too: closing a tty discards what is queued.
-                drained = getattr(stream, "wait_drained", None)
-                if drained is not None:
-                    await drained()
-
-    async def run_sync(fn: Callable[..., T], *args: Any, shield: bool = False) -> T:
-        with anyio.CancelScope(shield=shield):
-            result = await anyio.to_thread.run_sync(fn, *args)
-        return result
-
-    return _transfer.Primitives(
-        now=anyio.current_time,
-        receive=receive,
+    return stream_primitives(
+        ANYIO_PRIMITIVES,
         send=stream.send,
-        cancel_send=cancel_send,
-        run_sync=run_sync,
+        receive_some=receive_some,
+        to_thread=anyio.to_thread.run_sync,
+        drained=getattr(stream, "wait_drained", None),
     )
 
 

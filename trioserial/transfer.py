@@ -9,15 +9,13 @@ the "File transfer" page of the documentation.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable, Iterable
-from typing import IO, TYPE_CHECKING, Any, Final, TypeVar
+from typing import IO, TYPE_CHECKING, Final
 
 import trio
 
 from . import _transfer, _transfer_zmodem
-from ._errors import UnsupportedOperationError
 from ._transfer import Data
 from ._transfer_base import TransferCancelledError as TransferCancelledError
 from ._transfer_base import TransferError as TransferError
@@ -26,6 +24,8 @@ from ._transfer_base import TransferProgress as TransferProgress
 from ._transfer_base import TransferRetriesError as TransferRetriesError
 from ._transfer_base import TransferTimeoutError as TransferTimeoutError
 from ._transfer_base import UnsafeFileNameError as UnsafeFileNameError
+from ._transfer_primitives import Primitives, stream_primitives
+from ._trio_loop import TRIO_PRIMITIVES
 
 if TYPE_CHECKING:  # (the docs show "Path"; pathlib has no inventory offline)
     from pathlib import Path
@@ -47,49 +47,25 @@ __all__ = [
     "zmodem_send",
 ]
 
-T = TypeVar("T")
 #: Seconds the peer may stay silent (at the start, or between blocks) before a transfer fails.
 DEFAULT_TIMEOUT: Final = 10.0
-#: The longest a cancelled transfer spends telling the peer.
-CANCEL_SEND_LIMIT: Final = 1.0
 
 
-def _primitives(stream: trio.abc.Stream) -> _transfer.Primitives:
+def _primitives(stream: trio.abc.Stream) -> Primitives:
     if not isinstance(stream, trio.abc.SendStream) or not isinstance(
         stream, trio.abc.ReceiveStream
     ):
         raise TypeError(f"stream must be a trio.abc.Stream, got {type(stream).__name__}")
 
-    async def receive(max_bytes: int, wait: float | None) -> bytes | None:
-        if wait is None:
-            return bytes(await stream.receive_some(max_bytes))
-        with trio.move_on_after(wait):
-            return bytes(await stream.receive_some(max_bytes))
-        return None
+    async def receive_some(max_bytes: int) -> bytes:
+        return bytes(await stream.receive_some(max_bytes))
 
-    async def cancel_send(data: bytes) -> None:
-        with trio.CancelScope(shield=True) as scope:
-            scope.deadline = trio.current_time() + CANCEL_SEND_LIMIT
-            with contextlib.suppress(
-                trio.BrokenResourceError, trio.ClosedResourceError, UnsupportedOperationError
-            ):
-                await stream.send_all(data)
-                # Out of the driver's queue too: closing a tty discards what is queued.
-                drained = getattr(stream, "wait_drained", None)
-                if drained is not None:
-                    await drained()
-
-    async def run_sync(fn: Callable[..., T], *args: Any, shield: bool = False) -> T:
-        with trio.CancelScope(shield=shield):
-            result = await trio.to_thread.run_sync(fn, *args)
-        return result
-
-    return _transfer.Primitives(
-        now=trio.current_time,
-        receive=receive,
+    return stream_primitives(
+        TRIO_PRIMITIVES,
         send=stream.send_all,
-        cancel_send=cancel_send,
-        run_sync=run_sync,
+        receive_some=receive_some,
+        to_thread=trio.to_thread.run_sync,
+        drained=getattr(stream, "wait_drained", None),
     )
 
 
