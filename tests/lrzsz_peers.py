@@ -100,7 +100,12 @@ async def lrzsz(cable: PtyCable, *args: str, cwd: Path) -> AsyncIterator[Peer]:
     try:
         with log.open("wb") as errors:
             process = await trio.lowlevel.open_process(
-                list(args), stdin=fd, stdout=fd, stderr=errors, cwd=cwd
+                list(args),
+                stdin=fd,
+                stdout=fd,
+                stderr=errors,
+                cwd=cwd,
+                env={**os.environ, "LC_ALL": "C"},  # its messages in English, for the tests
             )
         try:
             yield Peer(process, log)

@@ -8,6 +8,7 @@ transfer cancelled half way. 16 MB runs are for ``benchmarks/zmodem.py``.
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -219,8 +220,12 @@ async def test_cancelled_send_tells_rz_and_the_port_is_usable(
                     await zmodem_send(port, [source], progress=cancel_at_first_ack)
                 assert scope.cancelled_caught
                 assert await rz.wait(10) != 0  # told by the CANs, it stops at once
+                assert re.search("Sender Cancell?ed", rz.output()), rz.output()
             # rz answers an abort with its own CANs: the next command reads past them.
-            assert b"\x18" * 5 in await drain_quiet(port)
+            # Not asserted: on its way out rz drains and flushes its tty (tcdrain, then
+            # tcflush TCIOFLUSH), and on a pty tcdrain does not wait for the reader, so
+            # the flush can discard CANs socat has not copied yet. A UART sends them.
+            await drain_quiet(port)
             async with lrzsz(pty_cable, "rz", "-b", "-y", cwd=tmp_path / "dst2") as rz:
                 await zmodem_send(port, [source])
                 assert await rz.wait() == 0, rz.output()
