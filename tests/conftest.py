@@ -103,7 +103,12 @@ class GatedOpen:
 
 @pytest.fixture
 def gated_open(monkeypatch: pytest.MonkeyPatch) -> Iterator[GatedOpen]:
-    """Every open the driver starts waits at a :class:`GatedOpen` gate."""
+    """Every open the driver starts waits at a :class:`GatedOpen` gate.
+
+    Only for opens in a worker thread: a pty slave under /dev opens on the
+    event loop, in one step, and the gate would hold the loop. The tests of
+    what happens *during* an open use :func:`linked_pty`, which opens in a thread.
+    """
     import trioserial._driver
 
     gate = GatedOpen()
@@ -154,6 +159,16 @@ async def pty() -> AsyncIterator[tuple[str, PtyDevice]]:
     device = PtyDevice(master, path)
     async with device:
         yield path, device
+
+
+@pytest.fixture
+def linked_pty(pty: tuple[str, PtyDevice], tmp_path: Path) -> tuple[str, PtyDevice]:
+    """:func:`pty` through a symlink outside /dev (as ``/dev/serial/by-id`` names a
+    port): its opens run in a worker thread, where a test can hold them."""
+    link = tmp_path / "ttyLINKED0"
+    link.symlink_to(pty[0])
+    assert not opens_inline(str(link))
+    return str(link), pty[1]
 
 
 @pytest.fixture

@@ -103,6 +103,20 @@ async def test_trio_opens_other_devices_in_a_thread(pty_link: str, spy: OpenSpy)
     assert threading.get_ident() not in spy.threads
 
 
+async def test_the_driver_opens_as_open_serial_port_does(
+    pty_path: str, pty_link: str, spy: OpenSpy
+) -> None:
+    # PySerial's connections open through the same code: a pty on the loop, others in a thread.
+    with trio.fail_after(10):
+        async with trioserial.PySerial(pty_path).connect():
+            pass
+        assert spy.threads == [threading.get_ident()]
+        async with trioserial.PySerial(pty_link).connect():
+            pass
+    assert len(spy.threads) == 2
+    assert spy.threads[1] != threading.get_ident()
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_anyio_opens_a_pty_on_the_loop_thread_and_others_in_a_thread(
     backend: str, pty_path: str, pty_link: str, spy: OpenSpy

@@ -25,14 +25,15 @@ import trio
 from ._connection import Connections, DriverStream
 from ._core import PortCore
 from ._errors import UnsupportedOperationError
-from ._open import check_url, open_core, open_core_on_loop, opens_on_loop
+from ._open import check_url, open_core, opens_on_loop
+from ._open_async import open_core_async
 from ._options import OpenOptions
 from ._pacing import check_cps
 from ._portinfo import PortQuery
 from ._presence import check_present as _check_present
 from ._settings import SerialSettings, SettingsChanges, Unpack
 from ._supervised import SupervisedStream, Supervisor
-from ._trio_loop import TRIO_LOOP
+from ._trio_loop import TRIO_PRIMITIVES
 from ._usb import UsbIdentity, find_port, open_following
 from ._util import check_bool
 
@@ -224,14 +225,17 @@ class PySerial:
     async def _open_port(self, url: str | None, options: OpenOptions) -> PortCore:
         """Open *url* with our settings. Trio thread.
 
-        A network port (``socket://``, ``rfc2217://``, also under ``spy://``)
-        connects and negotiates on the event loop: a cancellation ends it at
-        once, its socket closed. A device opens in a worker thread, which
-        runs to its end whatever happens meanwhile.
+        As :func:`trioserial.open_serial_port` opens (``_open_async``): a
+        network port (``socket://``, ``rfc2217://``, also under ``spy://``)
+        connects and negotiates on the event loop, and a cancellation ends it
+        at once, its socket closed; a pty slave opens on the loop in one step;
+        any other device opens in a worker thread, which runs to its end, and
+        is closed again if a cancellation came meanwhile. With no *url*, the
+        adapter our USB identity names is looked up and opened in a thread.
         """
-        if url is not None and opens_on_loop(url):
-            return await open_core_on_loop(url, self.settings, options, TRIO_LOOP)
-        return await trio.to_thread.run_sync(self._open_blocking, url, options)
+        if url is None:
+            return await trio.to_thread.run_sync(self._open_blocking, url, options)
+        return await open_core_async(url, self.settings, options, TRIO_PRIMITIVES, opener=open_core)
 
     async def _open_with_levels(
         self, open_with: Callable[[OpenOptions], Awaitable[T]], core_of: Callable[[T], PortCore]
@@ -343,12 +347,14 @@ class PySerial:
         A :meth:`close` while the port is opening covers this connection
         too: it is yielded at end of stream (see :meth:`close`).
 
-        Cancellation: a network port's open (on the event loop) ends at
-        once, its socket closed, and the body never runs. A device's open
-        runs in a worker thread and cannot be interrupted; a cancellation
-        that arrives meanwhile is delivered at the body's first checkpoint.
-        Leaving the block cancelled closes the connection at once (queued
-        output is discarded). No fd leaks.
+        Cancellation: the body never runs. The port opens as
+        :func:`trioserial.open_serial_port` opens it: a network port's open
+        (on the event loop) ends at once, its socket closed; a pty slave
+        under ``/dev`` opens on the loop in one step; any other device opens
+        in a worker thread that cannot be interrupted, so a cancellation that
+        arrives meanwhile waits for it, closes the port again, and is then
+        raised. Leaving the block cancelled closes the connection at once
+        (queued output is discarded). No fd leaks.
 
         Raises:
           trioserial.SerialPortError: the port could not be opened (the

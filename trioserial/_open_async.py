@@ -14,6 +14,8 @@ No trio, no anyio imports (``tests/test_layers.py``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ._core import PortCore
 from ._open import open_core, open_core_on_loop, opens_inline, opens_on_loop
 from ._options import OpenOptions
@@ -25,9 +27,17 @@ __all__ = ["open_core_async"]
 
 
 async def open_core_async(
-    url: str, settings: SerialSettings, options: OpenOptions, loop: LoopPrimitives
+    url: str,
+    settings: SerialSettings,
+    options: OpenOptions,
+    loop: LoopPrimitives,
+    *,
+    opener: Callable[[str, SerialSettings, OpenOptions], PortCore] | None = None,
 ) -> PortCore:
     """Open the checked *url* on *loop*'s event loop. Always a checkpoint.
+
+    *opener* (default :func:`~._open.open_core`) opens a device, inline or in
+    the thread; the driver passes its own.
 
     Cancellation: a network open ends at once, its socket closed. A pty's
     open is not started once a cancellation has come; one that comes by the
@@ -38,9 +48,14 @@ async def open_core_async(
     if opens_on_loop(url):
         return await open_core_on_loop(url, settings, options, loop.network)
     if not opens_inline(url):
-        return await loop.open_in_thread(lambda: open_core(url, settings, options))
+        open_ = open_core if opener is None else opener
+        return await loop.open_in_thread(lambda: open_(url, settings, options))
     await loop.checkpoint_if_cancelled()
-    core = TtyPort.open(url, settings, options)  # open_core's, without checking url again
+    core: PortCore
+    if opener is None:
+        core = TtyPort.open(url, settings, options)  # open_core's, without checking url again
+    else:
+        core = opener(url, settings, options)
     try:
         # Not a shielded checkpoint: anyio's on asyncio enters a cancel scope,
         # which costs more than the open (docs/performance.rst, "Opening").
