@@ -122,6 +122,33 @@ async def test_output_longer_than_max_output_interrupts_and_recovers() -> None:
             assert (await shell.run("echo next")).output == "next\n"
 
 
+async def test_a_line_longer_than_the_expect_buffer() -> None:
+    # base64 -w0, a binary cat: one line past Expect's 64 KiB buffer, with no newline.
+    def long(args: list[str]) -> tuple[str, int]:
+        return "x" * int(args[0]), 0
+
+    device = PosixShell(prompt=PROMPT, commands={"long": long})
+    async with ready_shell(device) as shell:
+        with trio.fail_after(20):
+            assert (await shell.run("long 200000")).output == "x" * 200_000
+    async with ready_shell(device, max_output=1000) as shell:
+        with trio.fail_after(20):
+            with pytest.raises(ExpectBufferFullError, match="max_output"):
+                await shell.run("long 70000")
+            # Interrupted, and the session is usable: the line did not stay in the buffer.
+            assert (await shell.run("echo next")).output == "next\n"
+            await shell.wait_ready()
+
+
+async def test_a_command_that_names_a_failure_pattern_is_no_failure() -> None:
+    # Its echo holds the pattern; only what the device prints counts.
+    device = PosixShell(prompt=PROMPT, commands={"grep": lambda args: ("0\n", 1)})
+    async with ready_shell(device) as shell:
+        with trio.fail_after(10):
+            result = await shell.run("grep -c 'Kernel panic' /var/log/messages")
+    assert (result.output, result.exit_code) == ("0\n", 1)
+
+
 async def test_login_with_password() -> None:
     device = BootLogDevice(
         ["Booting", "Welcome"],

@@ -14,6 +14,7 @@ import pytest
 from trioserial import CommandFailedError, DeviceFailureError
 from trioserial._shellproto import (
     DEFAULT_FAILURE_PATTERNS,
+    LONG_LINE_PIECE,
     FailureWatch,
     Framing,
     Transcript,
@@ -22,8 +23,10 @@ from trioserial._shellproto import (
     compile_failure_patterns,
     lines_before_marker,
     lines_before_prompt,
+    long_line_before_marker,
     prompt_pattern,
     recent_transcripts,
+    without_echo,
 )
 
 SH = Framing("t0k", "sh")
@@ -143,6 +146,37 @@ def test_lines_before_marker_stops_mid_line() -> None:
     assert found.group(0) == "a\nb\n"
     assert lines.match("__TEx__0\n") is None
     assert lines.match("partial") is None
+
+
+def test_a_long_line_is_consumed_in_pieces_that_never_cut_a_marker() -> None:
+    marker = "__TEx__"
+    piece = long_line_before_marker(marker)
+    n = LONG_LINE_PIECE
+    # A piece goes only once the marker's length follows it ...
+    assert piece.match("x" * (n + len(marker) - 1)) is None
+    found = piece.match("x" * (n + len(marker)))
+    assert found is not None
+    assert found.group(0) == "x" * n
+    # ... so a marker that begins inside it is whole, and stops it,
+    assert piece.match("x" * (n - 3) + marker + "0\n" + "y" * n) is None
+    # even one that straddles the piece's end,
+    assert piece.match("x" * (n - 3) + marker) is None
+    # while a marker that has not arrived whole is not yet in the piece's reach.
+    assert piece.match("x" * (n - 3) + marker[:4]) is None
+    assert piece.match("x\n" + "y" * 2 * n) is None  # complete lines are not its business
+
+
+def test_the_echo_of_the_typed_line_is_not_checked_for_failures() -> None:
+    typed = SH.command_line("dmesg | grep -c 'Kernel panic'", 1)
+    echoed = (
+        f"dut# {typed}\r\n"  # after the prompt
+        f"{typed[:30]}\r\n{typed[30:]}\r\n"  # wrapped by the terminal
+        "[   9.1] Kernel panic - not syncing: Fatal exception\r\n"  # the device, meanwhile
+    )
+    assert without_echo(echoed, typed) == (
+        "[   9.1] Kernel panic - not syncing: Fatal exception\r\n"
+    )
+    assert without_echo("", typed) == ""
 
 
 def test_prompt_at_a_line_start_only() -> None:

@@ -23,6 +23,7 @@ import trio
 
 from ._expect import Expect, ExpectBufferFullError, ExpectError, ExpectMatch
 from ._shellproto import (
+    LONG_LINE,
     CommandResult,
     DeviceFailureError,
     FailureWatch,
@@ -32,7 +33,9 @@ from ._shellproto import (
     compile_failure_patterns,
     lines_before_marker,
     lines_before_prompt,
+    long_line_before_marker,
     prompt_pattern,
+    without_echo,
 )
 from ._util import ConflictDetector
 
@@ -233,26 +236,33 @@ class Engine:
         lines: re.Pattern[str],
         fail: Sequence[re.Pattern[str]],
         sink: list[str] | None = None,
+        *,
+        long_line: re.Pattern[str] = LONG_LINE,
+        echo: str | None = None,
     ) -> ExpectMatch[str]:
         """Wait for one of *targets*; complete lines before it are consumed as
         they arrive (into *sink* if given) and checked for failures.
 
-        *lines* must stop where a target can begin. Raises
+        *lines* must stop where a target can begin, and so must *long_line*,
+        which consumes a line that has not ended yet piece by piece (a failure
+        pattern split between two pieces of a line longer than
+        :data:`~._shellproto.LONG_LINE_PIECE` is not seen). Lines that are the
+        echo of the line *echo* are not checked for failures. Raises
         :exc:`DeviceFailureError` for a failure pattern,
         :exc:`ExpectBufferFullError` past ``max_output``.
         """
-        patterns = [*targets, lines, *fail]
+        patterns = [*targets, lines, long_line, *fail]
         lines_index = len(targets)
         size = 0
         while True:
             found = await self.expect.expect(patterns)
-            if found.index == lines_index:
+            if found.index in (lines_index, lines_index + 1):
                 text = found.after
             elif found.index < lines_index:
                 text = found.before  # what precedes it on its line
             else:
                 raise await self._failure(found)
-            self._check(text, fail)
+            self._check(text if echo is None else without_echo(text, echo), fail)
             if sink is not None and text:
                 size += len(text)
                 if size > self.max_output:
@@ -275,6 +285,18 @@ class Engine:
             rest = self.expect.buffer.partition("\n")[0]
         return self.watch.failure_at(found.before, found.after, rest, found.match).error()
 
+    async def until_marker(
+        self, marker: str, fail: Sequence[re.Pattern[str]], *, echo: str | None = None
+    ) -> None:
+        """Wait for *marker*, wherever it is on its line."""
+        await self.until(
+            [re.compile(re.escape(marker))],
+            lines_before_marker(marker),
+            fail,
+            long_line=long_line_before_marker(marker),
+            echo=echo,
+        )
+
     async def wait_prompt(self, fail: Sequence[re.Pattern[str]]) -> None:
         await self.until([self.prompt], self.prompt_lines, fail)
 
@@ -287,7 +309,7 @@ class Engine:
         n = self.next_number()
         marker = self.framing.sync_marker(n)
         await self.send_line(self.framing.sync_line(n))
-        await self.until([re.compile(re.escape(marker))], lines_before_marker(marker), fail)
+        await self.until_marker(marker, fail)
         await self.wait_prompt(fail)
         self.state = State.READY
 
@@ -307,12 +329,19 @@ class Engine:
         """After a cancelled command: stop it and get back to the prompt, shielded and bounded."""
         self.state = State.UNSYNCED
         with trio.move_on_after(self.interrupt_timeout, shield=True):
-            try:
-                await self.resync(fail)
-            except DeviceFailureError:
-                self.state = State.FAILED
-            except (trio.BrokenResourceError, trio.ClosedResourceError, ExpectError):
-                pass  # the stream is gone: the original error says more
+            while True:
+                try:
+                    await self.resync(fail)
+                except DeviceFailureError:
+                    self.state = State.FAILED
+                except ExpectBufferFullError:
+                    # Waits consume long lines piece by piece, so this is a last
+                    # resort: what the buffer holds is dropped, and we try again.
+                    self.expect.clear()
+                    continue
+                except (trio.BrokenResourceError, trio.ClosedResourceError, ExpectError):
+                    pass  # the stream is gone: the original error says more
+                return
 
     # ---------------------------------------------------------------- commands
 
@@ -360,11 +389,19 @@ class Engine:
         n = self.next_number()
         framing = self.framing
         start, end = framing.start_marker(n), framing.end_marker(n)
-        await self.send_line(framing.command_line(command, n))
-        # Everything before the start marker (the echo, leftovers) is dropped.
-        await self.until([re.compile(re.escape(start))], lines_before_marker(start), fail)
+        typed = framing.command_line(command, n)
+        await self.send_line(typed)
+        # Everything before the start marker (the echo, leftovers) is dropped; the
+        # echo is not checked for failures (the command may grep for one).
+        await self.until_marker(start, fail, echo=typed)
         raw: list[str] = []
-        found = await self.until([framing.end_pattern(n)], lines_before_marker(end), fail, raw)
+        found = await self.until(
+            [framing.end_pattern(n)],
+            lines_before_marker(end),
+            fail,
+            raw,
+            long_line=long_line_before_marker(end),
+        )
         exit_code = int(found.match.group(1))
         await self.wait_prompt(fail)
         return CommandResult(

@@ -274,6 +274,39 @@ def lines_before_marker(marker: str) -> re.Pattern[str]:
     return re.compile(r"^(?:(?:(?!" + re.escape(marker) + r")[^\n])*\n)+")
 
 
+#: How much of a line that has not ended a wait consumes at a time: a line
+#: longer than the Expect buffer (``base64 -w0``, a binary ``cat``) neither
+#: fills it nor makes every read search a growing buffer.
+LONG_LINE_PIECE: Final = 4096
+
+
+def long_line_before_marker(marker: str) -> re.Pattern[str]:
+    """:data:`LONG_LINE_PIECE` characters of an unfinished line at the buffer's start,
+    none of them where *marker* begins. At least *marker*'s length must follow them,
+    so that a marker that begins in the piece has arrived whole, and is seen."""
+    return re.compile(
+        r"^(?:(?!" + re.escape(marker) + rf")[^\n]){{{LONG_LINE_PIECE}}}(?=[\s\S]{{{len(marker)}}})"
+    )
+
+
+#: The same for a wait for a prompt (which begins a line, so never inside a long one).
+LONG_LINE: Final = re.compile(rf"^[^\n]{{{LONG_LINE_PIECE}}}")
+
+
+def without_echo(text: str, typed: str) -> str:
+    """*text* without the lines that are the console's echo of the line *typed*
+    (whole, after a prompt, or a piece of it that the terminal wrapped)."""
+    if not text:
+        return text
+    kept = []
+    for line in text.splitlines(keepends=True):
+        seen = clean_output(line).strip()
+        if seen and (typed in seen or seen in typed):
+            continue
+        kept.append(line)
+    return "".join(kept)
+
+
 def prompt_pattern(prompt: str) -> re.Pattern[str]:
     """*prompt* (a regex) where a line starts (after LF or CR, or at the buffer's start)."""
     return re.compile(r"(?:^|(?<=[\r\n]))(?:" + prompt + ")")
@@ -358,7 +391,7 @@ class Transcript:
         self.name = name
         self._write = write
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        self._partial = ""
+        self._partial: list[str] = []  # the pieces of a line not ended yet
         self._partial_at = 0.0
         self._open = False  # a line has begun (its first byte may still be undecoded)
         self._memory: deque[str] = deque()
@@ -386,16 +419,16 @@ class Transcript:
                 self._open, self._partial_at = True, now
             end = text.find("\n")
             if end < 0:
-                self._partial += text
+                self._partial.append(text)
                 return
-            line = (self._partial + text[:end]).rstrip("\r")
-            self._partial, text, self._open = "", text[end + 1 :], False
+            line = "".join([*self._partial, text[:end]]).rstrip("\r")
+            self._partial, text, self._open = [], text[end + 1 :], False
             self._emit(self._partial_at, line)
 
     def flush(self) -> None:
         """Write out a received line that has not ended yet (before a send, at close)."""
         if self._partial:
-            partial, self._partial, self._open = self._partial, "", False
+            partial, self._partial, self._open = "".join(self._partial), [], False
             self._emit(self._partial_at, partial.rstrip("\r"))
 
     def sent(self, text: str, now: float) -> None:
@@ -407,5 +440,7 @@ class Transcript:
         """What is kept in memory (the last 256 KiB), for a test report."""
         head = f"[... {self._dropped} earlier lines dropped ...]\n" if self._dropped else ""
         return (
-            head + "".join(self._memory) + (f"{_visible(self._partial)}" if self._partial else "")
+            head
+            + "".join(self._memory)
+            + (_visible("".join(self._partial)) if self._partial else "")
         )

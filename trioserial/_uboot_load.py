@@ -17,7 +17,7 @@ from typing import Final, final
 import trio
 
 from ._sessioncore import Engine, FailurePatterns, State, check_timeout
-from ._shellproto import lines_before_marker
+from ._shellproto import lines_before_marker, long_line_before_marker
 from ._transfer_base import TransferError, TransferProgress
 from .transfer import xmodem_send, ymodem_send
 
@@ -145,7 +145,12 @@ async def _load(
         await engine.resync(fail)
     engine.state = State.UNSYNCED  # until the prompt is back after the transfer
     await engine.send_line(f"{PROTOCOLS[protocol]} {address:#x}")
-    found = await engine.until([_READY, engine.prompt], lines_before_marker(_READY_TEXT), fail)
+    found = await engine.until(
+        [_READY, engine.prompt],
+        lines_before_marker(_READY_TEXT),
+        fail,
+        long_line=long_line_before_marker(_READY_TEXT),
+    )
     if found.index != 0:
         engine.state = State.READY
         raise TransferError(
