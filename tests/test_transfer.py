@@ -150,6 +150,21 @@ async def test_ymodem_file_objects_in_memory_and_of_unknown_size(tmp_path: Path)
     assert (tmp_path / "pipe").read_bytes() == data.ljust(3072, b"\x1a")
 
 
+async def test_ymodem_a_path_sent_under_another_name(tmp_path: Path) -> None:
+    source = tmp_path / "build" / "image-v1.2.bin"
+    source.parent.mkdir()
+    source.write_bytes(b"image")
+    out = tmp_path / "out"
+    out.mkdir()
+    a, b = trio.testing.memory_stream_pair()
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            files: list[tuple[str, str | Path]] = [("image.bin", source), ("str.bin", str(source))]
+            nursery.start_soon(ymodem_send, a, files)
+            assert await ymodem_receive(b, out) == [out / "image.bin", out / "str.bin"]
+    assert (out / "image.bin").read_bytes() == (out / "str.bin").read_bytes() == b"image"
+
+
 @pytest.mark.parametrize("block_size", [128, 1024])
 @pytest.mark.parametrize("name", list(FILES))
 async def test_xmodem_ours_to_ours_every_size(block_size: int, name: str) -> None:

@@ -103,9 +103,7 @@ async def xmodem_receive(
 
 async def ymodem_send(
     stream: anyio.abc.ByteStream,
-    files: Iterable[
-        str | os.PathLike[str] | tuple[str, bytes | bytearray | memoryview | IO[bytes]]
-    ],
+    files: Iterable[str | os.PathLike[str] | tuple[str, Data]],
     *,
     progress: Callable[[TransferProgress], object] | None = None,
     timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 (a per-wait limit, not a deadline)

@@ -162,9 +162,7 @@ async def xmodem_receive(
 
 async def ymodem_send(
     stream: trio.abc.Stream,
-    files: Iterable[
-        str | os.PathLike[str] | tuple[str, bytes | bytearray | memoryview | IO[bytes]]
-    ],
+    files: Iterable[str | os.PathLike[str] | tuple[str, Data]],
     *,
     progress: Callable[[TransferProgress], object] | None = None,
     timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 (a per-wait limit, not a deadline)
@@ -178,8 +176,10 @@ async def ymodem_send(
     Args:
       stream: the serial port (any :class:`trio.abc.Stream`).
       files: paths (sent under their base name, with their mtime and mode),
-        or ``(name, data)`` pairs where *data* is bytes-like or a binary file
-        object (its size is sent when it can be known without reading it).
+        or ``(name, data)`` pairs where *data* is bytes-like, a binary file
+        object (its size is sent when it can be known without reading it),
+        or a path sent under *name* (a ``str`` is a path: send text as
+        ``text.encode()``).
       progress: called after each acknowledged block, and at the end of each
         file with ``done == total``.
       timeout: seconds the receiver may say nothing useful before the transfer fails.
@@ -256,9 +256,10 @@ async def zmodem_send(
     Args:
       stream: the serial port (any :class:`trio.abc.Stream`).
       files: paths (sent under their base name, with their mtime and mode),
-        or ``(name, data)`` pairs where *data* is bytes-like or a binary file
-        object. A file object is read from its position, and must be
-        seekable for the receiver to ask for data again.
+        or ``(name, data)`` pairs where *data* is bytes-like, a binary file
+        object or a path sent under *name* (a ``str`` is a path). A file
+        object is read from its position, and must be seekable for the
+        receiver to ask for data again.
       progress: called with a :class:`TransferProgress` whenever the
         receiver acknowledges data (every 32 KiB), and at the end of each
         file with ``done == total``.
