@@ -299,7 +299,7 @@ async def test_bad_arguments() -> None:
             Shell(object(), prompt=PROMPT)  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="prompt"):
             Shell(port, prompt="")
-        with pytest.raises(ValueError, match="not a regular expression"):
+        with pytest.raises(ValueError, match=r"not a regular expression: .* at position 0$"):
             Shell(port, prompt="(")
         with pytest.raises(TypeError, match="log must be"):
             Shell(port, prompt=PROMPT, log=42)  # type: ignore[arg-type]

@@ -143,6 +143,7 @@ class Engine:
             raise ValueError(f"prompt must be a non-empty str, got {prompt!r}")
         self.prompt_text = prompt
         try:
+            re.compile(prompt)  # its own error first: positions in *prompt*, not in ours
             self.prompt = prompt_pattern(prompt)
             self.prompt_lines = lines_before_prompt(prompt)
         except re.error as exc:
