@@ -40,8 +40,10 @@ def _commands() -> dict[str, ConsoleCommand]:
     """The simulated shells' own commands, beside :class:`PosixShell`'s builtins."""
     started = time.monotonic()
     return {
-        "help": lambda _: "commands: help, echo [-n] WORDS, printf FORMAT ARGS, true, false,"
-        " sleep S, seq [FIRST] LAST, uptime, version, exit\n",
+        "help": lambda _: (
+            "commands: help, echo [-n] WORDS, printf FORMAT ARGS, true, false,"
+            " sleep S, seq [FIRST] LAST, uptime, version, exit\n"
+        ),
         "uptime": lambda _: f"up {time.monotonic() - started:.1f} s\n",
         "version": lambda _: "FakeOS 1.0 (a trioserial simulated device)\n",
     }
