@@ -27,7 +27,14 @@ from trioserial import (
     Shell,
     UBoot,
 )
-from trioserial.testing import BootLogDevice, FakeDevice, FakeUBoot, PosixShell, open_pty_pair
+from trioserial.testing import (
+    BootLogDevice,
+    FakeDevice,
+    FakeUBoot,
+    LineShell,
+    PosixShell,
+    open_pty_pair,
+)
 from trioserial.transfer import TransferProgress
 
 PROMPT = "dut# "
@@ -307,6 +314,22 @@ async def test_wait_ready_times_out_with_what_it_saw() -> None:
             trio.TooSlowError, match=r"(?s)no shell prompt matching 'dut# '.*other\$"
         ):
             await shell.wait_ready(timeout=0.3)
+
+
+async def test_wait_ready_says_when_the_prompt_came_but_the_marker_did_not(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # LineShell keeps quotes: the marker's quote-split echo prints back split.
+    async with serving_in_memory(LineShell(prompt=PROMPT)) as port:
+        shell = Shell(port, prompt=PROMPT)
+        with trio.fail_after(60), pytest.raises(trio.TooSlowError) as info:
+            await shell.wait_ready(timeout=10)
+    message = str(info.value)
+    assert message.startswith(
+        "a prompt matching 'dut# ' was seen, but the sync marker typed after it (echo '__TY''"
+    ), message
+    assert "is this a POSIX shell?" in message
+    assert "within 10 s; the console showed:\n" in message
 
 
 # ------------------------------------------------------------------ U-Boot
