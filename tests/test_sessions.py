@@ -11,9 +11,10 @@ import logging
 import random
 import re
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 import trio
@@ -27,7 +28,15 @@ from trioserial import (
     Shell,
     UBoot,
 )
-from trioserial.testing import BootLogDevice, FakeDevice, FakeUBoot, PosixShell, open_pty_pair
+from trioserial.testing import (
+    BootLogDevice,
+    FakeDevice,
+    FakeUBoot,
+    LineShell,
+    PosixShell,
+    open_fake_device_port,
+    open_pty_pair,
+)
 from trioserial.transfer import TransferProgress
 
 PROMPT = "dut# "
@@ -336,6 +345,22 @@ async def test_wait_ready_times_out_with_what_it_saw() -> None:
             await shell.wait_ready(timeout=0.3)
 
 
+async def test_wait_ready_says_when_the_prompt_came_but_the_marker_did_not(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # LineShell keeps quotes: the marker's quote-split echo prints back split.
+    async with serving_in_memory(LineShell(prompt=PROMPT)) as port:
+        shell = Shell(port, prompt=PROMPT)
+        with trio.fail_after(60), pytest.raises(trio.TooSlowError) as info:
+            await shell.wait_ready(timeout=10)
+    message = str(info.value)
+    assert message.startswith(
+        "a prompt matching 'dut# ' was seen, but the sync marker typed after it (echo '__TY''"
+    ), message
+    assert "is this a POSIX shell?" in message
+    assert "within 10 s; the console showed:\n" in message
+
+
 # ------------------------------------------------------------------ U-Boot
 
 
@@ -448,3 +473,42 @@ async def test_uboot_arguments() -> None:
         uboot = UBoot(port)
         with pytest.raises(ValueError, match="one line at a time"):
             await uboot.run("echo a\necho b")
+
+
+def docs_flash_example() -> Callable[[str, bytes], Awaitable[None]]:
+    """``flash(path, image)`` from docs/transfer.rst, as printed there."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "transfer.rst").read_text()
+    block = text.split("match the prompt only at the start of a line::\n\n", 1)[1]
+    lines = []
+    for line in block.splitlines():
+        if line and not line.startswith("    "):
+            break
+        lines.append(line[4:])
+    namespace: dict[str, Any] = {}
+    exec(compile("\n".join(lines), "docs/transfer.rst", "exec"), namespace)
+    return cast(Callable[[str, bytes], Awaitable[None]], namespace["flash"])
+
+
+async def test_the_docs_uboot_example_runs_against_the_fake() -> None:
+    # loady, then `crc32 0x1000000 ${filesize}`: the fake sets filesize and expands it.
+    board = FakeUBoot(bootdelay=5)
+    image = random.Random(4).randbytes(2500)
+    async with open_fake_device_port(board) as device:
+        with trio.fail_after(60):
+            await docs_flash_example()(device.path, image)
+    assert board.read_memory(0x1000000, len(image)) == image
+
+
+async def test_fake_uboot_sets_filesize_and_expands_variables() -> None:
+    board = FakeUBoot()
+    async with serving(board) as port:
+        uboot = UBoot(port)
+        with trio.fail_after(30):
+            await uboot.interrupt_autoboot()
+            assert await uboot.run_check("echo [${filesize}]") == "[]\n"  # unset: empty
+            await uboot.load(b"x" * 300, 0x2000000, protocol="ymodem")
+            assert await uboot.run_check("printenv filesize") == "filesize=12c\n"
+            assert await uboot.run_check("setenv a 2000000; crc32 ${a} ${filesize}") == (
+                f"crc32 for 02000000 ... 0200012b ==> {zlib.crc32(b'x' * 300):08x}\n"
+            )
+            assert await uboot.run_check("echo '${a}' \"${a}\"") == "${a} 2000000\n"

@@ -140,8 +140,9 @@ class Shell:
         the rest of the failure's report (a panic's call trace) is arriving.
 
         Raises:
-          trio.TooSlowError: no prompt within *timeout* (the message shows the
-            end of the transcript).
+          trio.TooSlowError: no prompt within *timeout*, or a prompt but not the
+            marker (not a POSIX shell?); the message says which and shows the
+            end of the transcript.
           DeviceFailureError: a failure pattern appeared.
           RuntimeError: a login prompt appeared without *username*, or the
             login was refused.
@@ -149,16 +150,26 @@ class Shell:
         engine = self._engine
         seconds = check_timeout("timeout", timeout)
         fail = engine.failures(fail_on)
+        synced: list[str] = []  # the sync lines typed after a prompt
         with engine.busy:
             with trio.move_on_after(seconds):
-                await self._login_and_sync(fail)
+                await self._login_and_sync(fail, synced)
                 return
+        if synced:
+            # The prompt was there: the shell does not run our echo as a POSIX
+            # shell would (quotes kept, say), or is too busy to.
+            raise trio.TooSlowError(
+                f"a prompt matching {engine.prompt_text!r} was seen, but the sync marker "
+                f"typed after it ({synced[-1]}) never printed back (is this a POSIX shell?) "
+                f"within {timeout} s; the console showed:\n{engine.tail()}"
+            )
         raise trio.TooSlowError(
             f"no shell prompt matching {engine.prompt_text!r} within {timeout} s; "
             f"the console showed:\n{engine.tail()}"
         )
 
-    async def _login_and_sync(self, fail: Sequence[re.Pattern[str]]) -> None:
+    async def _login_and_sync(self, fail: Sequence[re.Pattern[str]], synced: list[str]) -> None:
+        """Log in and sync; each sync line typed after a prompt is appended to *synced*."""
         engine = self._engine
         targets = [engine.prompt, self._login, self._password_prompt]
         logins = 0
@@ -174,7 +185,7 @@ class Shell:
             if found.index == 0:
                 # A line of a boot log may look like a prompt: the marker decides.
                 with trio.move_on_after(WAKE_INTERVAL):
-                    await engine.sync(fail)
+                    await engine.sync(fail, typed=synced)
                     return
                 await engine.send_line("")
                 continue

@@ -305,11 +305,17 @@ class Engine:
         self._n += 1
         return self._n
 
-    async def sync(self, fail: Sequence[re.Pattern[str]]) -> None:
-        """Type a line that prints a fresh marker; wait for it and the prompt after it."""
+    async def sync(
+        self, fail: Sequence[re.Pattern[str]], *, typed: list[str] | None = None
+    ) -> None:
+        """Type a line that prints a fresh marker (appended to *typed*, if given);
+        wait for it and the prompt after it."""
         n = self.next_number()
         marker = self.framing.sync_marker(n)
-        await self.send_line(self.framing.sync_line(n))
+        line = self.framing.sync_line(n)
+        if typed is not None:
+            typed.append(line)
+        await self.send_line(line)
         await self.until_marker(marker, fail)
         await self.wait_prompt(fail)
         self.state = State.READY

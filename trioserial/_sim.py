@@ -22,7 +22,7 @@ from ._errors import UnsupportedOperationError
 from ._stream import open_serial_port
 
 if TYPE_CHECKING:
-    from .testing import AtModem, FakeDevice, LineShell
+    from .testing import AtModem, ConsoleCommand, FakeDevice, PosixShell
 
 # trioserial.testing and Expect are imported where a device is made or the
 # demo runs, not here: the CLI builds its parser (SIM_KINDS) on every run.
@@ -36,26 +36,35 @@ def _echo() -> FakeDevice:
     return EchoDevice()
 
 
-def _shell() -> LineShell:
-    from .testing import LineShell
-
+def _commands() -> dict[str, ConsoleCommand]:
+    """The simulated shells' own commands, beside :class:`PosixShell`'s builtins."""
     started = time.monotonic()
-    commands: dict[str, Callable[[list[str]], str]] = {
-        "help": lambda _: "commands: help, echo WORDS, uptime, version, exit",
-        "uptime": lambda _: f"up {time.monotonic() - started:.1f} s",
-        "version": lambda _: "FakeOS 1.0 (a trioserial simulated device)",
+    return {
+        "help": lambda _: (
+            "commands: help, echo [-n] WORDS, printf FORMAT ARGS, true, false,"
+            " sleep S, seq [FIRST] LAST, uptime, version, exit\n"
+        ),
+        "uptime": lambda _: f"up {time.monotonic() - started:.1f} s\n",
+        "version": lambda _: "FakeOS 1.0 (a trioserial simulated device)\n",
     }
-    return LineShell(
+
+
+def _shell() -> PosixShell:
+    # A PosixShell, not a LineShell: quotes, ';', '$?' and printf are what
+    # trioserial.Shell (and `trioserial run`) frame every command with.
+    from .testing import PosixShell
+
+    return PosixShell(
         prompt="$ ",
         banner="FakeOS 1.0 shell (simulated by trioserial); type 'help'",
-        commands=commands,
+        commands=_commands(),
     )
 
 
 def _boot() -> FakeDevice:
-    from .testing import BootLogDevice
+    from .testing import BootLogDevice, PosixShell
 
-    return BootLogDevice(line_delay=0.2)
+    return BootLogDevice(line_delay=0.2, shell=PosixShell(prompt="# ", commands=_commands()))
 
 
 def _modem() -> AtModem:
@@ -70,7 +79,10 @@ def _modem() -> AtModem:
 #: Kind name -> (one-line description, factory).
 SIM_KINDS: Final[dict[str, tuple[str, Callable[[], FakeDevice]]]] = {
     "echo": ("sends back every byte it receives", _echo),
-    "shell": ("a command shell: prompt '$ ', commands help, echo, uptime, version", _shell),
+    "shell": (
+        "a POSIX-like shell: prompt '$ ', commands help, echo, printf, uptime, version, ...",
+        _shell,
+    ),
     "boot": (
         "a board booting: a boot log, then 'login:' (root / root), then a shell",
         _boot,
@@ -143,7 +155,7 @@ async def run_demo() -> int:
     _show()
     async with open_fake_device_port(_shell()) as device:
         path = device.path
-        _show("1. device = trioserial.testing.open_fake_device_port(LineShell(...))")
+        _show("1. device = trioserial.testing.open_fake_device_port(PosixShell(...))")
         _show(f"   a simulated shell is running at {path} (a symlink to {device.pty_path})")
         _show()
         _show(f"2. port = await trioserial.open_serial_port({path!r}, baudrate=115200)")

@@ -79,13 +79,18 @@ def split_commands(line: str) -> list[list[str]]:
     return [words for words in commands if words]
 
 
-def expand(word: str, status: int) -> str:
-    """Remove quotes from *word*; ``$?`` becomes *status* outside single quotes."""
+def expand(word: str, status: int, env: Mapping[str, str] | None = None) -> str:
+    """Remove quotes from *word*; ``$?`` becomes *status* outside single quotes.
+
+    With *env*, ``${NAME}`` outside single quotes also becomes its value
+    (empty if unset), as in U-Boot's hush.
+    """
     out = ""
     quote = ""
     i = 0
     while i < len(word):
         char = word[i]
+        end = word.find("}", i) if env is not None and word.startswith("${", i) else -1
         if quote and char == quote:
             quote = ""
         elif not quote and char in "'\"":
@@ -93,6 +98,9 @@ def expand(word: str, status: int) -> str:
         elif quote != "'" and word.startswith("$?", i):
             out += str(status)
             i += 1
+        elif quote != "'" and env is not None and end > i:
+            out += env.get(word[i + 2 : end], "")
+            i = end
         else:
             out += char
         i += 1
@@ -142,9 +150,15 @@ def _seq(args: list[str]) -> str:
 class _Interpreter:
     """Runs command lines with builtins and handlers; Ctrl-C interrupts a running line."""
 
-    def __init__(self, commands: Mapping[str, ConsoleCommand], not_found: str) -> None:
+    def __init__(
+        self,
+        commands: Mapping[str, ConsoleCommand],
+        not_found: str,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.commands = dict(commands)
         self.not_found = not_found
+        self.env = env  # expands ${NAME}, if given
         self.status = 0
 
     async def run_line(self, term: _Terminal, line: str) -> None:
@@ -192,7 +206,13 @@ class _Interpreter:
             await term.send("^C\n")
 
     async def _command(self, term: _Terminal, words: list[str]) -> None:
-        args = [expand(word, self.status) for word in words]
+        args = [expand(word, self.status, self.env) for word in words]
+        # As hush does, an unquoted word that expanded to nothing is no argument.
+        args = [
+            arg for arg, word in zip(args, words, strict=True) if arg or "'" in word or '"' in word
+        ]
+        if not args:
+            return  # only expansions to nothing
         name, args = args[0], args[1:]
         if name == "exit" and name not in self.commands:
             raise _Exit
@@ -307,7 +327,8 @@ class FakeUBoot(FakeDevice):
     it (the key is consumed, as U-Boot does). At the prompt, commands run as
     in :class:`PosixShell` (``;``, quotes, ``$?``) with U-Boot's builtins:
     ``echo [-n]``, ``true``, ``false``, ``sleep``, ``version``,
-    ``setenv NAME VALUE``, ``printenv [NAME]``, ``reset`` (prints
+    ``setenv NAME VALUE``, ``printenv [NAME]``, ``${NAME}`` (empty if unset),
+    ``reset`` (prints
     ``resetting ...`` and boots again) and ``boot`` (also what the countdown
     runs: ``Starting kernel ...``, then *kernel* serves the console, if
     given). Unknown commands print ``Unknown command 'NAME' - try 'help'``
@@ -316,7 +337,8 @@ class FakeUBoot(FakeDevice):
     ``loadx ADDR`` and ``loady ADDR`` receive an image with XMODEM or YMODEM
     into the fake's RAM at ``ADDR`` (hex), and ``crc32 ADDR COUNT`` prints
     U-Boot's checksum line over it, so :meth:`trioserial.UBoot.load` can be
-    tested without a board. As the real U-Boot does after a transfer, the
+    tested without a board; a load sets ``filesize`` (hex, no ``0x``), so
+    ``crc32 ADDR ${filesize}`` checks what was loaded. As the real U-Boot does after a transfer, the
     fake then drains the line until it has been quiet for a quarter of a
     second and drops what it read, before printing ``## Total Size`` and the
     prompt: a host that types at once loses its line. :meth:`FakeUBoot.read_memory`
@@ -366,13 +388,17 @@ class FakeUBoot(FakeDevice):
         crc = zlib.crc32(self.read_memory(address, count))
         return f"crc32 for {address:08x} ... {address + count - 1:08x} ==> {crc:08x}\n", 0
 
-    async def _load(self, term: _Terminal, protocol: str, args: list[str]) -> int:
-        """``loadx``/``loady``: receive into RAM, drain the line, report; the exit status."""
+    async def _load(self, term: _Terminal, protocol: str, args: list[str]) -> tuple[int, int]:
+        """``loadx``/``loady``: receive into RAM, drain the line, report.
+
+        Returns:
+          The exit status and the size loaded.
+        """
         try:
             address = int(args[0], 16) if args else _LOAD_ADDRESS
         except ValueError:
             await term.send(f"Usage: load{protocol[0]} [off] [baud]\n")
-            return 1
+            return 1, 0
         await term.send(
             f"## Ready for binary ({protocol}) download to 0x{address:08X} at 115200 bps...\n"
         )
@@ -388,14 +414,14 @@ class FakeUBoot(FakeDevice):
         except transfer.TransferError as exc:
             await _drain(term)
             await term.send(f"## Binary ({protocol}) download aborted: {exc}\n")
-            return 1
+            return 1, 0
         await _drain(term)
         self._ram[address] = image
         await term.send(
             f"## Total Size      = 0x{len(image):08x} = {len(image)} Bytes\n"
             f"## Start Addr      = 0x{address:08X}\n"
         )
-        return 0
+        return 0, len(image)
 
     async def serve(self, stream: trio.abc.Stream) -> None:
         """Boot, count down, and serve the prompt until the stream ends."""
@@ -450,7 +476,7 @@ class FakeUBoot(FakeDevice):
             "crc32": self._crc32,
             **self.extra,
         }
-        hush = _Interpreter(commands, "Unknown command '{name}' - try 'help'\n")
+        hush = _Interpreter(commands, "Unknown command '{name}' - try 'help'\n", env)
         await term.send(self.banner)
         if await self._countdown(term):
             action = "boot"
@@ -467,7 +493,9 @@ class FakeUBoot(FakeDevice):
                 await term.send("resetting ...\n")
                 return False
             if action in ("xmodem", "ymodem"):
-                hush.status = await self._load(term, action, action_args)
+                hush.status, size = await self._load(term, action, action_args)
+                if hush.status == 0:
+                    env["filesize"] = f"{size:x}"  # as env_set_hex() does
                 action = ""
             await term.send(self.prompt)
             line = await term.read_line(echo=True)
