@@ -296,6 +296,7 @@ def test_cans_before_the_start_are_an_old_cancels_tail(side: str) -> None:
         (b"dir/", "directory"),
         (b".", "directory"),
         (b"x" * 300, "longer"),
+        (b"x" * 251, "longer than 250 bytes"),  # x.part would not fit in NAME_MAX
     ],
 )
 def test_safe_name_rejects_names_that_leave_the_directory(raw: bytes, why: str) -> None:
@@ -308,6 +309,7 @@ def test_safe_name_keeps_the_base_name() -> None:
     assert b.safe_name(b"sub/dir/x.bin") == "x.bin"
     assert b.safe_name(b"..x") == "..x"
     assert b.safe_name(b"\xff.bin") == "\udcff.bin"
+    assert b.safe_name(b"x" * 250) == "x" * 250
 
 
 @pytest.mark.parametrize("name", [b"../x", b"/etc/passwd", b"a/../b", b"sub/"])

@@ -19,9 +19,11 @@ import trio
 import trio.testing
 from anyio_helpers import BACKENDS, pty_pair, run
 
+from trioserial import _zmodem_wire as w
 from trioserial import anyio_transfer
 from trioserial.transfer import (
     TransferCancelledError,
+    TransferError,
     TransferProgress,
     TransferTimeoutError,
     UnsafeFileNameError,
@@ -173,6 +175,37 @@ async def test_an_unsafe_name_cancels_and_writes_nothing_outside(tmp_path: Path)
                 await zmodem_receive(receiver, inside)
     assert os.listdir(tmp_path) == ["inside"]
     assert os.listdir(inside) == []
+
+
+async def test_a_file_ended_short_of_its_size_stays_part(tmp_path: Path) -> None:
+    # A sender (written from the wire helpers) announces 1000 bytes and ends at 500.
+    port, device = line_pair()
+
+    async def wait_for(header: bytes) -> None:
+        seen = b""
+        while header not in seen:
+            seen = seen[-64:] + await device.receive_some()
+
+    async def short_sender() -> None:
+        await wait_for(b"B01")  # ZRINIT
+        zfile = w.binary_header(w.ZFILE, w.flags(w.ZCBIN), crc32=True)
+        await device.send_all(zfile + w.subpacket(b"f\x001000\x00", w.ZCRCW, crc32=True))
+        await wait_for(b"B09")  # ZRPOS
+        await device.send_all(
+            w.binary_header(w.ZDATA, w.position(0), crc32=True)
+            + w.subpacket(b"A" * 500, w.ZCRCW, crc32=True)
+        )
+        await wait_for(b"B03")  # ZACK: the 500 bytes are in the file
+        await device.send_all(w.binary_header(w.ZEOF, w.position(500), crc32=True))
+        await wait_for(b"\x18" * 8)  # told: the abort
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(short_sender)
+            with pytest.raises(TransferError, match="after 500 of its 1000 bytes"):
+                await zmodem_receive(port, tmp_path)
+    assert os.listdir(tmp_path) == ["f.part"]
+    assert (tmp_path / "f.part").read_bytes() == b"A" * 500
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -251,3 +251,20 @@ async def test_sz_r_resumes_into_zmodem_receive_without_resume(
             assert await sz.wait() == 0, sz.output()
     assert (dst / "big.bin").read_bytes() == data
     assert seen[0] == TransferProgress("big.bin", 400_000, MB), seen[:2]
+
+
+async def test_sz_of_a_proc_file_whose_announced_size_is_0(
+    pty_cable: PtyCable, tmp_path: Path
+) -> None:
+    # sz announces stat()'s size: 0 for /proc, whose files only have a length once read.
+    # Data past an announced size is refused, but a 0 is no size at all: the file arrives.
+    (tmp_path / "dst").mkdir()
+    with trio.fail_after(60):
+        async with (
+            await open_serial_port(pty_cable.a) as port,
+            lrzsz(pty_cable, "sz", "-b", "/proc/version", cwd=tmp_path) as sz,
+        ):
+            got = await zmodem_receive(port, tmp_path / "dst")
+            assert await sz.wait() == 0, sz.output()
+    assert got == [tmp_path / "dst" / "version"]
+    assert await trio.Path(got[0]).read_bytes() == await trio.Path("/proc/version").read_bytes()

@@ -364,3 +364,103 @@ def test_control_escaping_leaves_no_raw_control_byte_but_zdle(crc32: bool) -> No
             bytes([n]) * n, w.ZCRCW, crc32=crc32, control=True
         )
         assert {c for c in wire if c & 0x60 == 0} <= {0x18}, n
+
+
+# ------------------------------------------- a sender that breaks the rules
+
+
+def offered(size: int) -> zr.Receiver:
+    """A receiver that accepted ``f`` of *size* bytes from 0 and asked for it."""
+    r = zr.Receiver()
+    r.start(0.0)
+    r.receive_data(w.binary_header(w.ZFILE, w.flags(w.ZCBIN), crc32=True), 0.0)
+    r.receive_data(w.subpacket(f"f\x00{size} 0 100644\x00".encode(), w.ZCRCW, crc32=True), 0.0)
+    assert isinstance(r.next_event(), b.FileOffer)
+    r.accept(0)
+    r.data_to_send()
+    return r
+
+
+def data_then_eof(data: bytes) -> bytes:
+    return (
+        w.binary_header(w.ZDATA, w.position(0), crc32=True)
+        + w.subpacket(data, w.ZCRCW, crc32=True)
+        + w.binary_header(w.ZEOF, w.position(len(data)), crc32=True)
+    )
+
+
+def test_an_end_short_of_the_announced_size_is_an_error() -> None:
+    # ZFILE says 1000 bytes, ZEOF comes at 500: not a complete file (YMODEM alike).
+    r = offered(1000)
+    with pytest.raises(b.TransferError, match="after 500 of its 1000 bytes"):
+        r.receive_data(data_then_eof(b"A" * 500), 0.1)
+    assert r.data_to_send() == b.CANCEL_SEQUENCE  # the sender is told
+    while (event := r.next_event()) is not b.NEED_DATA:
+        assert not isinstance(event, b.FileEnd)  # nothing says "complete"
+
+
+def test_data_past_the_announced_size_is_refused() -> None:
+    r = offered(1000)
+    r.receive_data(w.binary_header(w.ZDATA, w.position(0), crc32=True), 0.1)
+    r.receive_data(w.subpacket(b"A" * 1000, w.ZCRCG, crc32=True), 0.1)
+    with pytest.raises(b.TransferError, match="more than the 1000 bytes it announced"):
+        r.receive_data(w.subpacket(b"B", w.ZCRCG, crc32=True), 0.2)
+    assert r.data_to_send().endswith(b.CANCEL_SEQUENCE)
+
+
+@pytest.mark.parametrize("size", ["3", "", "0"])
+def test_the_announced_size_an_unknown_size_or_0_end_the_file(size: str) -> None:
+    # No size, or 0 (what sz announces for a /proc file): what arrives before ZEOF is the file.
+    r = zr.Receiver()
+    r.start(0.0)
+    r.receive_data(w.binary_header(w.ZFILE, w.flags(), crc32=True), 0.0)
+    r.receive_data(w.subpacket(f"f\x00{size}".encode(), w.ZCRCW, crc32=True), 0.0)
+    r.next_event()
+    r.accept(0)
+    r.receive_data(data_then_eof(b"abc"), 0.1)
+    events = []
+    while (event := r.next_event()) is not b.NEED_DATA:
+        events.append(event)
+    assert b.Payload(b"abc") in events
+    assert events[-2:] == [b.TransferProgress("f", 3, 3), b.FileEnd()]
+
+
+def repeat(r: zr.Receiver, data: bytes, every: float, times: list[float]) -> None:
+    """Feed *data* to *r* every *every* seconds (ticking too) until it raises."""
+    for i in range(1, 100):
+        times.append(i * every)
+        r.receive_data(data, i * every)
+        r.tick(i * every)
+
+
+def test_a_peer_repeating_zrqinit_for_ever_runs_out_of_retries() -> None:
+    # Each ZRQINIT is answered, but counts as a retry, not as progress.
+    r = zr.Receiver(timeout=2.0)
+    r.start(0.0)
+    r.data_to_send()
+    r.receive_data(w.hex_header(w.ZRQINIT, w.flags()), 0.01)
+    assert r.data_to_send().startswith(b"**\x18B01")  # answered: ZRINIT
+    times: list[float] = []
+    with pytest.raises(b.TransferRetriesError, match="ZRINIT"):
+        repeat(r, w.hex_header(w.ZRQINIT, w.flags()), 0.1, times)
+    assert len(times) <= z.MAX_RETRIES
+
+
+def test_a_peer_repeating_zrqinit_slowly_times_out() -> None:
+    r = zr.Receiver(timeout=2.0, retry=10.0)
+    r.start(0.0)
+    times: list[float] = []
+    with pytest.raises(b.TransferTimeoutError):
+        repeat(r, w.hex_header(w.ZRQINIT, w.flags()), 0.5, times)
+    assert times[-1] <= 2.0
+
+
+def test_a_zfile_that_never_arrives_intact_runs_out_of_retries() -> None:
+    r = zr.Receiver()
+    r.start(0.0)
+    bad = bytearray(w.subpacket(b"f\x0010 0 100644\x00", w.ZCRCW, crc32=True))
+    bad[3] ^= 1
+    times: list[float] = []
+    with pytest.raises(b.TransferRetriesError, match="ZNAK"):
+        repeat(r, w.binary_header(w.ZFILE, w.flags(), crc32=True) + bad, 0.1, times)
+    assert len(times) <= z.MAX_RETRIES + 1

@@ -50,8 +50,9 @@ BS: Final = 0x08
 CANCEL_SEQUENCE: Final = bytes([CAN] * 8 + [BS] * 8)
 #: The most bytes of non-protocol input kept to explain a failure.
 MAX_SEEN: Final = 64
-#: The longest file name accepted from the wire (Linux NAME_MAX, in bytes).
-MAX_NAME: Final = 255
+#: The longest file name accepted from the wire, in bytes: Linux NAME_MAX (255)
+#: less the ``.part`` suffix the file is received under.
+MAX_NAME: Final = 255 - len(".part")
 
 
 # ----------------------------------------------------------------- values

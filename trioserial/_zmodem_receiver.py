@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from typing import Final
 
+import attrs
+
 from . import _zmodem_wire as w
 from ._transfer_base import (
     FileEnd,
@@ -88,6 +90,7 @@ class Receiver(_Machine):
         assert self._state is _R.OFFER, self._state
         self._state = _R.INIT
         self._info = None
+        self._tries = 0
         self._out += w.hex_header(w.ZSKIP, w.flags())
         self._rearm(nudge=True)
 
@@ -155,10 +158,15 @@ class Receiver(_Machine):
             self._nudge = now + min(OO_WAIT, self.retry)
             return
         if state in (_R.INIT, _R.SINIT, _R.FILEINFO):
-            self._alive(now)
             if frame == w.ZRQINIT or frame == w.ZEOF:
-                self._send_rinit(now)  # a sender that missed our ZRINIT (or the last file's)
-            elif frame == w.ZSINIT:
+                # A sender that missed our ZRINIT (or the last file's): answered, but
+                # counted as a retry and not as progress, so that a peer repeating it
+                # for ever ends the receive like silence would.
+                self._resend(now, "ZRINIT")
+                self._send_rinit(now)
+                return
+            self._alive(now)
+            if frame == w.ZSINIT:
                 self._state = _R.SINIT
             elif frame == w.ZFILE:
                 self._state = _R.FILEINFO
@@ -179,7 +187,8 @@ class Receiver(_Machine):
             elif frame == w.ZEOF:
                 if header.position == self._pos:
                     self._alive(now)
-                    self._end_of_file(now)
+                    self._end_of_file()
+                    self._send_rinit(now)
                 elif self._synced:
                     self._data_error(f"the end of the file at byte {header.position}", now)
             elif frame == w.ZFILE:
@@ -202,6 +211,19 @@ class Receiver(_Machine):
             self._nudge = None
             self._events.append(FileOffer(info, self._resume))
         elif state is _R.DATA and self._synced and not self._swallow:
+            current = self._info
+            assert current is not None
+            if current.size == 0 and sub.data:
+                # lrzsz's sz announces what stat() says: 0 for /proc and sysfs files,
+                # whose length nobody knows beforehand. Such a size is no limit.
+                current = self._info = attrs.evolve(current, size=None)
+            if current.size is not None and self._pos + len(sub.data) > current.size:
+                raise self._fail(
+                    TransferError(
+                        f"the sender sent more than the {current.size} bytes it announced"
+                        f" for {current.name!r} (data for byte {self._pos + len(sub.data)})"
+                    )
+                )
             self._alive(now)
             self._errors = 0
             self._payload += sub.data
@@ -213,6 +235,7 @@ class Receiver(_Machine):
 
     def _data_error(self, why: str, now: float) -> None:
         if self._state is _R.FILEINFO or self._state is _R.SINIT:
+            self._resend(now, "ZNAK")  # a peer whose ZFILE never arrives intact ends too
             self._out += w.hex_header(w.ZNAK, w.flags())
             self._state = _R.INIT
             return
@@ -231,17 +254,24 @@ class Receiver(_Machine):
         self._flush()
         self._send_rpos(now)
 
-    def _end_of_file(self, now: float) -> None:
+    def _end_of_file(self) -> None:
         info = self._info
         assert info is not None
         self._flush()
+        if info.size is not None and self._pos < info.size:
+            # NAME.part keeps a prefix of the file, for a resume to finish; the sender hears
+            # the abort (it would otherwise take our ZRINIT as the file's success).
+            raise self._fail(
+                TransferError(
+                    f"the sender ended {info.name!r} after {self._pos} of its {info.size} bytes"
+                )
+            )
         self._events.append(TransferProgress(info.name, self._pos, self._pos))
         self._events.append(FileEnd())
         self._info = None
         self._state = _R.INIT
         self._synced = False
         self._tries = 0
-        self._send_rinit(now)
 
     def tick(self, now: float) -> None:
         if self.finished or self._state is _R.OFFER or self._wake(now):
