@@ -84,6 +84,26 @@ async def test_ymodem_receive_a_batch_from_sb(pty_cable: PtyCable, tmp_path: Pat
     assert seen[-1] == TransferProgress("megabyte.bin", MB, MB)
 
 
+async def test_ymodem_receive_from_sb_of_a_proc_file_whose_announced_size_is_0(
+    pty_cable: PtyCable, tmp_path: Path
+) -> None:
+    # sb announces stat()'s size, 0 for /proc: a 0 followed by data is no size at all,
+    # and the file keeps the padding of its last block (YMODEM cannot tell it from data).
+    out = tmp_path / "out"
+    out.mkdir()
+    with trio.fail_after(60):
+        async with (
+            await open_serial_port(pty_cable.a) as port,
+            lrzsz(pty_cable, "sb", "/proc/version", cwd=tmp_path / "sb") as sb,
+        ):
+            assert await ymodem_receive(port, out) == [out / "version"]
+            assert await sb.wait() == 0, sb.output()
+    text = await trio.Path("/proc/version").read_bytes()
+    got = (out / "version").read_bytes()
+    assert got[: len(text)] == text
+    assert set(got[len(text) :]) <= {0x1A}
+
+
 MODES = [(128, False), (1024, True)]
 
 

@@ -345,6 +345,21 @@ def test_an_impossible_size_cancels_and_a_huge_one_is_held_to_its_word() -> None
         pump(s, r, [("a", b"abc")], s2r=lie)
 
 
+def test_a_size_of_zero_with_data_after_it_is_an_unknown_size() -> None:
+    # lrzsz's sb sends what stat() says: 0 for /proc and sysfs files, which have data.
+    s, r = ymodem()
+
+    def zero(data: bytes) -> bytes:
+        if data[:3] == bytes((SOH, 0, 255)) and data[3:4] == b"a":
+            payload = x.encode_header(b.FileInfo("a", 0))
+            return x.build_block(0, payload, size=128, crc=True, pad=0)
+        return data
+
+    got = pump(s, r, [("a", b"abc"), ("empty", b"")], s2r=zero).files
+    assert got["a"] == b"abc".ljust(128, b"\x1a")
+    assert got["empty"] == b""
+
+
 def test_junk_costs_bounded_memory_and_time() -> None:
     r = x.Receiver(batch=False)
     r.start(0.0)

@@ -517,6 +517,10 @@ class Receiver(MachineBase):
             return
         info = self._info
         assert info is not None
+        if info.size == 0 and self._written == 0:
+            # Data after a size of 0: what stat() says of /proc and sysfs files,
+            # which lrzsz's sb sends. The size is unknown; the padding stays.
+            info = self._info = FileInfo(info.name, None, info.mtime, info.mode)
         if info.size is not None:
             data = data[: max(0, info.size - self._written)]
         self._written += len(data)
