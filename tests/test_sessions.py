@@ -28,6 +28,7 @@ from trioserial import (
     Shell,
     UBoot,
 )
+from trioserial._sessioncore import State
 from trioserial.testing import (
     BootLogDevice,
     FakeDevice,
@@ -206,17 +207,21 @@ async def test_timeout_interrupts_the_command() -> None:
             assert (await shell.run("echo next")).output == "next\n"
 
 
-async def stubborn(args: list[str]) -> str:
-    with trio.CancelScope(shield=True):  # ignores Ctrl-C for a while
-        await trio.sleep(0.5)
-    return "stubborn output\n"
-
-
 async def test_resync_that_does_not_finish_is_done_by_the_next_run() -> None:
+    released = trio.Event()
+
+    async def stubborn(args: list[str]) -> str:
+        with trio.CancelScope(shield=True):  # ignores Ctrl-C until the test lets it go
+            await released.wait()
+        return "stubborn output\n"
+
     device = PosixShell(prompt=PROMPT, commands={"stubborn": stubborn})
     async with ready_shell(device, interrupt_timeout=0.05) as shell:
-        with trio.move_on_after(0.1):
+        with trio.move_on_after(0.1) as scope:
             await shell.run("stubborn")
+        assert scope.cancelled_caught
+        assert shell._engine.state is State.UNSYNCED  # interrupt() gave up after its 0.05 s
+        released.set()
         with trio.fail_after(10):
             result = await shell.run("echo clean")
     assert (result.output, result.exit_code) == ("clean\n", 0)
